@@ -1,0 +1,132 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/weftmesh/weft/pkg/api/workloadapi"
+)
+
+// Endpoint is one chosen backend of a service.
+type Endpoint struct {
+	Workload *Workload
+	// Addr is the workload address and target port to connect to.
+	Addr netip.AddrPort
+}
+
+// ErrNoEndpoints is returned when a service has no usable endpoint.
+var ErrNoEndpoints = errors.New("no healthy endpoints")
+
+// defaultPreference is the locality failover order used when the service
+// names none and the client's locality is known.
+var defaultPreference = []workloadapi.LoadBalancing_Scope{
+	workloadapi.LoadBalancing_REGION, workloadapi.LoadBalancing_ZONE, workloadapi.LoadBalancing_SUBZONE,
+}
+
+// PickEndpoint chooses an endpoint of svc for service port port as seen
+// from src (nil when unknown). Only healthy endpoints are used unless the
+// service allows all; among those it prefers the ones sharing the most of
+// src's locality (region, then zone, then subzone, or the service's
+// routing preference; in STRICT mode only full matches), and rotates round
+// robin within that set. The target port is the workload's override for the
+// service, else the service's, else port itself.
+func (s *Store) PickEndpoint(svc *Service, port uint16, src *Workload, family netip.Addr) (Endpoint, error) {
+	s.mu.RLock()
+	eps := s.sortedEPs[svc.Key]
+	rr := s.rr[svc.Key]
+	s.mu.RUnlock()
+
+	lb := svc.Proto.GetLoadBalancing()
+	allowAll := lb.GetHealthPolicy() == workloadapi.LoadBalancing_ALLOW_ALL
+	prefs := lb.GetRoutingPreference()
+	strict := lb.GetMode() == workloadapi.LoadBalancing_STRICT
+	if len(prefs) == 0 && src != nil && src.Proto.GetLocality() != nil {
+		prefs = defaultPreference
+	}
+
+	best := -1
+	var cands []*Workload
+	for _, w := range eps {
+		if !allowAll && !w.Healthy() {
+			continue
+		}
+		if len(w.Addrs) == 0 {
+			continue
+		}
+		rank := 0
+		if src != nil {
+			rank = localityRank(prefs, src, w)
+		}
+		if strict && rank < len(prefs) {
+			continue
+		}
+		switch {
+		case rank > best:
+			best, cands = rank, append(cands[:0], w)
+		case rank == best:
+			cands = append(cands, w)
+		}
+	}
+	if len(cands) == 0 {
+		return Endpoint{}, fmt.Errorf("service %s: %w", svc.Key, ErrNoEndpoints)
+	}
+	var n uint64
+	if rr != nil {
+		n = rr.Add(1) - 1
+	}
+	w := cands[n%uint64(len(cands))]
+	return Endpoint{Workload: w, Addr: netip.AddrPortFrom(pickAddr(w.Addrs, family), targetPort(svc, w, port))}, nil
+}
+
+// localityRank counts how many of prefs, in order, src and w share.
+func localityRank(prefs []workloadapi.LoadBalancing_Scope, src, w *Workload) int {
+	sl, wl := src.Proto.GetLocality(), w.Proto.GetLocality()
+	n := 0
+	for _, p := range prefs {
+		var same bool
+		switch p {
+		case workloadapi.LoadBalancing_REGION:
+			same = sl.GetRegion() == wl.GetRegion()
+		case workloadapi.LoadBalancing_ZONE:
+			same = sl.GetZone() == wl.GetZone()
+		case workloadapi.LoadBalancing_SUBZONE:
+			same = sl.GetSubzone() == wl.GetSubzone()
+		case workloadapi.LoadBalancing_NODE:
+			same = src.Node() == w.Node()
+		case workloadapi.LoadBalancing_CLUSTER:
+			same = src.Proto.GetClusterId() == w.Proto.GetClusterId()
+		case workloadapi.LoadBalancing_NETWORK:
+			same = src.Proto.GetNetwork() == w.Proto.GetNetwork()
+		}
+		if !same {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+func targetPort(svc *Service, w *Workload, port uint16) uint16 {
+	if pl, ok := w.Proto.GetServices()[svc.Key]; ok {
+		for _, p := range pl.GetPorts() {
+			if p.GetServicePort() == uint32(port) && p.GetTargetPort() != 0 {
+				return uint16(p.GetTargetPort())
+			}
+		}
+	}
+	if tp, ok := svc.TargetPort(port); ok {
+		return tp
+	}
+	return port
+}
+
+// pickAddr prefers an address of the same family as like.
+func pickAddr(addrs []netip.Addr, like netip.Addr) netip.Addr {
+	for _, a := range addrs {
+		if a.Is4() == like.Unmap().Is4() {
+			return a
+		}
+	}
+	return addrs[0]
+}
