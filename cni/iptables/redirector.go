@@ -1,0 +1,55 @@
+package iptables
+
+import (
+	"fmt"
+
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// Redirector installs and removes capture inside pods' network namespaces,
+// entering each through pkg/netns. It is safe for concurrent use.
+type Redirector struct {
+	cfg    Config
+	tables Backend
+	routes Routes
+}
+
+// NewRedirector returns a Redirector using tables and routes inside each
+// pod namespace (NewBackend and NetlinkRoutes in production).
+func NewRedirector(cfg Config, tables Backend, routes Routes) *Redirector {
+	return &Redirector{cfg: cfg, tables: tables, routes: routes}
+}
+
+func (r *Redirector) inPod() InPod {
+	return InPod{Config: r.cfg, Tables: r.tables, Routes: r.routes}
+}
+
+// Apply installs the pod's capture in ns. Idempotent.
+func (r *Redirector) Apply(ns *netns.NetNS) error {
+	if err := ns.Do(r.inPod().Apply); err != nil {
+		return fmt.Errorf("in netns %s: %w", ns.Path(), err)
+	}
+	return nil
+}
+
+// Remove deletes the pod's capture from ns. Idempotent.
+func (r *Redirector) Remove(ns *netns.NetNS) error {
+	if err := ns.Do(r.inPod().Remove); err != nil {
+		return fmt.Errorf("in netns %s: %w", ns.Path(), err)
+	}
+	return nil
+}
+
+// Installed reports whether ns holds any part of the capture.
+func (r *Redirector) Installed(ns *netns.NetNS) (bool, error) {
+	var ok bool
+	err := ns.Do(func() error {
+		var err error
+		ok, err = r.inPod().Installed()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("in netns %s: %w", ns.Path(), err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,115 @@
+//go:build linux
+
+package iptables
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// NetlinkRoutes implements Routes with netlink in the calling thread's
+// network namespace.
+type NetlinkRoutes struct{}
+
+var _ Routes = NetlinkRoutes{}
+
+func fwmarkRule() *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = unix.AF_INET
+	r.Mark = ConnMark
+	mask := uint32(MarkMask)
+	r.Mask = &mask
+	r.Table = RouteTable
+	return r
+}
+
+func localRoute() (*netlink.Route, error) {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return nil, fmt.Errorf("find lo: %w", err)
+	}
+	return &netlink.Route{
+		LinkIndex: lo.Attrs().Index,
+		Dst:       &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+		Type:      unix.RTN_LOCAL,
+		Scope:     netlink.SCOPE_HOST,
+		Table:     RouteTable,
+	}, nil
+}
+
+func (NetlinkRoutes) ruleInstalled() (bool, error) {
+	rules, err := netlink.RuleListFiltered(unix.AF_INET, &netlink.Rule{Table: RouteTable}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, fmt.Errorf("list ip rules: %w", err)
+	}
+	for _, r := range rules {
+		if r.Mark == ConnMark && r.Mask != nil && *r.Mask == MarkMask {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Ensure implements Routes.
+func (n NetlinkRoutes) Ensure() error {
+	ok, err := n.ruleInstalled()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := netlink.RuleAdd(fwmarkRule()); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add ip rule fwmark %s lookup %d: %w", markMask(ConnMark), RouteTable, err)
+		}
+	}
+	rt, err := localRoute()
+	if err != nil {
+		return err
+	}
+	if err := netlink.RouteReplace(rt); err != nil {
+		return fmt.Errorf("add local default route in table %d: %w", RouteTable, err)
+	}
+	return nil
+}
+
+// Remove implements Routes.
+func (n NetlinkRoutes) Remove() error {
+	var errs []error
+	for {
+		ok, err := n.ruleInstalled()
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if !ok {
+			break
+		}
+		if err := netlink.RuleDel(fwmarkRule()); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("delete ip rule: %w", err))
+			break
+		}
+	}
+	rt, err := localRoute()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := netlink.RouteDel(rt); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("delete local route in table %d: %w", RouteTable, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Installed implements Routes.
+func (n NetlinkRoutes) Installed() (bool, error) {
+	if ok, err := n.ruleInstalled(); err != nil || ok {
+		return ok, err
+	}
+	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: RouteTable}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, fmt.Errorf("list routes in table %d: %w", RouteTable, err)
+	}
+	return len(routes) > 0, nil
+}
