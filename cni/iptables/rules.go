@@ -17,10 +17,10 @@ const (
 	// RouteTable is the routing table holding the local default route.
 	RouteTable = 100
 
-	OutboundPort  = 15001
-	InboundPort   = 15006
-	HBONEPort     = 15008
-	DNSPort       = 15053
+	OutboundPort = 15001
+	InboundPort  = 15006
+	HBONEPort    = 15008
+	DNSPort      = 15053
 	// ProbeSNATAddr is the source address node-originated probes get.
 	ProbeSNATAddr = "169.254.7.127"
 
