@@ -1,0 +1,327 @@
+//go:build linux
+
+package inpod
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/pkg/api/zdsapi"
+	"github.com/weftmesh/weft/pkg/netns"
+	"github.com/weftmesh/weft/pkg/zds"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+}
+
+// podNS creates a throwaway netns with loopback up.
+func podNS(t *testing.T) *netns.NetNS {
+	t.Helper()
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	if err := ns.LoopbackUp(); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// echoHandler accepts on the outbound listener and echoes, tracking each
+// connection on the pod.
+type echoHandler struct {
+	mu   sync.Mutex
+	pods map[string]*Pod
+	done map[string]chan struct{}
+}
+
+func (h *echoHandler) ServePod(p *Pod) {
+	h.mu.Lock()
+	h.pods[p.UID] = p
+	done := make(chan struct{})
+	h.done[p.UID] = done
+	h.mu.Unlock()
+	defer close(done)
+	var wg sync.WaitGroup
+	for {
+		c, err := p.Listeners.Outbound.Accept()
+		if err != nil {
+			break
+		}
+		untrack, ok := p.Track(c)
+		if !ok {
+			c.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer untrack()
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+	wg.Wait()
+}
+
+func addReq(uid, name string) *zdsapi.WorkloadRequest {
+	return &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Add{Add: &zdsapi.AddWorkload{
+		Uid: uid, WorkloadInfo: &zdsapi.WorkloadInfo{Name: name, Namespace: "demo", ServiceAccount: "sa-" + name}}}}
+}
+
+func keepReq(uid string) *zdsapi.WorkloadRequest {
+	return &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Keep{Keep: &zdsapi.KeepWorkload{Uid: uid}}}
+}
+
+func delReq(uid string) *zdsapi.WorkloadRequest {
+	return &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Del{Del: &zdsapi.DelWorkload{Uid: uid}}}
+}
+
+func snapReq() *zdsapi.WorkloadRequest {
+	return &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_SnapshotSent{SnapshotSent: &zdsapi.SnapshotSent{}}}
+}
+
+// agent is a fake node agent on the ZDS socket.
+type agent struct {
+	t    *testing.T
+	ln   *zds.Listener
+	conn *zds.Conn
+}
+
+func (a *agent) accept(ctx context.Context) {
+	a.t.Helper()
+	c, err := a.ln.Accept(ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if _, err := c.RecvHello(ctx); err != nil {
+		a.t.Fatal(err)
+	}
+	a.conn = c
+}
+
+// send sends req and returns the ack's error string.
+func (a *agent) send(ctx context.Context, req *zdsapi.WorkloadRequest, ns *netns.NetNS) string {
+	a.t.Helper()
+	var f *os.File
+	if ns != nil {
+		f = ns.File()
+	}
+	if err := a.conn.SendRequest(ctx, req, f); err != nil {
+		a.t.Fatal(err)
+	}
+	resp, err := a.conn.RecvResponse(ctx)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return resp.GetAck().GetError()
+}
+
+func dialIn(t *testing.T, ns *netns.NetNS, port uint16) (net.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return ns.Dial(ctx, nil, "tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
+}
+
+func roundTrip(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
+		t.Fatalf("echo: %q %v", b, err)
+	}
+}
+
+func TestZDSLifecycle(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nsA, nsB := podNS(t), podNS(t)
+
+	ln, err := zds.Listen(filepath.Join(t.TempDir(), "ztunnel.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	h := &echoHandler{pods: map[string]*Pod{}, done: map[string]chan struct{}{}}
+	m := NewManager(ManagerConfig{Handler: h, DrainTimeout: 300 * time.Millisecond})
+	client := NewClient(ClientConfig{Path: ln.Path(), Manager: m, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	runCtx, stop := context.WithCancel(ctx)
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); client.Run(runCtx) }()
+	defer func() { stop(); <-runDone; m.Close(ctx) }()
+
+	ag := &agent{t: t, ln: ln}
+	ag.accept(ctx)
+	if e := ag.send(ctx, addReq("uid-a", "a"), nsA); e != "" {
+		t.Fatalf("add a: %s", e)
+	}
+	if e := ag.send(ctx, addReq("uid-b", "b"), nsB); e != "" {
+		t.Fatalf("add b: %s", e)
+	}
+	if e := ag.send(ctx, keepReq("uid-x"), nil); e == "" {
+		t.Fatal("keep of unknown uid acked without error")
+	}
+	select {
+	case <-m.SnapshotDone():
+		t.Fatal("snapshot done before snapshot_sent")
+	default:
+	}
+	if e := ag.send(ctx, snapReq(), nil); e != "" {
+		t.Fatalf("snapshot_sent: %s", e)
+	}
+	<-m.SnapshotDone()
+
+	// Listeners are inside each pod's netns, marked, and served.
+	for _, ns := range []*netns.NetNS{nsA, nsB} {
+		for _, port := range []uint16{OutboundPort, InboundPlainPort, InboundHBONEPort} {
+			c, err := dialIn(t, ns, port)
+			if err != nil {
+				t.Fatalf("port %d not listening in pod netns: %v", port, err)
+			}
+			c.Close()
+		}
+	}
+	if _, err := net.Dial("tcp4", "127.0.0.1:15001"); err == nil {
+		t.Log("note: something listens on 15001 in the host netns")
+	}
+	podA := m.Pod("uid-a")
+	if podA == nil || podA.Name != "a" || podA.ServiceAccount != "sa-a" {
+		t.Fatalf("pod a = %+v", podA)
+	}
+	for _, l := range []net.Listener{podA.Listeners.Outbound, podA.Listeners.InboundPlain, podA.Listeners.InboundHBONE} {
+		if mark, err := SocketMark(l.(syscall.Conn)); err != nil || mark != Mark {
+			t.Errorf("listener %s mark = %#x, %v; want %#x", l.Addr(), mark, err, Mark)
+		}
+	}
+	// Outgoing connections made for the pod are created in its netns and marked.
+	c, err := podA.Dial(ctx, netip.MustParseAddrPort("127.0.0.1:15001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mark, err := SocketMark(c.(syscall.Conn)); err != nil || mark != Mark {
+		t.Errorf("dialled conn mark = %#x, %v", mark, err)
+	}
+	roundTrip(t, c)
+	c.Close()
+
+	// Session lost: pods survive; the replayed snapshot keeps a (same Pod)
+	// and drops b.
+	held, err := dialIn(t, nsB, OutboundPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, held)
+	ag.conn.Close()
+	ag.accept(ctx)
+	if e := ag.send(ctx, addReq("uid-a", "a"), nsA); e != "" {
+		t.Fatalf("re-add a: %s", e)
+	}
+	if e := ag.send(ctx, snapReq(), nil); e != "" {
+		t.Fatal(e)
+	}
+	if m.Pod("uid-a") != podA {
+		t.Error("re-added pod was replaced")
+	}
+	if m.Pod("uid-b") != nil {
+		t.Error("pod b survived a snapshot without it")
+	}
+	h.mu.Lock()
+	doneB := h.done["uid-b"]
+	h.mu.Unlock()
+	select {
+	case <-doneB:
+	case <-time.After(5 * time.Second):
+		t.Fatal("pod b's handler did not return after drain")
+	}
+	// The drain deadline closed b's held connection.
+	held.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := held.Read(make([]byte, 1)); err == nil {
+		t.Error("held connection still open after drain")
+	}
+	held.Close()
+	if c, err := dialIn(t, nsB, OutboundPort); err == nil {
+		c.Close()
+		t.Error("pod b still listening")
+	}
+
+	// Keep after snapshot_sent is an error; del removes a.
+	if e := ag.send(ctx, keepReq("uid-a"), nil); e == "" {
+		t.Error("keep after snapshot_sent acked without error")
+	}
+	if e := ag.send(ctx, delReq("uid-a"), nil); e != "" {
+		t.Fatal(e)
+	}
+	if e := ag.send(ctx, delReq("uid-a"), nil); e != "" {
+		t.Fatalf("second del not idempotent: %s", e)
+	}
+	if m.Pod("uid-a") != nil {
+		t.Error("pod a still present")
+	}
+	if states := m.States(); len(states) != 0 {
+		t.Errorf("states = %+v", states)
+	}
+}
+
+// TestDrainWaitsForConnections checks that a removed pod's connection may
+// finish within the drain timeout.
+func TestDrainWaitsForConnections(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	ns := podNS(t)
+	h := &echoHandler{pods: map[string]*Pod{}, done: map[string]chan struct{}{}}
+	m := NewManager(ManagerConfig{Handler: h, DrainTimeout: 5 * time.Second})
+	defer m.Close(ctx)
+	dup, err := netns.Open(ns.Path())
+	if err != nil {
+		// anonymous namespaces have no path; duplicate through /proc.
+		dup, err = netns.Open("/proc/self/fd/" + strconv.Itoa(ns.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Add(ctx, "uid", &zdsapi.WorkloadInfo{Name: "p"}, dup.File()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dialIn(t, ns, OutboundPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c)
+	if st := m.States(); len(st) != 1 || st[0].Connections != 1 || st[0].State != "up" {
+		t.Fatalf("states = %+v", st)
+	}
+	pod := m.Pod("uid")
+	m.Del("uid")
+	<-pod.Draining()
+	// New connections are refused, the existing one still works.
+	if c2, err := dialIn(t, ns, OutboundPort); err == nil {
+		c2.Close()
+		t.Error("new connection accepted while draining")
+	}
+	roundTrip(t, c)
+	c.Close()
+	select {
+	case <-pod.Context().Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("drain did not finish when the last connection closed")
+	}
+}

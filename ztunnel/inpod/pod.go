@@ -1,0 +1,151 @@
+package inpod
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/pkg/api/zdsapi"
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// Pod is one enrolled pod: its identity from ZDS, its network namespace, its
+// listeners and the connections ztunnel carries for it. It is safe for
+// concurrent use.
+type Pod struct {
+	// UID is the pod's ZDS uid (the Kubernetes pod UID).
+	UID string
+	// Name, Namespace and ServiceAccount come from the ZDS WorkloadInfo.
+	Name, Namespace, ServiceAccount string
+	// Listeners are open inside the pod's netns until the pod drains.
+	Listeners Listeners
+
+	ns      *netns.NetNS
+	sockets socketFactory
+	added   time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	conns    map[io.Closer]struct{}
+	draining chan struct{}
+	drained  bool
+	idle     chan struct{} // closed when draining and no connections remain
+}
+
+func newPod(uid string, info *zdsapi.WorkloadInfo, ns *netns.NetNS, sockets socketFactory) *Pod {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pod{
+		UID: uid, Name: info.GetName(), Namespace: info.GetNamespace(), ServiceAccount: info.GetServiceAccount(),
+		ns: ns, sockets: sockets, added: time.Now(), ctx: ctx, cancel: cancel,
+		conns: map[io.Closer]struct{}{}, draining: make(chan struct{}), idle: make(chan struct{}),
+	}
+}
+
+// NetNS returns the pod's network namespace handle; it stays owned by the
+// pod and is closed after the pod is removed.
+func (p *Pod) NetNS() *netns.NetNS { return p.ns }
+
+// Context is cancelled when the pod's connections are force-closed at the
+// end of a drain.
+func (p *Pod) Context() context.Context { return p.ctx }
+
+// Draining is closed when the pod starts draining: its listeners are closed
+// and no new connections should start.
+func (p *Pod) Draining() <-chan struct{} { return p.draining }
+
+// Dial connects to dst from inside the pod's netns with a marked socket, so
+// the pod's redirect rules let it out: ztunnel's outgoing connections on
+// behalf of the pod.
+func (p *Pod) Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	return p.sockets.Dial(ctx, netip.Addr{}, dst)
+}
+
+// DialFrom is Dial with the socket bound to the foreign source address src
+// (IP_TRANSPARENT), so the application sees the original client address.
+func (p *Pod) DialFrom(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error) {
+	return p.sockets.Dial(ctx, src, dst)
+}
+
+// Track registers c as one of the pod's connections so that a drain can
+// wait for it and, at the deadline, close it. It returns false (and does
+// not track c) when the pod is already draining. Call the returned untrack
+// when the connection ends.
+func (p *Pod) Track(c io.Closer) (untrack func(), ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drained {
+		return func() {}, false
+	}
+	p.conns[c] = struct{}{}
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.conns, c)
+		if p.drained && len(p.conns) == 0 {
+			select {
+			case <-p.idle:
+			default:
+				close(p.idle)
+			}
+		}
+	}, true
+}
+
+// Connections returns how many connections the pod has.
+func (p *Pod) Connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// drain closes the listeners, waits for the pod's connections to finish
+// until ctx ends, then closes whatever remains. It is idempotent.
+func (p *Pod) drain(ctx context.Context) {
+	p.mu.Lock()
+	if !p.drained {
+		p.drained = true
+		close(p.draining)
+		p.Listeners.Close()
+		if len(p.conns) == 0 {
+			close(p.idle)
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.idle:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.cancel()
+}
+
+// State is a pod's entry in the admin workloadState dump.
+type State struct {
+	UID            string    `json:"uid"`
+	Name           string    `json:"name"`
+	Namespace      string    `json:"namespace"`
+	ServiceAccount string    `json:"serviceAccount"`
+	State          string    `json:"state"`
+	Connections    int       `json:"connections"`
+	Added          time.Time `json:"added"`
+}
+
+func (p *Pod) state() State {
+	st := "up"
+	select {
+	case <-p.draining:
+		st = "draining"
+	default:
+	}
+	return State{UID: p.UID, Name: p.Name, Namespace: p.Namespace, ServiceAccount: p.ServiceAccount,
+		State: st, Connections: p.Connections(), Added: p.added}
+}

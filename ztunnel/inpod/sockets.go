@@ -1,0 +1,48 @@
+package inpod
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// Mark is the SO_MARK ztunnel puts on every socket it creates in a pod's
+// network namespace; the in-pod redirect rules let marked traffic through.
+const Mark = 0x539
+
+// Ports of the in-pod listeners.
+const (
+	OutboundPort     = 15001
+	InboundPlainPort = 15006
+	InboundHBONEPort = 15008
+)
+
+// ErrNotSupported is returned on systems without Linux network namespaces.
+var ErrNotSupported = errors.New("in-pod sockets are only supported on Linux")
+
+// Listeners are a pod's three listeners, all inside the pod's netns.
+type Listeners struct {
+	Outbound     net.Listener
+	InboundPlain net.Listener
+	InboundHBONE net.Listener
+}
+
+// Close closes every listener; it is idempotent.
+func (l *Listeners) Close() {
+	for _, ln := range []net.Listener{l.Outbound, l.InboundPlain, l.InboundHBONE} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// socketFactory creates sockets inside one network namespace. The real one
+// is netnsSockets; tests may substitute their own.
+type socketFactory interface {
+	// Listen opens a marked SO_REUSEPORT TCP listener on addr.
+	Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error)
+	// Dial connects to dst from a marked socket; a valid src binds the
+	// socket to src with IP_TRANSPARENT (any port).
+	Dial(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error)
+}

@@ -1,0 +1,90 @@
+//go:build linux
+
+package inpod
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// netnsSockets creates sockets in a pod's namespace through pkg/netns, the
+// one helper that enters a namespace.
+type netnsSockets struct{ ns *netns.NetNS }
+
+var _ socketFactory = netnsSockets{}
+
+func (s netnsSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
+	lc := &net.ListenConfig{Control: control(true, false)}
+	return s.ns.Listen(ctx, lc, network(addr.Addr()), addr.String())
+}
+
+func (s netnsSockets) Dial(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error) {
+	d := &net.Dialer{Control: control(false, src.IsValid())}
+	if src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
+	return s.ns.Dial(ctx, d, network(dst.Addr()), dst.String())
+}
+
+func network(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "tcp4"
+	}
+	return "tcp6"
+}
+
+// control sets SO_MARK on every socket, SO_REUSEPORT on listeners and
+// IP_TRANSPARENT on sockets bound to a foreign source address.
+func control(reusePort, transparent bool) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, Mark); serr != nil {
+				serr = fmt.Errorf("set SO_MARK: %w", serr)
+				return
+			}
+			if reusePort {
+				if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); serr != nil {
+					serr = fmt.Errorf("set SO_REUSEPORT: %w", serr)
+					return
+				}
+			}
+			if transparent {
+				if network == "tcp6" {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1)
+				} else {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_TRANSPARENT, 1)
+				}
+				if serr != nil {
+					serr = fmt.Errorf("set IP_TRANSPARENT: %w", serr)
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+}
+
+// SocketMark returns the SO_MARK of a connection or listener, for tests and
+// diagnostics.
+func SocketMark(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var mark int
+	var serr error
+	if err := rc.Control(func(fd uintptr) { mark, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK) }); err != nil {
+		return 0, err
+	}
+	return mark, serr
+}

@@ -1,0 +1,27 @@
+//go:build !linux
+
+package inpod
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+type netnsSockets struct{ ns *netns.NetNS }
+
+var _ socketFactory = netnsSockets{}
+
+func (netnsSockets) Listen(context.Context, netip.AddrPort) (net.Listener, error) {
+	return nil, ErrNotSupported
+}
+
+func (netnsSockets) Dial(context.Context, netip.Addr, netip.AddrPort) (net.Conn, error) {
+	return nil, ErrNotSupported
+}
+
+// SocketMark is not supported on this system.
+func SocketMark(syscall.Conn) (int, error) { return 0, ErrNotSupported }
