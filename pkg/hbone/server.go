@@ -1,0 +1,269 @@
+package hbone
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+)
+
+// DefaultMaxStreamsPerPeer bounds the concurrent streams of one client
+// identity across all its connections.
+const DefaultMaxStreamsPerPeer = 10000
+
+// Handler serves CONNECT streams. ServeHBONE runs on its own goroutine per
+// stream; it must answer the request (Accept or Reject). When it returns
+// the stream is closed, and a request it left unanswered gets 503. ctx is
+// cancelled when the connection closes or the server is shut down hard.
+type Handler interface {
+	ServeHBONE(ctx context.Context, req *Request)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request)
+
+// ServeHBONE calls f.
+func (f HandlerFunc) ServeHBONE(ctx context.Context, req *Request) { f(ctx, req) }
+
+// Server accepts HBONE connections. Its fields must not change after Serve
+// is called; one Server may Serve several listeners.
+type Server struct {
+	// Handler serves each accepted CONNECT stream. Required.
+	Handler Handler
+	// TLSConfig is the mTLS server configuration. It must require and
+	// verify client certificates (identity.ServerConfig does), pick the
+	// certificate per destination (GetCertificate), and offer ALPN "h2";
+	// connections that did not negotiate h2 or carry no client certificate
+	// are closed. Required.
+	TLSConfig *tls.Config
+	// Limits tunes each connection; zero fields take defaults.
+	Limits Limits
+	// MaxStreamsPerPeer bounds concurrent streams per client identity
+	// across connections (default DefaultMaxStreamsPerPeer); streams over
+	// it are refused with REFUSED_STREAM.
+	MaxStreamsPerPeer int
+	// DrainTimeout bounds the graceful drain when Serve's context ends
+	// (default 30 s); streams still open then are cut.
+	DrainTimeout time.Duration
+	// Logger receives connection-level events; nil discards them.
+	Logger *slog.Logger
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	peers map[string]int
+}
+
+// Serve accepts connections on ln until ctx ends, then closes ln, sends
+// GOAWAY on every connection, waits for their streams to finish (at most
+// DrainTimeout), closes them and returns nil. It returns an error if
+// accepting fails for another reason.
+func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if srv.Handler == nil || srv.TLSConfig == nil {
+		return errors.New("hbone: server needs a Handler and a TLSConfig")
+	}
+	lim := srv.Limits.withDefaults(true)
+	log := srv.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+	var wg sync.WaitGroup
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	var acceptErr error
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() == nil {
+				acceptErr = fmt.Errorf("hbone: accept: %w", err)
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.serveTLS(connCtx, nc, lim, log); err != nil {
+				log.Debug("hbone connection refused", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+		}()
+	}
+	_ = ln.Close()
+	srv.drain(lim)
+	cancelConns()
+	wg.Wait()
+	return acceptErr
+}
+
+// drain sends GOAWAY on every connection and waits for them to close.
+func (srv *Server) drain(Limits) {
+	timeout := srv.DrainTimeout
+	if timeout == 0 {
+		timeout = DefaultDrainTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	for _, c := range srv.snapshot() {
+		c.shutdown()
+	}
+	for time.Now().Before(deadline) {
+		open := srv.snapshot()
+		if len(open) == 0 {
+			return
+		}
+		select {
+		case <-open[0].done:
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	for _, c := range srv.snapshot() {
+		c.fail(fmt.Errorf("drain timeout: %w", errConnClosed))
+	}
+}
+
+func (srv *Server) snapshot() []*conn {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	out := make([]*conn, 0, len(srv.conns))
+	for c := range srv.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (srv *Server) serveTLS(ctx context.Context, nc net.Conn, lim Limits, log *slog.Logger) error {
+	hctx, cancel := context.WithTimeout(ctx, lim.HandshakeTimeout)
+	defer cancel()
+	tc := tls.Server(nc, srv.TLSConfig)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = nc.Close()
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	cs := tc.ConnectionState()
+	if cs.NegotiatedProtocol != "h2" {
+		_ = tc.Close()
+		return fmt.Errorf("negotiated ALPN %q, want h2", cs.NegotiatedProtocol)
+	}
+	if len(cs.PeerCertificates) == 0 {
+		_ = tc.Close()
+		return errors.New("client presented no certificate")
+	}
+	return srv.serveConn(ctx, tc, cs.PeerCertificates, lim, log)
+}
+
+// serveConn runs HTTP/2 on an established (normally TLS) connection until
+// it closes.
+func (srv *Server) serveConn(ctx context.Context, nc net.Conn, peer []*x509.Certificate, lim Limits, log *slog.Logger) error {
+	_ = nc.SetReadDeadline(time.Now().Add(lim.HandshakeTimeout))
+	var pre [len(clientPreface)]byte
+	if _, err := io.ReadFull(nc, pre[:]); err != nil || string(pre[:]) != clientPreface {
+		_ = nc.Close()
+		if err == nil {
+			err = errors.New("bad client preface")
+		}
+		return fmt.Errorf("read preface: %w", err)
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	c := newConn(nc, lim, false, log)
+	identity := ""
+	if len(peer) > 0 {
+		identity = PeerIdentity(peer[0])
+	}
+	connCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.onRequest = func(s *Stream, fields []hpack.HeaderField, tooBig bool) {
+		srv.onRequest(connCtx, s, fields, tooBig, identity, peer)
+	}
+	c.onStreamDone = func(s *Stream) {
+		if s.release != nil {
+			s.release()
+		}
+	}
+	c.onClose = func(*conn) { cancel() }
+	srv.track(c, true)
+	defer srv.track(c, false)
+	if err := c.start(); err != nil {
+		c.fail(err)
+		return err
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.fail(fmt.Errorf("server stopped: %w", errConnClosed))
+		case <-c.done:
+		}
+	}()
+	<-c.done
+	return nil
+}
+
+func (srv *Server) track(c *conn, add bool) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.conns == nil {
+		srv.conns = make(map[*conn]struct{})
+		srv.peers = make(map[string]int)
+	}
+	if add {
+		srv.conns[c] = struct{}{}
+	} else {
+		delete(srv.conns, c)
+	}
+}
+
+// onRequest runs on the read loop: it validates the request, applies the
+// per-peer limit and starts the handler.
+func (srv *Server) onRequest(ctx context.Context, s *Stream, fields []hpack.HeaderField, tooBig bool, identity string, peer []*x509.Certificate) {
+	head, status, reason := parseRequest(fields, tooBig)
+	if status != 0 {
+		s.c.log.Debug("hbone request rejected", "status", status, "reason", reason, "peer", identity)
+		go func() { _ = s.reject(status) }()
+		return
+	}
+	maxPeer := srv.MaxStreamsPerPeer
+	if maxPeer == 0 {
+		maxPeer = DefaultMaxStreamsPerPeer
+	}
+	srv.mu.Lock()
+	if srv.peers[identity] >= maxPeer {
+		srv.mu.Unlock()
+		s.reset(ErrCodeRefusedStream, false)
+		return
+	}
+	srv.peers[identity]++
+	srv.mu.Unlock()
+	s.release = func() {
+		srv.mu.Lock()
+		if srv.peers[identity]--; srv.peers[identity] <= 0 {
+			delete(srv.peers, identity)
+		}
+		srv.mu.Unlock()
+	}
+	req := &Request{
+		Authority:        head.authority,
+		PeerIdentity:     identity,
+		PeerCertificates: peer,
+		Forwarded:        head.forwarded,
+		Baggage:          head.baggage,
+		Traceparent:      head.traceparent,
+		Header:           head.header,
+		LocalAddr:        s.local,
+		RemoteAddr:       s.remote,
+		stream:           s,
+	}
+	go func() {
+		defer s.Close()
+		srv.Handler.ServeHBONE(ctx, req)
+		if !req.answered {
+			_ = req.Reject(http.StatusServiceUnavailable)
+		}
+	}()
+}

@@ -1,0 +1,474 @@
+package hbone
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// StreamError reports that a stream was reset with RST_STREAM.
+type StreamError struct {
+	// Code is the RST_STREAM error code.
+	Code ErrCode
+	// Remote is true when the peer sent the reset.
+	Remote bool
+}
+
+func (e *StreamError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by peer"
+	}
+	return fmt.Sprintf("hbone: stream reset %s: %s", who, e.Code)
+}
+
+// Is lets errors.Is(err, ErrRefused) match a REFUSED_STREAM reset.
+func (e *StreamError) Is(target error) bool {
+	return target == ErrRefused && e.Code == ErrCodeRefusedStream && e.Remote
+}
+
+var errTimeout = os.ErrDeadlineExceeded
+
+// write-side states, under conn.wmu.
+const (
+	wOpen uint8 = iota
+	wEnded
+	wReset
+)
+
+// Stream is one CONNECT tunnel. It implements net.Conn with TCP's
+// half-close: CloseWrite sends END_STREAM (the peer reads io.EOF), Read
+// returns io.EOF after the peer's END_STREAM, and Close sends RST_STREAM
+// (CANCEL) unless the peer already finished sending, in which case it
+// finishes our side with END_STREAM, as TCP sends FIN when nothing is left
+// unread. A reset received from the peer fails Write at once; Read first
+// returns the data that arrived before it, then a *StreamError.
+//
+// Read and Write may be called concurrently with each other and with
+// Close; concurrent Writes are serialised in unspecified order.
+type Stream struct {
+	c  *conn
+	id uint32
+
+	// Receive side, under mu.
+	mu          sync.Mutex
+	rcond       sync.Cond
+	rq          []*[]byte
+	roff        int
+	recvWindow  int64
+	unacked     int64
+	rerr        error
+	rdeadline   time.Time
+	rtimer      *time.Timer
+	localClosed bool
+
+	remoteEnded atomic.Bool
+	localEnded  atomic.Bool
+
+	// Send side: sendWindow, werr and wdeadline under c.mu; wstate under
+	// c.wmu; wlock serialises Write and CloseWrite.
+	wlock      sync.Mutex
+	sendWindow int64
+	werr       error
+	wdeadline  time.Time
+	wtimer     *time.Timer
+	wstate     uint8
+
+	resp        chan response // client: the response HEADERS
+	gotResponse bool          // client: read loop only
+	closeOnce   sync.Once
+	done        chan struct{}
+
+	// Filled by the owner (pool or server).
+	release func()
+	local   net.Addr
+	remote  net.Addr
+}
+
+type response struct {
+	status int
+	end    bool
+	err    error
+}
+
+func newStream(c *conn, id uint32) *Stream {
+	s := &Stream{c: c, id: id, recvWindow: int64(c.lim.StreamWindow), done: make(chan struct{}),
+		local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
+	s.rcond.L = &s.mu
+	return s
+}
+
+// ID returns the HTTP/2 stream identifier.
+func (s *Stream) ID() uint32 { return s.id }
+
+// Read reads tunnelled bytes. It returns io.EOF after the peer's
+// END_STREAM once all data was read.
+func (s *Stream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	for {
+		if s.localClosed {
+			s.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		if len(s.rq) > 0 {
+			n := 0
+			for n < len(p) && len(s.rq) > 0 {
+				b := *s.rq[0]
+				k := copy(p[n:], b[s.roff:])
+				n += k
+				s.roff += k
+				if s.roff == len(b) {
+					putBuf(s.rq[0])
+					s.rq[0] = nil
+					s.rq = s.rq[1:]
+					s.roff = 0
+				}
+			}
+			if len(s.rq) == 0 {
+				s.rq = nil
+			}
+			s.consumedLocked(n)
+			return n, nil
+		}
+		if s.remoteEnded.Load() {
+			s.mu.Unlock()
+			return 0, io.EOF
+		}
+		if s.rerr != nil {
+			err := s.rerr
+			s.mu.Unlock()
+			return 0, err
+		}
+		if !s.rdeadline.IsZero() && !time.Now().Before(s.rdeadline) {
+			s.mu.Unlock()
+			return 0, errTimeout
+		}
+		s.rcond.Wait()
+	}
+}
+
+// WriteTo writes the stream's bytes to w until io.EOF without an
+// intermediate copy; io.Copy uses it.
+func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	s.mu.Lock()
+	for {
+		if s.localClosed {
+			s.mu.Unlock()
+			return total, net.ErrClosed
+		}
+		if len(s.rq) > 0 {
+			b, off := s.rq[0], s.roff
+			s.rq[0] = nil
+			s.rq = s.rq[1:]
+			if len(s.rq) == 0 {
+				s.rq = nil
+			}
+			s.roff = 0
+			n := len(*b) - off
+			s.consumedLocked(n)
+			k, err := w.Write((*b)[off:])
+			putBuf(b)
+			total += int64(k)
+			if err != nil {
+				return total, err
+			}
+			s.mu.Lock()
+			continue
+		}
+		if s.remoteEnded.Load() {
+			s.mu.Unlock()
+			return total, nil
+		}
+		if s.rerr != nil {
+			err := s.rerr
+			s.mu.Unlock()
+			return total, err
+		}
+		if !s.rdeadline.IsZero() && !time.Now().Before(s.rdeadline) {
+			s.mu.Unlock()
+			return total, errTimeout
+		}
+		s.rcond.Wait()
+	}
+}
+
+// consumedLocked releases s.mu and returns n bytes of window to the peer.
+func (s *Stream) consumedLocked(n int) {
+	s.unacked += int64(n)
+	incr := int64(0)
+	if s.unacked >= int64(s.c.lim.StreamWindow)/4 && !s.remoteEnded.Load() && s.rerr == nil {
+		incr = s.unacked
+		s.unacked = 0
+		s.recvWindow += incr
+	}
+	s.mu.Unlock()
+	if incr > 0 {
+		s.c.writeWindowUpdate(s.id, uint32(incr))
+	}
+	s.c.creditConn(int64(n))
+}
+
+// deliver queues a received DATA payload (read loop). It reports false
+// when the payload exceeds the stream window (a flow-control violation).
+func (s *Stream) deliver(b *[]byte, frameLen int64, padding int64, end bool) bool {
+	s.mu.Lock()
+	if frameLen > s.recvWindow {
+		s.mu.Unlock()
+		if b != nil {
+			putBuf(b)
+		}
+		return false
+	}
+	s.recvWindow -= frameLen
+	if b != nil {
+		if s.localClosed || s.rerr != nil {
+			putBuf(b)
+			padding += int64(len(*b))
+		} else {
+			s.rq = append(s.rq, b)
+		}
+	}
+	s.unacked += padding
+	if end {
+		s.remoteEnded.Store(true)
+	}
+	s.rcond.Signal()
+	s.mu.Unlock()
+	if padding > 0 {
+		s.c.creditConn(padding)
+	}
+	return true
+}
+
+// Write sends p as DATA frames, waiting for flow-control window.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.wlock.Lock()
+	defer s.wlock.Unlock()
+	total := 0
+	for len(p) > 0 {
+		n, err := s.c.reserveSend(s, len(p))
+		if err != nil {
+			return total, err
+		}
+		if err := s.writeFrame(p[:n], false); err != nil {
+			return total, err
+		}
+		total += n
+		p = p[n:]
+	}
+	return total, nil
+}
+
+func (s *Stream) writeFrame(p []byte, end bool) error {
+	if err := s.c.beginWrite(true); err != nil {
+		return err
+	}
+	if s.wstate != wOpen {
+		state := s.wstate
+		s.c.wmu.Unlock()
+		if state == wEnded {
+			return errWriteAfterClose
+		}
+		return s.writeErr()
+	}
+	s.c.wbuf = appendDataFrame(s.c.wbuf, s.id, end, p)
+	if end {
+		s.wstate = wEnded
+	}
+	s.c.endWrite(true)
+	return nil
+}
+
+var errWriteAfterClose = errors.New("hbone: write after CloseWrite")
+
+func (s *Stream) writeErr() error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.werr != nil {
+		return s.werr
+	}
+	return net.ErrClosed
+}
+
+// CloseWrite sends END_STREAM: the peer reads io.EOF after the data
+// written so far, like shutdown(SHUT_WR) on TCP. It is idempotent.
+func (s *Stream) CloseWrite() error {
+	s.wlock.Lock()
+	defer s.wlock.Unlock()
+	if s.localEnded.Load() {
+		return nil
+	}
+	if err := s.writeFrame(nil, true); err != nil {
+		return err
+	}
+	s.localEnded.Store(true)
+	s.finishIfDone()
+	return nil
+}
+
+func (s *Stream) finishIfDone() {
+	if s.localEnded.Load() && s.remoteEnded.Load() {
+		s.c.removeStream(s)
+	}
+}
+
+// Close ends the stream and releases it. If the peer has finished sending
+// it sends END_STREAM where still needed (a graceful close); otherwise it
+// resets the stream with RST_STREAM(CANCEL). Pending Reads and Writes fail
+// with net.ErrClosed. It is idempotent.
+func (s *Stream) Close() error {
+	if s.remoteEnded.Load() && !s.localEnded.Load() {
+		_ = s.CloseWrite()
+	}
+	s.closeLocal(ErrCodeCancel)
+	return nil
+}
+
+// Abort resets the stream with RST_STREAM(CANCEL) unless it already
+// finished in both directions, like closing a TCP socket with SO_LINGER 0.
+func (s *Stream) Abort() {
+	s.closeLocal(ErrCodeCancel)
+}
+
+func (s *Stream) closeLocal(code ErrCode) {
+	s.closeOnce.Do(func() {
+		if !(s.localEnded.Load() && s.remoteEnded.Load()) {
+			s.reset(code, false)
+		}
+		s.mu.Lock()
+		s.localClosed = true
+		for _, b := range s.rq {
+			putBuf(b)
+		}
+		s.rq = nil
+		s.rcond.Broadcast()
+		s.mu.Unlock()
+		s.c.mu.Lock()
+		if s.werr == nil {
+			s.werr = net.ErrClosed
+		}
+		s.c.sendCond.Broadcast()
+		s.c.mu.Unlock()
+		s.c.removeStream(s)
+		s.stopTimers()
+	})
+}
+
+// reset sends RST_STREAM (unless remote) and fails both directions.
+func (s *Stream) reset(code ErrCode, remote bool) {
+	if !remote {
+		if s.c.beginWrite(false) == nil {
+			if s.wstate != wReset {
+				s.c.wbuf = appendRSTStream(s.c.wbuf, s.id, code)
+			}
+			s.wstate = wReset
+			s.c.endWrite(false)
+		}
+	} else {
+		s.c.wmu.Lock()
+		s.wstate = wReset
+		s.c.wmu.Unlock()
+	}
+	s.terminate(&StreamError{Code: code, Remote: remote})
+	s.c.removeStream(s)
+}
+
+// terminate fails pending and future I/O with err (data already received
+// stays readable).
+func (s *Stream) terminate(err error) {
+	s.mu.Lock()
+	if s.rerr == nil {
+		s.rerr = err
+	}
+	s.rcond.Broadcast()
+	s.mu.Unlock()
+	s.c.mu.Lock()
+	if s.werr == nil {
+		s.werr = err
+	}
+	s.c.sendCond.Broadcast()
+	s.c.mu.Unlock()
+	if s.resp != nil {
+		select {
+		case s.resp <- response{err: err}:
+		default:
+		}
+	}
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func (s *Stream) stopTimers() {
+	s.mu.Lock()
+	if s.rtimer != nil {
+		s.rtimer.Stop()
+	}
+	s.mu.Unlock()
+	s.c.mu.Lock()
+	if s.wtimer != nil {
+		s.wtimer.Stop()
+	}
+	s.c.mu.Unlock()
+}
+
+// LocalAddr returns the local address of the underlying connection.
+func (s *Stream) LocalAddr() net.Addr { return s.local }
+
+// RemoteAddr returns the remote address of the underlying connection.
+func (s *Stream) RemoteAddr() net.Addr { return s.remote }
+
+// SetDeadline sets both the read and write deadlines.
+func (s *Stream) SetDeadline(t time.Time) error {
+	_ = s.SetReadDeadline(t)
+	return s.SetWriteDeadline(t)
+}
+
+// SetReadDeadline makes pending and future Reads fail with an error
+// wrapping os.ErrDeadlineExceeded after t; the zero time means none.
+func (s *Stream) SetReadDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rdeadline = t
+	if s.rtimer != nil {
+		s.rtimer.Stop()
+	}
+	if !t.IsZero() {
+		s.rtimer = time.AfterFunc(time.Until(t), func() {
+			s.mu.Lock()
+			s.rcond.Broadcast()
+			s.mu.Unlock()
+		})
+	}
+	return nil
+}
+
+// SetWriteDeadline makes Writes waiting for flow-control window fail with
+// an error wrapping os.ErrDeadlineExceeded after t; the zero time means
+// none.
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.wdeadline = t
+	if s.wtimer != nil {
+		s.wtimer.Stop()
+	}
+	if !t.IsZero() {
+		s.wtimer = time.AfterFunc(time.Until(t), func() {
+			s.c.mu.Lock()
+			s.c.sendCond.Broadcast()
+			s.c.mu.Unlock()
+		})
+	}
+	return nil
+}
+
+var _ net.Conn = (*Stream)(nil)

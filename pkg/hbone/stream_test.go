@@ -1,0 +1,213 @@
+package hbone
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestEchoAndRequestFields(t *testing.T) {
+	got := make(chan Request, 1)
+	h := HandlerFunc(func(ctx context.Context, r *Request) {
+		got <- *r
+		echoHandler().ServeHBONE(ctx, r)
+	})
+	ts := newSetup(t, h, nil, nil)
+	hdr := http.Header{
+		"Forwarded":   {`for="10.0.0.9:4000"`},
+		"Baggage":     {"k8s.namespace.name=client"},
+		"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+	}
+	s := ts.dial(t, hdr)
+	payload := make([]byte, 3<<20+17)
+	_, _ = rand.Read(payload)
+	go func() {
+		_, _ = s.Write(payload)
+		_ = s.CloseWrite()
+	}()
+	back, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	if !bytes.Equal(back, payload) {
+		t.Fatalf("echo mismatch: got %d bytes, want %d", len(back), len(payload))
+	}
+	_ = s.Close()
+	r := <-got
+	want := []string{"10.0.0.1:8080", clientID, `for="10.0.0.9:4000"`, "k8s.namespace.name=client", hdr.Get("Traceparent")}
+	if diff := cmp.Diff(want, []string{r.Authority, r.PeerIdentity, r.Forwarded, r.Baggage, r.Traceparent}); diff != "" {
+		t.Errorf("request fields (-want +got):\n%s", diff)
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	tests := []struct {
+		name        string
+		serverFirst bool
+	}{
+		{"client closes write first", false},
+		{"server closes write first", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			serverDone := make(chan error, 1)
+			h := HandlerFunc(func(_ context.Context, r *Request) {
+				s, _ := r.Accept()
+				serverDone <- func() error {
+					if tt.serverFirst {
+						if _, err := s.Write([]byte("hello")); err != nil {
+							return err
+						}
+						if err := s.CloseWrite(); err != nil {
+							return err
+						}
+						if _, err := s.Write([]byte("x")); err == nil {
+							return errors.New("write after CloseWrite succeeded")
+						}
+					}
+					b, err := io.ReadAll(s)
+					if err != nil {
+						return err
+					}
+					if string(b) != "ping" {
+						return errors.New("server read " + string(b))
+					}
+					if !tt.serverFirst {
+						if _, err := s.Write([]byte("hello")); err != nil {
+							return err
+						}
+						return s.CloseWrite()
+					}
+					return nil
+				}()
+			})
+			ts := newSetup(t, h, nil, nil)
+			s := ts.dial(t, nil)
+			if tt.serverFirst {
+				b, err := io.ReadAll(s)
+				if err != nil || string(b) != "hello" {
+					t.Fatalf("client read %q, %v", b, err)
+				}
+				// Our write side still works after the peer's FIN.
+			}
+			if _, err := s.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.serverFirst {
+				b, err := io.ReadAll(s)
+				if err != nil || string(b) != "hello" {
+					t.Fatalf("client read %q, %v", b, err)
+				}
+			}
+			if err := <-serverDone; err != nil {
+				t.Fatalf("server: %v", err)
+			}
+			_ = s.Close()
+			waitFor(t, func() bool { return ts.pool.Stats()[ts.key].Streams == 0 })
+		})
+	}
+}
+
+func TestReset(t *testing.T) {
+	t.Run("client close resets server", func(t *testing.T) {
+		serverErr := make(chan error, 1)
+		h := HandlerFunc(func(_ context.Context, r *Request) {
+			s, _ := r.Accept()
+			buf := make([]byte, 10)
+			n, _ := io.ReadFull(s, buf[:4])
+			_, err := s.Read(buf[n:])
+			serverErr <- err
+		})
+		ts := newSetup(t, h, nil, nil)
+		s := ts.dial(t, nil)
+		_, _ = s.Write([]byte("data"))
+		time.Sleep(50 * time.Millisecond)
+		_ = s.Close()
+		select {
+		case err := <-serverErr:
+			if !isReset(err, ErrCodeCancel) {
+				t.Fatalf("server Read error = %v, want RST_STREAM CANCEL", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("server did not see the reset")
+		}
+		if _, err := s.Read(make([]byte, 1)); err == nil {
+			t.Error("Read after Close succeeded")
+		}
+	})
+	t.Run("server abort resets client", func(t *testing.T) {
+		h := HandlerFunc(func(_ context.Context, r *Request) {
+			s, _ := r.Accept()
+			_, _ = s.Write([]byte("partial"))
+			s.Abort()
+		})
+		ts := newSetup(t, h, nil, nil)
+		s := ts.dial(t, nil)
+		b, err := io.ReadAll(s)
+		if !isReset(err, ErrCodeCancel) {
+			t.Fatalf("client ReadAll = %q, %v; want RST_STREAM CANCEL", b, err)
+		}
+		waitFor(t, func() bool {
+			_, err := s.Write([]byte("x"))
+			return err != nil
+		})
+	})
+}
+
+func TestRejectStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		h    HandlerFunc
+		want int
+	}{
+		{"denied", func(_ context.Context, r *Request) { _ = r.Reject(http.StatusUnauthorized) }, 401},
+		{"upstream down", func(_ context.Context, r *Request) { _ = r.Reject(http.StatusServiceUnavailable) }, 503},
+		{"unanswered", func(context.Context, *Request) {}, 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newSetup(t, tt.h, nil, nil)
+			_, err := ts.pool.Dial(context.Background(), ts.key, "10.0.0.1:80", nil)
+			var se *StatusError
+			if !errors.As(err, &se) || se.Code != tt.want {
+				t.Fatalf("Dial error = %v, want status %d", err, tt.want)
+			}
+			waitFor(t, func() bool { return ts.pool.Stats()[ts.key].Streams == 0 })
+		})
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	ts := newSetup(t, HandlerFunc(func(ctx context.Context, r *Request) {
+		s, _ := r.Accept()
+		_, _ = io.Copy(io.Discard, s)
+	}), nil, nil)
+	s := ts.dial(t, nil)
+	defer s.Close()
+	_ = s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := s.Read(make([]byte, 1))
+	if !errors.Is(err, errTimeout) {
+		t.Fatalf("Read = %v, want deadline exceeded", err)
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
