@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/weftmesh/weft/pkg/api/workloadapi"
+	"github.com/weftmesh/weft/pkg/identity"
 )
 
 // Endpoint is one chosen backend of a service.
@@ -129,4 +130,21 @@ func pickAddr(addrs []netip.Addr, like netip.Addr) netip.Addr {
 		}
 	}
 	return addrs[0]
+}
+
+// EndpointIdentities returns the distinct identities of the workloads
+// backing the service key, sorted by uid of their first workload.
+func (s *Store) EndpointIdentities(key string) []identity.ID {
+	s.mu.RLock()
+	eps := s.sortedEPs[key]
+	s.mu.RUnlock()
+	seen := map[identity.ID]bool{}
+	var out []identity.ID
+	for _, w := range eps {
+		if !seen[w.Identity] {
+			seen[w.Identity] = true
+			out = append(out, w.Identity)
+		}
+	}
+	return out
 }

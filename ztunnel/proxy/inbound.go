@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"syscall"
+
+	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/ztunnel/authz"
+	"github.com/weftmesh/weft/ztunnel/inpod"
+	"github.com/weftmesh/weft/ztunnel/state"
+)
+
+// errDenied marks a connection refused by policy.
+var errDenied = errors.New("denied")
+
+// inboundHBONE serves one CONNECT received on the pod's 15008.
+func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundRequest, s InboundStream) {
+	rec := p.cfg.Recorder.Start()
+	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "HBONE"
+	rec.Labels.Reporter, rec.Labels.SecurityPolicy = "destination", "mutual_tls"
+	rec.SrcAddr = req.PeerAddr
+	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(state.NetAddr{Network: p.cfg.Network, IP: req.PeerAddr.Addr()}), req.Peer)
+
+	target, err := netip.ParseAddrPort(req.Authority)
+	if err != nil {
+		s.Reject(http.StatusBadRequest)
+		rec.Failed("NR", fmt.Errorf("authority %q: %w", req.Authority, err))
+		return
+	}
+	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
+	rec.DstAddr = target
+	dstW, err := p.localWorkload(ctx, pod, target.Addr())
+	if err != nil {
+		s.Reject(http.StatusServiceUnavailable)
+		rec.Failed("NR", err)
+		return
+	}
+	rec.Dst = peerOf(dstW, identity.ID{})
+	if err := p.authorize(dstW, req.PeerAddr.Addr(), target, req.Peer); err != nil {
+		s.Reject(http.StatusUnauthorized)
+		rec.Failed("DENY", err)
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	upstream, err := p.dialApp(dctx, pod, req.PeerAddr.Addr(), target)
+	cancel()
+	if err != nil {
+		s.Reject(http.StatusServiceUnavailable)
+		rec.Failed("UF", err)
+		return
+	}
+	tunnel, err := s.Accept()
+	if err != nil {
+		upstream.Close()
+		rec.Failed("DC", err)
+		return
+	}
+	rec.Opened()
+	// Bytes sent are towards the destination application.
+	sent, recv, err := splice(tunnel, upstream)
+	rec.AddSent(sent)
+	rec.AddReceived(recv)
+	rec.Closed(err)
+}
+
+// inboundPlain serves one plaintext connection redirected to 15006.
+func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, c net.Conn) {
+	rec := p.cfg.Recorder.Start()
+	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "TCP"
+	rec.Labels.Reporter = "destination"
+	rec.SrcAddr = addrPortOf(c.RemoteAddr())
+	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(state.NetAddr{Network: p.cfg.Network, IP: rec.SrcAddr.Addr()}), identity.ID{})
+	target, err := originalDst(c)
+	if err != nil {
+		rec.Failed("NR", err)
+		return
+	}
+	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
+	rec.DstAddr = target
+	dstW, err := p.localWorkload(ctx, pod, target.Addr())
+	if err != nil {
+		rec.Failed("NR", err)
+		return
+	}
+	rec.Dst = peerOf(dstW, identity.ID{})
+	if err := p.authorize(dstW, rec.SrcAddr.Addr(), target, identity.ID{}); err != nil {
+		rec.Failed("DENY", err)
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	upstream, err := p.dialApp(dctx, pod, rec.SrcAddr.Addr(), target)
+	cancel()
+	if err != nil {
+		rec.Failed("UF", err)
+		return
+	}
+	rec.Opened()
+	sent, recv, err := splice(c, upstream)
+	rec.AddSent(sent)
+	rec.AddReceived(recv)
+	rec.Closed(err)
+}
+
+// localWorkload finds the workload at ip and checks it is pod. It waits,
+// bounded by ReadyTimeout, for the state to learn it: without the pod's
+// configuration its policies are unknown, so the connection is refused.
+func (p *Proxy) localWorkload(ctx context.Context, pod *inpod.Pod, ip netip.Addr) (*state.Workload, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ReadyTimeout)
+	defer cancel()
+	na := state.NetAddr{Network: p.cfg.Network, IP: ip}
+	for {
+		changed := p.cfg.Store.Changed()
+		if w := p.cfg.Store.WorkloadByIP(na); w != nil {
+			if w.Name() != pod.Name || w.Namespace() != pod.Namespace {
+				return nil, fmt.Errorf("destination %s is %s/%s, not this pod %s/%s", ip, w.Namespace(), w.Name(), pod.Namespace, pod.Name)
+			}
+			return w, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no configuration for destination %s", ip)
+		}
+	}
+}
+
+// authorize applies the destination's L4 policies and its waypoint
+// requirement. A zero peer is a plaintext connection.
+func (p *Proxy) authorize(dst *state.Workload, src netip.Addr, target netip.AddrPort, peer identity.ID) error {
+	d := p.cfg.Store.Authorizer().Evaluate(
+		authz.Target{Namespace: dst.Namespace(), Policies: dst.Proto.GetAuthorizationPolicies()},
+		authz.Conn{SrcIP: src, DstIP: target.Addr(), DstPort: target.Port(), Identity: peer})
+	if len(d.DryRun) > 0 {
+		p.log.Info("dry-run policies matched", "dry_run", d.DryRun, "peer", peer.String(), "dst", target.String())
+	}
+	if !d.Allowed {
+		return fmt.Errorf("%w: %s %s", errDenied, d.Reason, d.Policy)
+	}
+	if dst.Waypoint != nil {
+		for _, id := range p.waypointIdentities(dst.Waypoint) {
+			if !peer.IsZero() && id == peer {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: destination requires its waypoint", errDenied)
+	}
+	return nil
+}
+
+// dialApp connects to the application inside the pod, from the client's
+// address when PreserveSource is set and the kernel allows it.
+func (p *Proxy) dialApp(ctx context.Context, pod *inpod.Pod, src netip.Addr, target netip.AddrPort) (net.Conn, error) {
+	if p.cfg.PreserveSource && src.IsValid() && src != target.Addr() {
+		c, err := pod.DialFrom(ctx, src, target)
+		if err == nil || !transparentUnsupported(err) {
+			return c, err
+		}
+		p.log.Debug("cannot preserve source address, connecting from the pod address", "error", err)
+	}
+	return pod.Dial(ctx, target)
+}
+
+func transparentUnsupported(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EADDRNOTAVAIL) ||
+		errors.Is(err, syscall.ENOPROTOOPT) || errors.Is(err, syscall.EINVAL)
+}
