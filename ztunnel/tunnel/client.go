@@ -1,0 +1,134 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/weftmesh/weft/pkg/hbone"
+	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/ztunnel/inpod"
+	"github.com/weftmesh/weft/ztunnel/proxy"
+)
+
+// Config configures Client and Server.
+type Config struct {
+	// Certs provides the workload certificates and trust anchors.
+	Certs proxy.Certificates
+	// TrustDomain peers must be in; empty means cluster.local.
+	TrustDomain string
+	// Limits tunes HBONE connections; zero fields take pkg/hbone's defaults.
+	Limits hbone.Limits
+	Log    *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.TrustDomain == "" {
+		c.TrustDomain = identity.DefaultTrustDomain
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Client opens outbound tunnels through one connection pool shared by every
+// pod; the pool key's source IP tells which pod's netns to dial from. It
+// implements proxy.Tunnels.
+type Client struct {
+	cfg  Config
+	pool *hbone.Pool
+
+	mu   sync.RWMutex
+	pods map[netip.Addr]*inpod.Pod
+}
+
+var _ proxy.Tunnels = (*Client)(nil)
+
+// NewClient returns a Client; Close releases its pool.
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.Certs == nil {
+		return nil, errors.New("tunnel client: Certs is required")
+	}
+	cfg.defaults()
+	c := &Client{cfg: cfg, pods: map[netip.Addr]*inpod.Pod{}}
+	pool, err := hbone.NewPool(hbone.PoolConfig{TLSConfig: c.tlsConfig, Dial: c.dial, Limits: cfg.Limits, Logger: cfg.Log})
+	if err != nil {
+		return nil, err
+	}
+	c.pool = pool
+	return c, nil
+}
+
+// Connect implements proxy.Tunnels.
+func (c *Client) Connect(ctx context.Context, req proxy.TunnelRequest) (net.Conn, error) {
+	if req.Pod == nil || !req.SourceIP.IsValid() {
+		return nil, errors.New("tunnel: source pod and address are required")
+	}
+	c.mu.Lock()
+	c.pods[req.SourceIP] = req.Pod
+	c.mu.Unlock()
+	ids := make([]string, len(req.Expected))
+	for i, id := range req.Expected {
+		ids[i] = id.String()
+	}
+	key := hbone.NewKey(req.Source.String(), ids, req.Addr, req.SourceIP)
+	s, err := c.pool.Dial(ctx, key, req.Authority, req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Forget drops the pod registered for srcIP (when the pod goes away).
+func (c *Client) Forget(srcIP netip.Addr, pod *inpod.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pods[srcIP] == pod {
+		delete(c.pods, srcIP)
+	}
+}
+
+// Close closes the pool.
+func (c *Client) Close() error { return c.pool.Close() }
+
+func (c *Client) dial(ctx context.Context, key hbone.Key) (net.Conn, error) {
+	c.mu.RLock()
+	pod := c.pods[key.SrcIP]
+	c.mu.RUnlock()
+	if pod == nil {
+		return nil, fmt.Errorf("no pod with source address %s", key.SrcIP)
+	}
+	return pod.Dial(ctx, key.DstAddr)
+}
+
+func (c *Client) tlsConfig(key hbone.Key) (*tls.Config, error) {
+	src, err := identity.ParseID(key.SrcIdentity)
+	if err != nil {
+		return nil, fmt.Errorf("source identity: %w", err)
+	}
+	var expected []identity.ID
+	for _, s := range key.Identities() {
+		id, err := identity.ParseID(s)
+		if err != nil {
+			return nil, fmt.Errorf("expected identity: %w", err)
+		}
+		expected = append(expected, id)
+	}
+	return identity.ClientConfig(identity.ClientOptions{
+		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cert, err := c.cfg.Certs.Get(cri.Context(), src)
+			if err != nil {
+				return nil, err
+			}
+			return cert.TLSCertificate(), nil
+		},
+		TrustDomain: c.cfg.TrustDomain,
+		Roots:       c.cfg.Certs.Roots,
+		Expected:    expected,
+	})
+}

@@ -1,0 +1,90 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/weftmesh/weft/pkg/hbone"
+	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/ztunnel/proxy"
+)
+
+// certWait bounds how long a handshake waits for the pod's certificate.
+const certWait = 5 * time.Second
+
+// Server serves HBONE on pods' 15008 listeners. It implements
+// proxy.InboundServer.
+type Server struct {
+	cfg Config
+	// DrainTimeout bounds a listener's graceful drain (pkg/hbone default
+	// when zero).
+	DrainTimeout time.Duration
+}
+
+var _ proxy.InboundServer = (*Server)(nil)
+
+// NewServer returns a Server.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Certs == nil {
+		return nil, errors.New("tunnel server: Certs is required")
+	}
+	cfg.defaults()
+	return &Server{cfg: cfg}, nil
+}
+
+// Serve implements proxy.InboundServer: it presents id's certificate, and
+// returns once ln is closed and its connections have drained.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, id identity.ID, h proxy.InboundHandler) error {
+	tc, err := identity.ServerConfig(identity.ServerOptions{
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			cctx, cancel := context.WithTimeout(hello.Context(), certWait)
+			defer cancel()
+			cert, err := s.cfg.Certs.Get(cctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return cert.TLSCertificate(), nil
+		},
+		TrustDomain: s.cfg.TrustDomain,
+		Roots:       s.cfg.Certs.Roots,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &hbone.Server{
+		TLSConfig:    tc,
+		Limits:       s.cfg.Limits,
+		DrainTimeout: s.DrainTimeout,
+		Logger:       s.cfg.Log,
+		Handler: hbone.HandlerFunc(func(ctx context.Context, r *hbone.Request) {
+			peer, err := identity.ParseID(r.PeerIdentity)
+			if err != nil {
+				_ = r.Reject(401)
+				return
+			}
+			h(ctx, proxy.InboundRequest{
+				Peer: peer, PeerAddr: addrPort(r.RemoteAddr), Authority: r.Authority, Header: r.Header,
+			}, stream{r})
+		}),
+	}
+	err = srv.Serve(ctx, ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+type stream struct{ r *hbone.Request }
+
+func (s stream) Accept() (net.Conn, error) {
+	st, err := s.r.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s stream) Reject(status int) { _ = s.r.Reject(status) }
