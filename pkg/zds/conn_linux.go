@@ -353,3 +353,26 @@ func IsTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT)
 }
+
+// PeerClosed reports, without blocking or consuming data, whether the peer
+// has closed the connection (or it failed). Use it to notice an idle
+// ztunnel going away.
+func (c *Conn) PeerClosed() bool {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	cerr := rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+		case err != nil:
+			closed = true
+		case n == 0:
+			closed = true
+		}
+	})
+	return closed || cerr != nil
+}

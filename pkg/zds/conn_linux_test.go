@@ -275,7 +275,22 @@ func TestRecvRequestContext(t *testing.T) {
 
 func TestPeerCloseIsEOF(t *testing.T) {
 	agent, ztunnel := pair(t)
+	if ztunnel.PeerClosed() {
+		t.Fatal("PeerClosed on an open connection")
+	}
+	if err := agent.SendRequest(context.Background(), snapReq(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if ztunnel.PeerClosed() {
+		t.Fatal("PeerClosed with data pending")
+	}
+	if _, _, err := ztunnel.RecvRequest(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	agent.Close()
+	if !ztunnel.PeerClosed() {
+		t.Fatal("PeerClosed false after the peer closed")
+	}
 	agent.Close()
 	if _, _, err := ztunnel.RecvRequest(context.Background()); err == nil {
 		t.Fatal("RecvRequest after peer close succeeded")

@@ -65,3 +65,6 @@ func (c *Conn) Request(ctx context.Context, req *zdsapi.WorkloadRequest, ns *os.
 
 // IsTimeout reports whether err is a timeout; always false here.
 func IsTimeout(err error) bool { return false }
+
+// PeerClosed always reports true on this system.
+func (c *Conn) PeerClosed() bool { return true }
