@@ -154,3 +154,5 @@ func isReset(err error, code ErrCode) bool {
 	var se *StreamError
 	return errors.As(err, &se) && se.Code == code
 }
+
+func mustID(s string) identity.ID { return identity.MustParseID(s) }
