@@ -25,6 +25,14 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundReq
 	rec.Labels.Reporter, rec.Labels.SecurityPolicy = "destination", "mutual_tls"
 	rec.SrcAddr = req.PeerAddr
 	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(state.NetAddr{Network: p.cfg.Network, IP: req.PeerAddr.Addr()}), req.Peer)
+	select {
+	case <-pod.Draining():
+		// New streams on a connection opened before the drain go elsewhere.
+		s.Reject(http.StatusServiceUnavailable)
+		rec.Failed("DC", errors.New("pod is draining"))
+		return
+	default:
+	}
 
 	target, err := netip.ParseAddrPort(req.Authority)
 	if err != nil {

@@ -154,4 +154,3 @@ func sans(svc *state.Service) []identity.ID {
 	}
 	return out
 }
-
