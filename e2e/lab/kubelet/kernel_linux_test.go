@@ -1,0 +1,202 @@
+package kubelet
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network and mount namespaces)")
+	}
+}
+
+func randSuffix() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func shimPath(t *testing.T) string {
+	p, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// newTestNetns creates a netns for the test, removed on cleanup.
+func newTestNetns(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, "netns", name)
+	if err := createNetns(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := removeNetns(p); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+func writeSpec(t *testing.T, dir string, spec shimSpec) string {
+	t.Helper()
+	scratch := filepath.Join(dir, "scratch-"+randSuffix())
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec.Scratch = scratch
+	b, _ := json.Marshal(spec)
+	p := filepath.Join(dir, "spec-"+randSuffix()+".json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestShimRun starts a container through the shim in a fresh netns with a
+// volume at a path that does not exist on the host, a file over
+// /etc/resolv.conf, and a hostname; then execs into it.
+func TestShimRun(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	ns := newTestNetns(t, dir, "wt-kubelet-"+randSuffix())
+	vol := filepath.Join(dir, "vol")
+	os.MkdirAll(vol, 0o755)
+	os.WriteFile(filepath.Join(vol, "token"), []byte("tok"), 0o644)
+	resolv := filepath.Join(dir, "resolv.conf")
+	os.WriteFile(resolv, []byte("nameserver 10.96.0.10\n"), 0o644)
+	top := "/wt-kubelet-" + randSuffix()
+	target := top + "/secrets/sa"
+	script := "cat " + target + "/token; echo; cat /etc/resolv.conf; hostname; ls /sys/class/net; echo $FOO; " +
+		"echo ready > /tmp/.wt-kubelet-ignore 2>/dev/null; exec sleep 30"
+	spec := shimSpec{
+		NetNS: ns, Hostname: "pod-a",
+		Mounts: []shimMount{{Source: vol, Target: target, ReadOnly: true}, {Source: resolv, Target: "/etc/resolv.conf"}},
+		Path:   "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"FOO=bar", "PATH=/usr/bin:/bin"},
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(shimPath(t), shimCommand, "run", writeSpec(t, dir, spec))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = shimProcAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "bar") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := out.String()
+	for _, want := range []string{"tok\n", "nameserver 10.96.0.10", "pod-a\n", "bar"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("container output lacks %q:\n%s", want, got)
+		}
+	}
+	if _, err := os.Stat(top); err == nil {
+		t.Errorf("%s leaked onto the host", top)
+	}
+	if h, _ := os.Hostname(); h == "pod-a" {
+		t.Error("hostname leaked onto the host")
+	}
+	// exec into the running container sees its mounts and env.
+	x := exec.Command(shimPath(t), shimCommand, "exec", strconv.Itoa(cmd.Process.Pid), "--", "sh", "-c", "cat "+target+"/token; echo \" $FOO\"; hostname; touch "+target+"/x 2>&1 || echo ro")
+	b, err := x.CombinedOutput()
+	if err != nil {
+		t.Fatalf("exec: %v: %s", err, b)
+	}
+	if s := string(b); !strings.HasPrefix(s, "tok bar\npod-a\n") || !strings.Contains(s, "ro") {
+		t.Errorf("exec output = %q", s)
+	}
+	x = exec.Command(shimPath(t), shimCommand, "exec", strconv.Itoa(cmd.Process.Pid), "--", "sh", "-c", "exit 3")
+	if err := x.Run(); err == nil || x.ProcessState.ExitCode() != 3 {
+		t.Errorf("exec exit code = %v, want 3", err)
+	}
+}
+
+// TestCNIAddDel attaches a pod netns to a node netns with the real ptp,
+// host-local and loopback plugins through libcni.
+func TestCNIAddDel(t *testing.T) {
+	requireRoot(t)
+	bin := cniBinDir(t)
+	dir := t.TempDir()
+	node := newTestNetns(t, dir, "wt-kubelet-node-"+randSuffix())
+	pod := newTestNetns(t, dir, "wt-kubelet-pod-"+randSuffix())
+	confDir := filepath.Join(dir, "net.d")
+	writeConflist(t, confDir, "10-ptp.conflist", filepath.Join(dir, "ipam"), "10.250.7.0/24")
+	cni := newCNINetwork(confDir, bin, filepath.Join(dir, "cache"))
+	pn := podNetwork{ContainerID: sandboxID("uid-1"), NetNS: pod, Namespace: "demo", Name: "p", UID: "uid-1"}
+	ctx := context.Background()
+	var ips []string
+	var conf []byte
+	err := inNetns(node, func() error {
+		var err error
+		ips, conf, err = cni.Add(ctx, pn)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ips) != 1 || !strings.HasPrefix(ips[0], "10.250.7.") {
+		t.Fatalf("ips = %v", ips)
+	}
+	if err := inNetns(node, func() error { return cni.Check(ctx, pn, conf) }); err != nil {
+		t.Errorf("check: %v", err)
+	}
+	// A later, lexically earlier conflist wins for the next ADD.
+	writeConflist(t, confDir, "05-other.conflist", filepath.Join(dir, "ipam2"), "10.250.8.0/24")
+	list, err := cni.loadConfList()
+	if err != nil || !strings.Contains(string(list.Bytes), "10.250.8.0") {
+		t.Errorf("conf dir not re-read: %v", err)
+	}
+	if err := inNetns(node, func() error { return cni.Del(ctx, pn, conf) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := inNetns(node, func() error { return cni.Del(ctx, pn, conf) }); err != nil {
+		t.Errorf("second del should succeed: %v", err)
+	}
+}
+
+func cniBinDir(t *testing.T) string {
+	t.Helper()
+	for _, d := range []string{os.Getenv("WEFT_CNI_BIN_DIR"), "../../../_output/k8s", "/tmp/wt-kubelet-cni"} {
+		if d == "" {
+			continue
+		}
+		ok := true
+		for _, p := range []string{"ptp", "host-local", "loopback"} {
+			if _, err := os.Stat(filepath.Join(d, p)); err != nil {
+				ok = false
+			}
+		}
+		if ok {
+			abs, _ := filepath.Abs(d)
+			return abs
+		}
+	}
+	t.Skip("CNI plugins ptp, host-local, loopback not built (set WEFT_CNI_BIN_DIR)")
+	return ""
+}
+
+func writeConflist(t *testing.T, dir, name, ipamDir, subnet string) {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	conf := `{"cniVersion":"1.0.0","name":"lab","plugins":[
+ {"type":"ptp","ipMasq":false,"ipam":{"type":"host-local","dataDir":"` + ipamDir + `","ranges":[[{"subnet":"` + subnet + `"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
+ {"type":"loopback"}]}`
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

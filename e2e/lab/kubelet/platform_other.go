@@ -1,0 +1,33 @@
+//go:build !linux
+
+package kubelet
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+var errNotSupported = errors.New("kubelet-lite needs Linux (network and mount namespaces)")
+
+func platformSupported() error { return errNotSupported }
+
+func createNetns(string) error { return errNotSupported }
+
+func removeNetns(string) error { return nil }
+
+func inNetns(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	return errNotSupported
+}
+
+// ShimMain is the entry of the container shim; it needs Linux.
+func ShimMain([]string) int {
+	fmt.Fprintln(os.Stderr, "kubelet-shim:", errNotSupported)
+	return 126
+}
+
+func shimProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
