@@ -325,3 +325,57 @@ func TestDrainWaitsForConnections(t *testing.T) {
 		t.Fatal("drain did not finish when the last connection closed")
 	}
 }
+
+// TestReplacementTakesOver checks the SO_REUSEPORT hand-over: a second
+// ztunnel binds the same pod's listeners beside the first, and when the
+// first drains the second keeps accepting while the first's open
+// connection finishes.
+func TestReplacementTakesOver(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	ns := podNS(t)
+	add := func(m *Manager) {
+		t.Helper()
+		f, err := os.Open("/proc/self/fd/" + strconv.Itoa(ns.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Add(ctx, "uid", &zdsapi.WorkloadInfo{Name: "p"}, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldH := &echoHandler{pods: map[string]*Pod{}, done: map[string]chan struct{}{}}
+	old := NewManager(ManagerConfig{Handler: oldH, DrainTimeout: 5 * time.Second})
+	add(old)
+	held, err := dialIn(t, ns, OutboundPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	roundTrip(t, held)
+
+	newH := &echoHandler{pods: map[string]*Pod{}, done: map[string]chan struct{}{}}
+	replacement := NewManager(ManagerConfig{Handler: newH, DrainTimeout: 5 * time.Second})
+	defer replacement.Close(ctx)
+	add(replacement)
+
+	oldPod := old.Pod("uid")
+	closed := make(chan struct{})
+	go func() { defer close(closed); old.Close(ctx) }()
+	<-oldPod.Draining()
+	for range 5 {
+		c, err := dialIn(t, ns, OutboundPort)
+		if err != nil {
+			t.Fatalf("replacement not accepting: %v", err)
+		}
+		roundTrip(t, c)
+		c.Close()
+	}
+	roundTrip(t, held)
+	held.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("old ztunnel did not finish draining")
+	}
+}
