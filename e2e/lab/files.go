@@ -1,0 +1,17 @@
+package lab
+
+import (
+	"os"
+	"path/filepath"
+)
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// BinDirs are the directories ExecIn searches first: the lab's own
+// binaries, then the project's, then the pinned third-party ones.
+func BinDirs(root string) []string {
+	return []string{filepath.Join(root, "_output", "lab", "bin"), filepath.Join(root, "_output", "bin"), K8sDir(root)}
+}

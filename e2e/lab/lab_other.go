@@ -1,0 +1,53 @@
+//go:build !linux
+
+package lab
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+
+	"k8s.io/client-go/kubernetes"
+)
+
+const netnsDir = "/run/netns"
+
+// Up needs Linux; elsewhere it returns an error.
+func Up(context.Context, Options) (*Cluster, error) { return nil, errNotSupported }
+
+// Close needs Linux; elsewhere it returns an error.
+func (c *Cluster) Close() error { return errNotSupported }
+
+// Down needs Linux; elsewhere it returns an error.
+func Down(context.Context, string, string, *slog.Logger) error { return errNotSupported }
+
+// SupervisorLog is where a detached supervisor's own log goes.
+func SupervisorLog(root, name string) string { return StateDir(root, name) + ".log" }
+
+// LaunchOptions configure Launch.
+type LaunchOptions struct {
+	Name, Root, Self string
+	Nodes            int
+}
+
+// Launch needs Linux; elsewhere it returns an error.
+func Launch(context.Context, LaunchOptions) (State, error) { return State{}, errNotSupported }
+
+// Serve needs Linux; elsewhere it returns an error.
+func Serve(context.Context, Options) error { return errNotSupported }
+
+// PodNetns needs Linux; elsewhere it returns an error.
+func PodNetns(context.Context, kubernetes.Interface, string, string, string) (string, error) {
+	return "", errNotSupported
+}
+
+// ExecIn needs Linux; elsewhere it returns an error.
+func ExecIn(context.Context, string, []string, []string, io.Reader, io.Writer, io.Writer) error {
+	return errNotSupported
+}
+
+// Running needs Linux; elsewhere it reports false.
+func Running(State) bool { return false }
+
+func startInNetns(string, *exec.Cmd) error { return errNotSupported }

@@ -1,0 +1,116 @@
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"regexp"
+)
+
+// Fixed ranges inside every lab. They live only inside the lab's own
+// namespaces, so two labs may use the same ones.
+const (
+	// ClusterCIDR holds every node's pod CIDR.
+	ClusterCIDR = "10.244.0.0/16"
+	// ServiceCIDR is the Service ClusterIP range.
+	ServiceCIDR = "10.96.0.0/16"
+	// APIServiceIP is the ClusterIP of the default/kubernetes Service.
+	APIServiceIP = "10.96.0.1"
+	// ClusterDNS is the ClusterIP of the kube-system/kube-dns Service.
+	ClusterDNS = "10.96.0.10"
+	// ClusterDomain is the cluster's DNS domain.
+	ClusterDomain = "cluster.local"
+	// APIPort is the API server's secure port on its underlay address.
+	APIPort = 6443
+)
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
+
+// NewName returns a fresh lab name: "wl" and four random hex digits.
+func NewName() string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return "wl" + hex.EncodeToString(b[:])
+}
+
+// ValidateName reports whether name can prefix every object of a lab: a
+// lower-case letter, then up to nine lower-case letters or digits.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("lab name %q: want a lower-case letter then at most 9 lower-case letters or digits", name)
+	}
+	return nil
+}
+
+// Plan is the addressing and naming of one lab. It is pure data, computed
+// from the lab name, the node count and the underlay subnet.
+type Plan struct {
+	Name     string
+	Underlay netip.Prefix // the lab's /24 on the underlay bridge
+	HostIP   netip.Addr   // the host's end of the host veth
+	APIIP    netip.Addr   // the control plane's underlay address
+	Nodes    []NodePlan
+}
+
+// NodePlan is one node's names and addresses.
+type NodePlan struct {
+	Name    string       // Kubernetes Node name, e.g. "node-1"
+	Netns   string       // network namespace name
+	IP      netip.Addr   // underlay address
+	PodCIDR netip.Prefix // pod range, a /24 of ClusterCIDR
+}
+
+// NewPlan lays out a lab called name with n nodes on the underlay subnet
+// 100.64.<subnet>.0/24.
+func NewPlan(name string, nodes int, subnet uint8) (Plan, error) {
+	if err := ValidateName(name); err != nil {
+		return Plan{}, err
+	}
+	if nodes < 1 || nodes > 200 {
+		return Plan{}, fmt.Errorf("node count %d: want 1 to 200", nodes)
+	}
+	base := [4]byte{100, 64, subnet, 0}
+	at := func(last byte) netip.Addr { b := base; b[3] = last; return netip.AddrFrom4(b) }
+	p := Plan{
+		Name:     name,
+		Underlay: netip.PrefixFrom(at(0), 24),
+		HostIP:   at(254),
+		APIIP:    at(1),
+	}
+	for i := 1; i <= nodes; i++ {
+		p.Nodes = append(p.Nodes, NodePlan{
+			Name:    fmt.Sprintf("node-%d", i),
+			Netns:   fmt.Sprintf("%s-node-%d", name, i),
+			IP:      at(byte(10 + i)),
+			PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24),
+		})
+	}
+	return p, nil
+}
+
+// UnderlayNetns is the namespace holding the underlay bridge.
+func (p Plan) UnderlayNetns() string { return p.Name + "-ul" }
+
+// ControlPlaneNetns is the namespace running etcd and the control plane.
+func (p Plan) ControlPlaneNetns() string { return p.Name + "-cp" }
+
+// PodNetnsPrefix is the prefix kubelet-lite gives pod namespaces.
+func (p Plan) PodNetnsPrefix() string { return p.Name + "-pod" }
+
+// HostLink is the host end of the veth into the underlay.
+func (p Plan) HostLink() string { return p.Name + "-host" }
+
+// APIServerURL is the API server's URL as seen from the host and the nodes.
+func (p Plan) APIServerURL() string {
+	return fmt.Sprintf("https://%s", netip.AddrPortFrom(p.APIIP, APIPort))
+}
+
+// Netns lists every network namespace the lab itself creates, underlay first.
+func (p Plan) Netns() []string {
+	out := []string{p.UnderlayNetns(), p.ControlPlaneNetns()}
+	for _, n := range p.Nodes {
+		out = append(out, n.Netns)
+	}
+	return out
+}

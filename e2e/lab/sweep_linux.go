@@ -1,0 +1,243 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// supervisorStopTimeout bounds an orderly shutdown by a lab's supervisor.
+const supervisorStopTimeout = 60 * time.Second
+
+// Down stops the lab called name below root and removes everything it made.
+// If its supervisor is alive it is asked to stop (SIGTERM) and given time to
+// stop its pods; then, alive or not, every process in the lab's namespaces
+// or running from its state directory is killed and every namespace, host
+// link, mount and the state directory is removed. It finds leftovers by the
+// lab's prefix, so it works after a killed run. Down is idempotent.
+func Down(ctx context.Context, root, name string, log *slog.Logger) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	dir := StateDir(root, name)
+	if s, err := ReadState(dir); err == nil && s.SupervisorPID != os.Getpid() && supervisorAlive(s) {
+		log.Info("stopping lab supervisor", "pid", s.SupervisorPID)
+		_ = syscall.Kill(s.SupervisorPID, syscall.SIGTERM)
+		deadline := time.Now().Add(supervisorStopTimeout)
+		for supervisorAlive(s) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if supervisorAlive(s) {
+			log.Warn("lab supervisor did not stop, killing it", "pid", s.SupervisorPID)
+			_ = syscall.Kill(s.SupervisorPID, syscall.SIGKILL)
+		}
+	}
+	if err := os.Remove(SupervisorLog(root, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return errors.Join(sweep(root, name, log), fmt.Errorf("remove supervisor log: %w", err))
+	}
+	return sweep(root, name, log)
+}
+
+// Running reports whether the lab's supervisor process is still alive.
+func Running(s State) bool { return supervisorAlive(s) }
+
+// supervisorAlive reports whether the recorded supervisor still runs (and is
+// not a reused pid: its start time must match the recorded one).
+func supervisorAlive(s State) bool {
+	if s.SupervisorPID <= 0 {
+		return false
+	}
+	t, err := procStartTicks(s.SupervisorPID)
+	return err == nil && t == s.SupervisorStart
+}
+
+// procStartTicks returns a process's start time in clock ticks since boot
+// (field 22 of /proc/<pid>/stat).
+func procStartTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields resume after ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// sweep removes whatever is left of lab name: processes, mounts, network
+// namespaces, the host link and the state directory.
+func sweep(root, name string, log *slog.Logger) error {
+	dir := StateDir(root, name)
+	nsNames, err := netnsWithPrefix(name)
+	if err != nil {
+		return err
+	}
+	inodes := map[uint64]bool{}
+	for _, n := range nsNames {
+		if ino, err := inode(netnsPath(n)); err == nil {
+			inodes[ino] = true
+		}
+	}
+	mounts, err := labMounts(dir, name)
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if m.fstype == "nsfs" {
+			if ino, err := inode(m.point); err == nil {
+				inodes[ino] = true
+			}
+		}
+	}
+	var errs []error
+	if n := killLabProcs(dir, inodes); n > 0 {
+		log.Info("killed leftover lab processes", "count", n)
+	}
+	// Deepest first, detached so a busy mount cannot block teardown.
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].point) > len(mounts[j].point) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m.point, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m.point, err))
+		}
+	}
+	for _, n := range nsNames {
+		if err := os.Remove(netnsPath(n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove netns %s: %w", n, err))
+		}
+	}
+	if err := deleteHostLink(name + "-host"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove lab state: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func inode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+type mount struct{ point, fstype string }
+
+// labMounts lists mounts under the lab's state dir and its named netns.
+func labMounts(dir, name string) ([]mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mounts: %w", err)
+	}
+	defer f.Close()
+	nsDir := netnsDir
+	if real, err := filepath.EvalSymlinks(netnsDir); err == nil {
+		nsDir = real
+	}
+	prefixes := []string{dir + "/", filepath.Join(nsDir, name) + "-", filepath.Join(netnsDir, name) + "-"}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		prefixes = append(prefixes, real+"/")
+	}
+	var out []mount
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		point := unescapeMount(fields[4])
+		fstype := ""
+		for i, f := range fields {
+			if f == "-" && i+1 < len(fields) {
+				fstype = fields[i+1]
+				break
+			}
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(point, p) || point+"/" == p {
+				out = append(out, mount{point: point, fstype: fstype})
+				break
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// killLabProcs SIGKILLs every process (but this one) that is in one of the
+// lab's network namespaces or whose command line names the state dir, and
+// waits for them to go. It returns how many it killed.
+func killLabProcs(dir string, netnsInodes map[uint64]bool) int {
+	self := os.Getpid()
+	var victims []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if ino, err := inode(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && netnsInodes[ino] {
+			victims = append(victims, pid)
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(string(cmdline), dir+"/") {
+			victims = append(victims, pid)
+		}
+	}
+	for _, pid := range victims {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range victims {
+		for time.Now().Before(deadline) {
+			if err := syscall.Kill(pid, 0); err != nil {
+				break
+			}
+			// A zombie child of ours counts as gone once reaped by its
+			// owner; do not wait for it forever.
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(st), ") Z ") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return len(victims)
+}
