@@ -78,6 +78,7 @@ type Model struct {
 	authorizations map[string]*Resource
 	sliceWorkloads map[string][]string // slice key -> workload uids
 	paConverted    set                 // names of PeerAuthentication-derived authorizations
+	podRecomputes  int                 // workloads rebuilt, for tests of incrementality
 
 	// Pending change names, flushed to listeners after each update.
 	changedAddr  set

@@ -18,6 +18,7 @@ func (m *Model) PodUID(ns, name string) string {
 func (m *Model) recomputePod(k string) {
 	ns, name, _ := strings.Cut(k, "/")
 	uid := m.PodUID(ns, name)
+	m.podRecomputes++
 	p := m.pods[k]
 	if p == nil || !podHasWorkload(p) {
 		m.setWaypointDep("pod/"+k, "")
