@@ -1,0 +1,45 @@
+package images
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+)
+
+// ErrNotStatic is returned for a binary that needs a dynamic loader: the
+// images have no libc, so it could not start.
+var ErrNotStatic = errors.New("binary is dynamically linked; build it with CGO_ENABLED=0")
+
+// inspectBinary checks that path is a static Linux ELF executable and
+// returns its GOARCH-style architecture.
+func inspectBinary(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: not a Linux executable: %w", path, err)
+	}
+	defer f.Close()
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return "", fmt.Errorf("%s: ELF type %s is not an executable", path, f.Type)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("%s: %w", path, ErrNotStatic)
+		}
+	}
+	if libs, err := f.ImportedLibraries(); err == nil && len(libs) > 0 {
+		return "", fmt.Errorf("%s: needs %v: %w", path, libs, ErrNotStatic)
+	}
+	switch f.Machine {
+	case elf.EM_X86_64:
+		return "amd64", nil
+	case elf.EM_AARCH64:
+		return "arm64", nil
+	case elf.EM_RISCV:
+		return "riscv64", nil
+	case elf.EM_PPC64:
+		return "ppc64le", nil
+	case elf.EM_S390:
+		return "s390x", nil
+	}
+	return "", fmt.Errorf("%s: unsupported machine %s", path, f.Machine)
+}
