@@ -148,6 +148,20 @@ func (h *h2ClientConn) Close() error {
 }
 
 func openStockH2(tb testing.TB, m *mesh, mode string) benchConn {
+	return openStockH2Server(tb, m, mode).dial(tb)
+}
+
+// stockH2 is a net/http HTTP/2 server and a client transport to it.
+type stockH2 struct {
+	tr   *http.Transport
+	addr string
+}
+
+func (s *stockH2) dial(tb testing.TB) benchConn { return dialStockH2(tb, s.tr, s.addr) }
+
+func openStockH2Shared(tb testing.TB, m *mesh) *stockH2 { return openStockH2Server(tb, m, "sink") }
+
+func openStockH2Server(tb testing.TB, m *mesh, mode string) *stockH2 {
 	ln := listen(tb)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -173,7 +187,7 @@ func openStockH2(tb testing.TB, m *mesh, mode string) benchConn {
 	}
 	tr := &http.Transport{TLSClientConfig: ccfg, ForceAttemptHTTP2: true}
 	tb.Cleanup(tr.CloseIdleConnections)
-	return dialStockH2(tb, tr, addr.String())
+	return &stockH2{tr: tr, addr: addr.String()}
 }
 
 func dialStockH2(tb testing.TB, tr *http.Transport, addr string) benchConn {
