@@ -125,6 +125,9 @@ func backoffFor(n int32) time.Duration {
 func (c *ctr) supervise(ctx context.Context) *termination {
 	defer close(c.done)
 	policy := c.w.currentPod().Spec.RestartPolicy
+	if policy == "" {
+		policy = v1.RestartPolicyAlways
+	}
 	if c.init && !c.st.Sidecar && policy == v1.RestartPolicyAlways {
 		policy = v1.RestartPolicyOnFailure // init containers rerun only on failure
 	}

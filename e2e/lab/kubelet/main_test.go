@@ -10,5 +10,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == shimCommand {
 		os.Exit(ShimMain(os.Args[1:]))
 	}
+	// The fake clientset does not serve streaming watch-list.
+	os.Setenv("KUBE_FEATURE_WatchListClient", "false")
 	os.Exit(m.Run())
 }
