@@ -138,7 +138,7 @@ func TestPodLifecycle(t *testing.T) {
 				VolumeMounts: []v1.VolumeMount{{Name: "work", MountPath: "/work"}}}},
 			Containers: []v1.Container{{
 				Name: "web", Image: "test/python:1",
-				Command: []string{"python3", "-u", "-c", "import http.server,os;print('serving', os.environ['POD_IP'], open('/work/init.txt').read().strip(), open('/var/run/secrets/kubernetes.io/serviceaccount/token').read());http.server.HTTPServer(('0.0.0.0',8080),http.server.SimpleHTTPRequestHandler).serve_forever()"},
+				Command:        []string{"python3", "-u", "-c", "import http.server,os;print('serving', os.environ['POD_IP'], open('/work/init.txt').read().strip(), open('/var/run/secrets/kubernetes.io/serviceaccount/token').read());http.server.HTTPServer(('0.0.0.0',8080),http.server.SimpleHTTPRequestHandler).serve_forever()"},
 				Env:            []v1.EnvVar{{Name: "POD_IP", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
 				Ports:          []v1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 				ReadinessProbe: &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}}, PeriodSeconds: 1},
