@@ -142,6 +142,9 @@ func (m *Manager) Add(ctx context.Context, uid string, info *zdsapi.WorkloadInfo
 		return fmt.Errorf("add workload %s: %w", uid, err)
 	}
 	pod := newPod(uid, info, ns, m.cfg.newSockets(ns))
+	if err := pod.sockets.MigrateRequests(); err != nil {
+		m.log.Debug("cannot enable tcp_migrate_req in pod netns; a drain may reset queued connections", "uid", uid, "error", err)
+	}
 	if err := pod.openListeners(ctx); err != nil {
 		pod.Listeners.Close()
 		ns.Close()

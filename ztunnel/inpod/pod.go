@@ -109,8 +109,8 @@ func (p *Pod) drain(ctx context.Context) {
 	p.mu.Lock()
 	if !p.drained {
 		p.drained = true
-		close(p.draining)
 		p.Listeners.Close()
+		close(p.draining)
 		if len(p.conns) == 0 {
 			close(p.idle)
 		}

@@ -45,4 +45,8 @@ type socketFactory interface {
 	// Dial connects to dst from a marked socket; a valid src binds the
 	// socket to src with IP_TRANSPARENT (any port).
 	Dial(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error)
+	// MigrateRequests asks the kernel to hand connections queued on a
+	// closing SO_REUSEPORT listener to another listener of the group, so a
+	// drain does not reset them.
+	MigrateRequests() error
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,12 @@ func (s netnsSockets) Dial(ctx context.Context, src netip.Addr, dst netip.AddrPo
 		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 	}
 	return s.ns.Dial(ctx, d, network(dst.Addr()), dst.String())
+}
+
+func (s netnsSockets) MigrateRequests() error {
+	return s.ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte("1"), 0o644)
+	})
 }
 
 func network(a netip.Addr) string {

@@ -25,3 +25,5 @@ func (netnsSockets) Dial(context.Context, netip.Addr, netip.AddrPort) (net.Conn,
 
 // SocketMark is not supported on this system.
 func SocketMark(syscall.Conn) (int, error) { return 0, ErrNotSupported }
+
+func (netnsSockets) MigrateRequests() error { return ErrNotSupported }
