@@ -1,7 +1,6 @@
 package hbone
 
 import (
-	"fmt"
 	"io"
 	"runtime"
 	"slices"
@@ -32,30 +31,28 @@ type throughputResult struct {
 	allocsPerMiB float64
 }
 
-func runThroughput(b *testing.B, p benchPath, m *mesh) throughputResult {
-	c := p.open(b, m, "sink")
+// measureThroughput sends chunks 32 KiB writes to a sink and waits for its
+// acknowledgement.
+func measureThroughput(tb testing.TB, c benchConn, chunks int) throughputResult {
 	buf := make([]byte, throughputChunk)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	b.SetBytes(throughputChunk)
-	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
+	for range chunks {
 		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	if err := c.CloseWrite(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ack, err := io.ReadAll(c)
 	if err != nil || string(ack) != "ok" {
-		b.Fatalf("sink ack %q, %v: %v", ack, err, errShortAck)
+		tb.Fatalf("sink ack %q, %v: %v", ack, err, errShortAck)
 	}
 	elapsed := time.Since(start)
-	b.StopTimer()
 	runtime.ReadMemStats(&ms1)
-	total := float64(b.N) * throughputChunk
+	total := float64(chunks) * throughputChunk
 	return throughputResult{
 		bytesPerSec:  total / elapsed.Seconds(),
 		allocsPerMiB: float64(ms1.Mallocs-ms0.Mallocs) / (total / (1 << 20)),
@@ -68,7 +65,11 @@ func BenchmarkThroughput(b *testing.B) {
 	m := newMesh()
 	for _, p := range benchPaths {
 		b.Run(p.name, func(b *testing.B) {
-			r := runThroughput(b, p, m)
+			c := p.open(b, m, "sink")
+			b.SetBytes(throughputChunk)
+			b.ResetTimer()
+			r := measureThroughput(b, c, b.N)
+			b.StopTimer()
 			b.ReportMetric(r.bytesPerSec*8/1e9, "Gbit/s")
 			b.ReportMetric(r.allocsPerMiB, "allocs/MiB")
 			baseline.Lock()
@@ -86,28 +87,26 @@ type latencyResult struct {
 	p50, p99 time.Duration
 }
 
-func runLatency(b *testing.B, p benchPath, m *mesh) latencyResult {
-	c := p.open(b, m, "echo")
+// measureLatency times n 1 KiB request/response round trips against an
+// echo server, after a warm-up.
+func measureLatency(tb testing.TB, c benchConn, n int) latencyResult {
 	req := make([]byte, 1<<10)
 	resp := make([]byte, 1<<10)
-	// Warm up the connection (TLS record sizing, windows, goroutines).
 	for range 200 {
 		_, _ = c.Write(req)
 		_, _ = io.ReadFull(c, resp)
 	}
-	samples := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
+	samples := make([]time.Duration, 0, n)
+	for range n {
 		t0 := time.Now()
 		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if _, err := io.ReadFull(c, resp); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		samples = append(samples, time.Since(t0))
 	}
-	b.StopTimer()
 	slices.Sort(samples)
 	return latencyResult{p50: samples[len(samples)/2], p99: samples[len(samples)*99/100]}
 }
@@ -118,7 +117,10 @@ func BenchmarkLatency(b *testing.B) {
 	m := newMesh()
 	for _, p := range benchPaths {
 		b.Run(p.name, func(b *testing.B) {
-			r := runLatency(b, p, m)
+			c := p.open(b, m, "echo")
+			b.ResetTimer()
+			r := measureLatency(b, c, b.N)
+			b.StopTimer()
 			b.ReportMetric(float64(r.p50.Nanoseconds())/1e3, "p50-µs")
 			b.ReportMetric(float64(r.p99.Nanoseconds())/1e3, "p99-µs")
 			baseline.Lock()
@@ -132,4 +134,3 @@ func BenchmarkLatency(b *testing.B) {
 	}
 }
 
-func fmtRate(bps float64) string { return fmt.Sprintf("%.2f", bps*8/1e9) }

@@ -108,7 +108,7 @@ func newConn(nc net.Conn, lim Limits, client bool, log *slog.Logger) *conn {
 		lim:            lim,
 		client:         client,
 		log:            log,
-		br:             bufio.NewReaderSize(nc, 32<<10),
+		br:             bufio.NewReaderSize(nc, 4<<10),
 		streams:        make(map[uint32]*Stream),
 		sendWindow:     defaultWindow,
 		peerInitWin:    defaultWindow,

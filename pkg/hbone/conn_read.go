@@ -220,7 +220,7 @@ func (c *conn) onResponse(id uint32, end bool) error {
 			s.reset(ErrCodeProtocol, false)
 			return nil
 		}
-		s.deliver(nil, 0, 0, true) // trailers end the stream
+		s.deliver(nil, nil, 0, 0, true) // trailers end the stream
 		s.finishIfDone()
 		return nil
 	}
@@ -410,7 +410,20 @@ func (c *conn) onData(h frameHeader) error {
 		return nil
 	}
 	var buf *[]byte
-	if dataLen > 0 {
+	var small []byte
+	switch {
+	case dataLen == 0:
+	case dataLen <= smallData:
+		// Small payloads are coalesced into the stream's last buffer so
+		// a flood of tiny frames cannot pin a pooled buffer each.
+		if cap(c.fbuf) < smallData {
+			c.fbuf = make([]byte, smallData)
+		}
+		small = c.fbuf[:dataLen]
+		if _, err := io.ReadFull(c.br, small); err != nil {
+			return err
+		}
+	default:
 		buf = getBuf(dataLen)
 		if _, err := io.ReadFull(c.br, *buf); err != nil {
 			putBuf(buf)
@@ -423,7 +436,7 @@ func (c *conn) onData(h frameHeader) error {
 		}
 	}
 	end := h.has(flagEndStream)
-	if !s.deliver(buf, frameLen, frameLen-int64(dataLen), end) {
+	if !s.deliver(buf, small, frameLen, frameLen-int64(dataLen), end) {
 		c.creditConn(frameLen)
 		s.reset(ErrCodeFlowControl, false)
 		return nil

@@ -58,7 +58,8 @@ type Stream struct {
 	// Receive side, under mu.
 	mu          sync.Mutex
 	rcond       sync.Cond
-	rq          []*[]byte
+	rq          []*[]byte // received payloads; rq[rhead:] are unread
+	rhead       int
 	roff        int
 	recvWindow  int64
 	unacked     int64
@@ -115,22 +116,16 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, net.ErrClosed
 		}
-		if len(s.rq) > 0 {
+		if s.rhead < len(s.rq) {
 			n := 0
-			for n < len(p) && len(s.rq) > 0 {
-				b := *s.rq[0]
+			for n < len(p) && s.rhead < len(s.rq) {
+				b := *s.rq[s.rhead]
 				k := copy(p[n:], b[s.roff:])
 				n += k
 				s.roff += k
 				if s.roff == len(b) {
-					putBuf(s.rq[0])
-					s.rq[0] = nil
-					s.rq = s.rq[1:]
-					s.roff = 0
+					s.popLocked()
 				}
-			}
-			if len(s.rq) == 0 {
-				s.rq = nil
 			}
 			s.consumedLocked(n)
 			return n, nil
@@ -162,14 +157,10 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 			s.mu.Unlock()
 			return total, net.ErrClosed
 		}
-		if len(s.rq) > 0 {
-			b, off := s.rq[0], s.roff
-			s.rq[0] = nil
-			s.rq = s.rq[1:]
-			if len(s.rq) == 0 {
-				s.rq = nil
-			}
-			s.roff = 0
+		if s.rhead < len(s.rq) {
+			b, off := s.rq[s.rhead], s.roff
+			s.rq[s.rhead] = nil
+			s.advanceLocked()
 			n := len(*b) - off
 			s.consumedLocked(n)
 			k, err := w.Write((*b)[off:])
@@ -198,6 +189,29 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
+// popLocked frees the head payload.
+func (s *Stream) popLocked() {
+	putBuf(s.rq[s.rhead])
+	s.rq[s.rhead] = nil
+	s.advanceLocked()
+}
+
+// advanceLocked moves past the head payload, rewinding the queue when it
+// empties so its backing array is reused (small ones only, so an idle
+// stream keeps little).
+func (s *Stream) advanceLocked() {
+	s.rhead++
+	s.roff = 0
+	if s.rhead == len(s.rq) {
+		s.rhead = 0
+		if cap(s.rq) <= 64 {
+			s.rq = s.rq[:0]
+		} else {
+			s.rq = nil
+		}
+	}
+}
+
 // consumedLocked releases s.mu and returns n bytes of window to the peer.
 func (s *Stream) consumedLocked(n int) {
 	s.unacked += int64(n)
@@ -214,9 +228,14 @@ func (s *Stream) consumedLocked(n int) {
 	s.c.creditConn(int64(n))
 }
 
-// deliver queues a received DATA payload (read loop). It reports false
-// when the payload exceeds the stream window (a flow-control violation).
-func (s *Stream) deliver(b *[]byte, frameLen int64, padding int64, end bool) bool {
+// smallData is the largest DATA payload copied into the tail buffer of a
+// stream rather than given a buffer of its own.
+const smallData = 1 << 10
+
+// deliver queues a received DATA payload (read loop): either b, a pooled
+// buffer the stream takes over, or small, copied. It reports false when
+// the frame exceeds the stream window (a flow-control violation).
+func (s *Stream) deliver(b *[]byte, small []byte, frameLen int64, padding int64, end bool) bool {
 	s.mu.Lock()
 	if frameLen > s.recvWindow {
 		s.mu.Unlock()
@@ -226,12 +245,22 @@ func (s *Stream) deliver(b *[]byte, frameLen int64, padding int64, end bool) boo
 		return false
 	}
 	s.recvWindow -= frameLen
-	if b != nil {
-		if s.localClosed || s.rerr != nil {
-			putBuf(b)
+	switch {
+	case s.localClosed || s.rerr != nil:
+		if b != nil {
 			padding += int64(len(*b))
+			putBuf(b)
+		}
+		padding += int64(len(small))
+	case b != nil:
+		s.rq = append(s.rq, b)
+	case len(small) > 0:
+		if n := len(s.rq); n > s.rhead && cap(*s.rq[n-1])-len(*s.rq[n-1]) >= len(small) {
+			*s.rq[n-1] = append(*s.rq[n-1], small...)
 		} else {
-			s.rq = append(s.rq, b)
+			nb := getBuf(len(small))
+			copy(*nb, small)
+			s.rq = append(s.rq, nb)
 		}
 	}
 	s.unacked += padding
@@ -343,10 +372,10 @@ func (s *Stream) closeLocal(code ErrCode) {
 		}
 		s.mu.Lock()
 		s.localClosed = true
-		for _, b := range s.rq {
+		for _, b := range s.rq[s.rhead:] {
 			putBuf(b)
 		}
-		s.rq = nil
+		s.rq, s.rhead, s.roff = nil, 0, 0
 		s.rcond.Broadcast()
 		s.mu.Unlock()
 		s.c.mu.Lock()
