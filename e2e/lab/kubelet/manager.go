@@ -90,15 +90,22 @@ func (m *podManager) upsert(pod *v1.Pod) {
 	}
 	if w, ok := m.workers[pod.UID]; ok {
 		w.update(pod)
+		select {
+		case <-w.done: // already torn down (a finished pod): finalise now
+			if pod.DeletionTimestamp != nil {
+				m.wg.Go(func() { m.finalise(pod) })
+			}
+		default:
+		}
+		return
+	}
+	if pod.DeletionTimestamp != nil {
+		// Not running here: nothing to stop, finalise at once.
+		m.wg.Go(func() { m.finalise(pod) })
 		return
 	}
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		return // finished before we saw it (e.g. a previous run)
-	}
-	if pod.DeletionTimestamp != nil {
-		// Never started here: nothing to stop, finalise at once.
-		m.wg.Go(func() { m.finalise(pod) })
-		return
 	}
 	w := newPodWorker(m.k, pod)
 	m.workers[pod.UID] = w

@@ -21,21 +21,36 @@ func createNetns(path string) error {
 		return fmt.Errorf("create netns file: %w", err)
 	}
 	f.Close()
+	// Unshare on this thread, bind the new namespace, and switch back. The
+	// thread must survive: containers started from it carry a parent-death
+	// signal tied to the thread that forked them.
 	errc := make(chan error, 1)
-	// A dedicated thread: unshare changes it, and it is thrown away afterwards
-	// (the goroutine exits locked), so no goroutine ever runs in the new netns.
 	go func() {
 		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open current netns: %w", err)
+			return
+		}
+		defer orig.Close()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("unshare netns: %w", err)
 			return
 		}
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind-mount netns: %w", err)
+		merr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the thread ends with this goroutine.
+			errc <- fmt.Errorf("return to original netns: %w", err)
 			return
 		}
-		errc <- nil
+		runtime.UnlockOSThread()
+		if merr != nil {
+			merr = fmt.Errorf("bind-mount netns: %w", merr)
+		}
+		errc <- merr
 	}()
 	if err := <-errc; err != nil {
 		os.Remove(path)
