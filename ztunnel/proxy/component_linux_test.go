@@ -68,7 +68,7 @@ type topology struct {
 	ns     map[string]*netns.NetNS
 }
 
-func newTopology(t *testing.T) *topology {
+func newTopology(t testing.TB, pods map[string]string, enrolled ...string) *topology {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -81,7 +81,11 @@ func newTopology(t *testing.T) *topology {
 	var rnd [3]byte
 	rand.Read(rnd[:])
 	top := &topology{prefix: "wt-ztp-" + hex.EncodeToString(rnd[:]) + "-", ns: map[string]*netns.NetNS{}}
-	for _, n := range []string{"node", "a", "b", "c"} {
+	names := []string{"node"}
+	for n := range pods {
+		names = append(names, n)
+	}
+	for _, n := range names {
 		ns, err := netns.NewNamed(top.prefix + n)
 		if err != nil {
 			t.Fatal(err)
@@ -93,7 +97,7 @@ func newTopology(t *testing.T) *topology {
 	node := top.prefix + "node"
 	inNS(t, node, "ip", "link", "add", "br0", "type", "bridge")
 	inNS(t, node, "ip", "link", "set", "br0", "up")
-	for n, ip := range map[string]string{"a": ipA, "b": ipB, "c": ipC} {
+	for n, ip := range pods {
 		pod := top.prefix + n
 		inNS(t, node, "ip", "link", "add", "v"+n, "type", "veth", "peer", "name", "eth0", "netns", pod)
 		inNS(t, node, "ip", "link", "set", "v"+n, "master", "br0", "up")
@@ -102,7 +106,7 @@ func newTopology(t *testing.T) *topology {
 		inNS(t, pod, "ip", "link", "set", "lo", "up")
 		inNS(t, pod, "ip", "route", "add", "default", "dev", "eth0")
 	}
-	for _, n := range []string{"a", "b"} {
+	for _, n := range enrolled {
 		installRedirect(t, top.prefix+n)
 	}
 	return top
@@ -110,7 +114,7 @@ func newTopology(t *testing.T) *topology {
 
 // installRedirect installs the in-pod redirect rules and policy routing of
 // ISTIO-COMPAT.md ("In-pod redirect rules") in pod namespace ns.
-func installRedirect(t *testing.T, ns string) {
+func installRedirect(t testing.TB, ns string) {
 	rules := [][]string{
 		{"-t", "mangle", "-N", "WT_PRERT"}, {"-t", "mangle", "-N", "WT_OUTPUT"},
 		{"-t", "mangle", "-A", "PREROUTING", "-j", "WT_PRERT"}, {"-t", "mangle", "-A", "OUTPUT", "-j", "WT_OUTPUT"},
@@ -134,7 +138,7 @@ func installRedirect(t *testing.T, ns string) {
 
 // serveEcho runs an app in ns on port: it writes the client address it sees
 // as one line, then echoes.
-func serveEcho(t *testing.T, ns *netns.NetNS, port int) {
+func serveEcho(t testing.TB, ns *netns.NetNS, port int) {
 	ln, err := ns.Listen(context.Background(), nil, "tcp4", fmt.Sprintf("0.0.0.0:%d", port))
 	if err != nil {
 		t.Fatal(err)
@@ -260,8 +264,8 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func newMesh(t *testing.T) *mesh {
-	top := newTopology(t)
+func newMesh(t testing.TB, pods map[string]string) *mesh {
+	top := newTopology(t, pods, "a", "b")
 	m := &mesh{top: top, logs: &syncBuffer{}}
 	certs, err := certmgr.New(certmgr.Config{Fetcher: fetcher{identitytest.NewCA("test-root")}})
 	if err != nil {
@@ -319,12 +323,10 @@ func newMesh(t *testing.T) *mesh {
 			t.Fatal(err)
 		}
 	}
-	serveEcho(t, top.ns["b"], 8080)
-	serveEcho(t, top.ns["c"], 9090)
 	return m
 }
 
-func (m *mesh) policy(t *testing.T, a *securityapi.Authorization) func() {
+func (m *mesh) policy(t testing.TB, a *securityapi.Authorization) func() {
 	t.Helper()
 	key := a.Namespace + "/" + a.Name
 	if err := m.store.Apply(state.AuthorizationType, []*discoveryv3.Resource{resource(t, key, a)}, nil); err != nil {
@@ -346,7 +348,9 @@ func rule(m *securityapi.Match) []*securityapi.Rule {
 }
 
 func TestComponent(t *testing.T) {
-	m := newMesh(t)
+	m := newMesh(t, map[string]string{"a": ipA, "b": ipB, "c": ipC})
+	serveEcho(t, m.top.ns["b"], 8080)
+	serveEcho(t, m.top.ns["c"], 9090)
 	a, c := m.top.ns["a"], m.top.ns["c"]
 
 	t.Run("service VIP over HBONE keeps the source address", func(t *testing.T) {
@@ -473,7 +477,7 @@ func TestComponent(t *testing.T) {
 	})
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {

@@ -32,7 +32,17 @@ func splice(a, b net.Conn) (sent, recv int64, err error) {
 // copyHalf copies src to dst, then half-closes dst; on a copy error it
 // closes both so the other direction stops too.
 func copyHalf(dst, src net.Conn) (int64, error) {
-	n, err := io.Copy(dst, src)
+	var n int64
+	var err error
+	srcTCP, fromTCP := src.(*net.TCPConn)
+	_, toTCP := dst.(*net.TCPConn)
+	if fromTCP && !toTCP {
+		// TCP to a tunnel: no buffer held while idle. (TCP to TCP keeps
+		// io.Copy, which splices in the kernel.)
+		n, err = copyFromTCP(dst, srcTCP)
+	} else {
+		n, err = io.Copy(dst, src)
+	}
 	if err != nil {
 		dst.Close()
 		src.Close()

@@ -1,0 +1,395 @@
+//go:build linux
+
+package proxy_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/pkg/identity/identitytest"
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// Benchmark parameters: a fixed request rate over a few connections (open
+// loop: latency is measured from each request's scheduled time), and one
+// bulk transfer.
+const (
+	benchRate    = 1000
+	benchConns   = 8
+	benchMsg     = 1024
+	bulkBytes    = 256 << 20
+	idleConns    = 1000
+	ipD          = "10.77.0.4"
+	reqRespPort  = 8080
+	sinkPort     = 8081
+	relayInPort  = 7001
+	relayTLSPort = 7443
+)
+
+// BenchmarkDataPath measures, in one run over the same two-namespace hops,
+// three ways of carrying traffic: direct TCP (c→d), a pair of plain TLS
+// relays (c→relay→TLS→relay→d), and two ztunnel hops (a→outbound→HBONE→
+// inbound→b). It reports added latency, throughput ratios, ztunnel CPU per
+// 1,000 requests and memory for idle connections. Run with
+//
+//	go test -run='^$' -bench=DataPath -benchtime=1x ./ztunnel/proxy
+func BenchmarkDataPath(b *testing.B) {
+	dur := 3 * time.Second
+	if s := os.Getenv("WEFT_BENCH_SECONDS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			dur = time.Duration(n) * time.Second
+		}
+	}
+	m := newMesh(b, map[string]string{"a": ipA, "b": ipB, "c": ipC, "d": ipD})
+	for _, n := range []string{"b", "d"} {
+		serveReqResp(b, m.top.ns[n], reqRespPort)
+		serveSink(b, m.top.ns[n], sinkPort)
+	}
+	startRelays(b, m.top.ns["c"], m.top.ns["d"])
+
+	type path struct {
+		name    string
+		client  *netns.NetNS
+		reqResp string
+		sink    string
+	}
+	paths := []path{
+		{"direct", m.top.ns["c"], ipD + ":" + strconv.Itoa(reqRespPort), ipD + ":" + strconv.Itoa(sinkPort)},
+		{"tls-relay", m.top.ns["c"], "127.0.0.1:" + strconv.Itoa(relayInPort), ""},
+		{"ztunnel", m.top.ns["a"], ipB + ":" + strconv.Itoa(reqRespPort), ipB + ":" + strconv.Itoa(sinkPort)},
+	}
+	type result struct {
+		p50, p90, p99 time.Duration
+		cpu           time.Duration
+		reqs          int
+		gbps          float64
+	}
+	res := map[string]result{}
+	for i := 0; i < b.N; i++ {
+		for _, p := range paths {
+			// Warm up (pooled HBONE connection, certificates).
+			if _, _, err := loadRun(p.client, p.reqResp, benchRate, benchConns, 200*time.Millisecond); err != nil {
+				b.Fatalf("%s warm-up: %v", p.name, err)
+			}
+			cpu0 := cpuTime()
+			lat, n, err := loadRun(p.client, p.reqResp, benchRate, benchConns, dur)
+			if err != nil {
+				b.Fatalf("%s: %v", p.name, err)
+			}
+			r := result{cpu: cpuTime() - cpu0, reqs: n}
+			r.p50, r.p90, r.p99 = pct(lat, 50), pct(lat, 90), pct(lat, 99)
+			sink := p.sink
+			if p.name == "tls-relay" {
+				sink = "127.0.0.1:" + strconv.Itoa(relayInPort+1)
+			}
+			r.gbps, err = bulk(p.client, sink, bulkBytes)
+			if err != nil {
+				b.Fatalf("%s bulk: %v", p.name, err)
+			}
+			res[p.name] = r
+		}
+	}
+	d, t, z := res["direct"], res["tls-relay"], res["ztunnel"]
+	ms := func(x time.Duration) float64 { return float64(x) / float64(time.Millisecond) }
+	per1k := func(r result) float64 { return (r.cpu - d.cpu).Seconds() / float64(r.reqs) * 1000 }
+
+	dMemIdle, dMemConns, err := idleMemory(m.top.ns["c"], ipD+":"+strconv.Itoa(reqRespPort), idleConns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	memIdle, memConns, err := idleMemory(m.top.ns["a"], ipB+":"+strconv.Itoa(reqRespPort), idleConns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zMem := float64((memConns-memIdle)-(dMemConns-dMemIdle)) / (1 << 20)
+
+	b.ReportMetric(ms(z.p50-d.p50), "added-p50-ms")
+	b.ReportMetric(ms(z.p90-d.p90), "added-p90-ms")
+	b.ReportMetric(ms(z.p99-d.p99), "added-p99-ms")
+	b.ReportMetric(ms(t.p99-d.p99), "tls-added-p99-ms")
+	b.ReportMetric(z.gbps/t.gbps, "thru-vs-tls")
+	b.ReportMetric(z.gbps/d.gbps, "thru-vs-direct")
+	b.ReportMetric(per1k(z), "cpu-s-per-1k-req")
+	b.ReportMetric(zMem*1000/idleConns, "MB-per-1k-conns")
+
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n%-10s %10s %10s %10s %12s %14s\n", "path", "p50", "p90", "p99", "Gbit/s", "cpu-s/1k-req")
+	for _, p := range paths {
+		r := res[p.name]
+		fmt.Fprintf(&sb, "%-10s %10s %10s %10s %12.2f %14.4f\n", p.name, r.p50, r.p90, r.p99, r.gbps, per1k(r))
+	}
+	fmt.Fprintf(&sb, "ztunnel added: p50 %s p90 %s p99 %s (tls relay added p99 %s); throughput %.0f%% of tls relay, %.0f%% of direct\n",
+		z.p50-d.p50, z.p90-d.p90, z.p99-d.p99, t.p99-d.p99, 100*z.gbps/t.gbps, 100*z.gbps/d.gbps)
+	fmt.Fprintf(&sb, "Go memory in use (heap+stacks): %d open connections direct %.1f → %.1f MB, through ztunnel %.1f → %.1f MB; ztunnel's share %.1f MB\n",
+		idleConns, float64(dMemIdle)/(1<<20), float64(dMemConns)/(1<<20), float64(memIdle)/(1<<20), float64(memConns)/(1<<20), zMem)
+	b.Log(sb.String())
+}
+
+// serveReqResp answers every benchMsg-byte request with benchMsg bytes.
+func serveReqResp(t testing.TB, ns *netns.NetNS, port int) {
+	serve(t, ns, port, func(c net.Conn) {
+		buf := make([]byte, benchMsg)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// serveSink reads to EOF and answers with the byte count.
+func serveSink(t testing.TB, ns *netns.NetNS, port int) {
+	serve(t, ns, port, func(c net.Conn) {
+		n, _ := io.Copy(io.Discard, c)
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(n))
+		c.Write(b[:])
+	})
+}
+
+func serve(t testing.TB, ns *netns.NetNS, port int, h func(net.Conn)) {
+	ln, err := ns.Listen(context.Background(), nil, "tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); h(c) }()
+		}
+	}()
+}
+
+// startRelays runs the TLS relay pair: in c, plain listeners on
+// relayInPort (→ d:reqResp) and relayInPort+1 (→ d:sink) that originate
+// mutual TLS to d:relayTLSPort / +1, where the second relay terminates it
+// and connects to the local server. Same crypto as the mesh (TLS 1.3,
+// ECDSA P-256 certificates, AES-GCM).
+func startRelays(t testing.TB, c, d *netns.NetNS) {
+	ca := identitytest.NewCA("relay-root")
+	cliCert := ca.MustIssue(identity.MustParseID("spiffe://cluster.local/ns/bench/sa/relay-client"))
+	srvID := identity.MustParseID("spiffe://cluster.local/ns/bench/sa/relay-server")
+	srvCert := ca.MustIssue(srvID)
+	srvTLS, err := identity.ServerConfig(identity.ServerOptions{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return srvCert.TLSCertificate(), nil },
+		TrustDomain:    "cluster.local", Roots: identity.StaticRoots(ca.Pool())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliTLS, err := identity.ClientConfig(identity.ClientOptions{GetClientCertificate: identity.StaticCertificate(cliCert),
+		TrustDomain: "cluster.local", Roots: identity.StaticRoots(ca.Pool()), Expected: []identity.ID{srvID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, target := range []int{reqRespPort, sinkPort} {
+		serve(t, d, relayTLSPort+i, func(raw net.Conn) {
+			tc := tls.Server(raw, srvTLS)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			up, err := dialIn(d, fmt.Sprintf("127.0.0.1:%d", target))
+			if err != nil {
+				return
+			}
+			relay(tc, up)
+		})
+		serve(t, c, relayInPort+i, func(in net.Conn) {
+			raw, err := dialIn(c, net.JoinHostPort(ipD, strconv.Itoa(relayTLSPort+i)))
+			if err != nil {
+				return
+			}
+			tc := tls.Client(raw, cliTLS)
+			if err := tc.Handshake(); err != nil {
+				raw.Close()
+				return
+			}
+			relay(in, tc)
+		})
+	}
+}
+
+// relay copies both ways with half-close, like the proxy does.
+func relay(a, b net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		io.Copy(a, b)
+		closeWrite(a)
+		close(done)
+	}()
+	io.Copy(b, a)
+	closeWrite(b)
+	<-done
+	a.Close()
+	b.Close()
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// loadRun sends rate requests per second for dur over conns connections
+// and returns each request's latency from its scheduled start.
+func loadRun(ns *netns.NetNS, addr string, rate, conns int, dur time.Duration) ([]time.Duration, int, error) {
+	total := int(dur.Seconds() * float64(rate))
+	sched := make(chan time.Time, total)
+	lat := make([]time.Duration, 0, total)
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for range conns {
+		c, err := dialIn(ns, addr)
+		if err != nil {
+			return nil, 0, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			buf := make([]byte, benchMsg)
+			for t0 := range sched {
+				if _, err := c.Write(buf); err == nil {
+					_, err = io.ReadFull(c, buf)
+					if err != nil {
+						mu.Lock()
+						firstErr = err
+						mu.Unlock()
+						return
+					}
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := range total {
+		t0 := start.Add(time.Duration(i) * interval)
+		if d := time.Until(t0); d > 0 {
+			time.Sleep(d)
+		}
+		sched <- t0
+	}
+	close(sched)
+	wg.Wait()
+	return lat, len(lat), firstErr
+}
+
+func dialIn(ns *netns.NetNS, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return ns.Dial(ctx, nil, "tcp4", addr)
+}
+
+// bulk sends n bytes over one connection and returns Gbit/s.
+func bulk(ns *netns.NetNS, addr string, n int64) (float64, error) {
+	c, err := dialIn(ns, addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	for sent := int64(0); sent < n; sent += int64(len(buf)) {
+		if _, err := c.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	closeWrite(c)
+	var ack [8]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		return 0, fmt.Errorf("read ack: %w", err)
+	}
+	if got := int64(binary.BigEndian.Uint64(ack[:])); got != n {
+		return 0, fmt.Errorf("server got %d bytes, want %d", got, n)
+	}
+	return float64(n*8) / time.Since(start).Seconds() / 1e9, nil
+}
+
+// idleMemory returns the Go memory in use (heap and stacks, after a GC)
+// before and after opening n connections (each with one round trip), then
+// closes them.
+func idleMemory(ns *netns.NetNS, addr string, n int) (before, after int64, err error) {
+	before = inUse()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	buf := make([]byte, benchMsg)
+	for range n {
+		c, err := dialIn(ns, addr)
+		if err != nil {
+			return 0, 0, err
+		}
+		conns = append(conns, c)
+		if _, err := c.Write(buf); err != nil {
+			return 0, 0, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return 0, 0, err
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	after = inUse()
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	time.Sleep(500 * time.Millisecond)
+	return before, after, nil
+}
+
+func inUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse + ms.StackInuse)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[(len(s)-1)*p/100]
+}
