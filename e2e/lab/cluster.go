@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"k8s.io/client-go/kubernetes"
@@ -73,4 +75,15 @@ func ClientsetFor(kubeconfig string) (*kubernetes.Clientset, error) {
 		return nil, fmt.Errorf("lab client: %w", err)
 	}
 	return cs, nil
+}
+
+// logTails logs the end of every component's log, so a failed start can be
+// diagnosed after teardown removed the files.
+func (c *Cluster) logTails(n int) {
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "logs", "*.log"))
+	for _, f := range files {
+		if t := tail(f, n); t != "" {
+			c.log.Error("component log", "component", strings.TrimSuffix(filepath.Base(f), ".log"), "tail", t)
+		}
+	}
 }

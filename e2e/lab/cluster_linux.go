@@ -70,7 +70,7 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 		}
 	}()
 	for _, d := range []string{"logs", "pki", "etcd", "nodes"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return c, fmt.Errorf("create state dir: %w", err)
 		}
 	}
@@ -223,16 +223,5 @@ func (c *Cluster) writePhase(phase string, err error) {
 	}
 	if werr := writeState(c.Dir, c.state); werr != nil {
 		c.log.Warn("record lab phase", "phase", phase, "err", werr)
-	}
-}
-
-// logTails logs the end of every component's log, so a failed start can be
-// diagnosed after teardown removed the files.
-func (c *Cluster) logTails(n int) {
-	files, _ := filepath.Glob(filepath.Join(c.Dir, "logs", "*.log"))
-	for _, f := range files {
-		if t := tail(f, n); t != "" {
-			c.log.Error("component log", "component", strings.TrimSuffix(filepath.Base(f), ".log"), "tail", t)
-		}
 	}
 }

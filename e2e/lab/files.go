@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 )
@@ -14,4 +15,12 @@ func isExecutable(path string) bool {
 // binaries, then the project's, then the pinned third-party ones.
 func BinDirs(root string) []string {
 	return []string{filepath.Join(root, "_output", "lab", "bin"), filepath.Join(root, "_output", "bin"), K8sDir(root)}
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return lastLines(string(bytes.TrimSpace(b)), n)
 }

@@ -51,3 +51,6 @@ func ExecIn(context.Context, string, []string, []string, io.Reader, io.Writer, i
 func Running(State) bool { return false }
 
 func startInNetns(string, *exec.Cmd) error { return errNotSupported }
+
+// ResidentBytes needs Linux; elsewhere it returns an error.
+func ResidentBytes(string, string) (uint64, int, error) { return 0, 0, errNotSupported }

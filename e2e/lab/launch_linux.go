@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -113,12 +112,4 @@ func Serve(ctx context.Context, o Options) error {
 			}
 		}
 	}
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return lastLines(string(bytes.TrimSpace(b)), n)
 }

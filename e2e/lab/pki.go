@@ -136,6 +136,9 @@ type pki struct {
 	apiCert, apiKey      string
 	kubeletClientCert    string
 	kubeletClientKey     string
+	frontProxyCA         string
+	proxyClientCert      string
+	proxyClientKey       string
 }
 
 // newPKI writes the cluster CA, the API server's serving cert, its kubelet
@@ -169,6 +172,22 @@ func newPKI(dir string, p Plan) (*pki, error) {
 		return nil, err
 	}
 	if k.kubeletClientCert, k.kubeletClientKey, err = kc.write(dir, "apiserver-kubelet-client"); err != nil {
+		return nil, err
+	}
+	// The aggregation layer's front proxy has its own CA, so no cluster
+	// client certificate can assert requestheader identities.
+	fp, err := newCA("weft-lab-" + p.Name + "-front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	if k.frontProxyCA, _, err = fp.write(dir, "front-proxy-ca"); err != nil {
+		return nil, err
+	}
+	fpc, err := fp.issue(certSpec{cn: "front-proxy-client", client: true})
+	if err != nil {
+		return nil, err
+	}
+	if k.proxyClientCert, k.proxyClientKey, err = fpc.write(dir, "front-proxy-client"); err != nil {
 		return nil, err
 	}
 	sa, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

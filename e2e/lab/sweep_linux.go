@@ -81,23 +81,20 @@ func procStartTicks(pid int) (uint64, error) {
 	return strconv.ParseUint(f[19], 10, 64)
 }
 
-// sweep removes whatever is left of lab name: processes, mounts, network
-// namespaces, the host link and the state directory.
-func sweep(root, name string, log *slog.Logger) error {
-	dir := StateDir(root, name)
-	nsNames, err := netnsWithPrefix(name)
-	if err != nil {
-		return err
+// labNetnsInodes returns the inodes of every network namespace of lab name:
+// its named ones and any pinned under its state dir.
+func labNetnsInodes(dir, name string) (nsNames []string, inodes map[uint64]bool, mounts []mount, err error) {
+	if nsNames, err = netnsWithPrefix(name); err != nil {
+		return nil, nil, nil, err
 	}
-	inodes := map[uint64]bool{}
+	inodes = map[uint64]bool{}
 	for _, n := range nsNames {
 		if ino, err := inode(netnsPath(n)); err == nil {
 			inodes[ino] = true
 		}
 	}
-	mounts, err := labMounts(dir, name)
-	if err != nil {
-		return err
+	if mounts, err = labMounts(dir, name); err != nil {
+		return nil, nil, nil, err
 	}
 	for _, m := range mounts {
 		if m.fstype == "nsfs" {
@@ -105,6 +102,17 @@ func sweep(root, name string, log *slog.Logger) error {
 				inodes[ino] = true
 			}
 		}
+	}
+	return nsNames, inodes, mounts, nil
+}
+
+// sweep removes whatever is left of lab name: processes, mounts, network
+// namespaces, the host link and the state directory.
+func sweep(root, name string, log *slog.Logger) error {
+	dir := StateDir(root, name)
+	nsNames, inodes, mounts, err := labNetnsInodes(dir, name)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	if n := killLabProcs(dir, inodes); n > 0 {
@@ -201,12 +209,11 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// killLabProcs SIGKILLs every process (but this one) that is in one of the
-// lab's network namespaces or whose command line names the state dir, and
-// waits for them to go. It returns how many it killed.
-func killLabProcs(dir string, netnsInodes map[uint64]bool) int {
+// labPIDs lists the processes (but this one) in one of the lab's network
+// namespaces or whose command line names the state dir.
+func labPIDs(dir string, netnsInodes map[uint64]bool) []int {
 	self := os.Getpid()
-	var victims []int
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -214,14 +221,21 @@ func killLabProcs(dir string, netnsInodes map[uint64]bool) int {
 			continue
 		}
 		if ino, err := inode(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && netnsInodes[ino] {
-			victims = append(victims, pid)
+			pids = append(pids, pid)
 			continue
 		}
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err == nil && strings.Contains(string(cmdline), dir+"/") {
-			victims = append(victims, pid)
+			pids = append(pids, pid)
 		}
 	}
+	return pids
+}
+
+// killLabProcs SIGKILLs the lab's processes (labPIDs) and waits for them to
+// go. It returns how many it killed.
+func killLabProcs(dir string, netnsInodes map[uint64]bool) int {
+	victims := labPIDs(dir, netnsInodes)
 	for _, pid := range victims {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -240,4 +254,35 @@ func killLabProcs(dir string, netnsInodes map[uint64]bool) int {
 		}
 	}
 	return len(victims)
+}
+
+// ResidentBytes sums the resident memory (VmRSS) of every process of lab
+// name: its supervisor, control plane, kubelets, kube-proxies and pods. It
+// also returns how many processes it counted.
+func ResidentBytes(root, name string) (total uint64, procs int, err error) {
+	dir := StateDir(root, name)
+	_, inodes, _, err := labNetnsInodes(dir, name)
+	if err != nil {
+		return 0, 0, err
+	}
+	pids := labPIDs(dir, inodes)
+	if s, err := ReadState(dir); err == nil && supervisorAlive(s) && s.SupervisorPID != os.Getpid() {
+		pids = append(pids, s.SupervisorPID)
+	}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				f := strings.Fields(v)
+				if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+					total += kb * 1024
+					procs++
+				}
+			}
+		}
+	}
+	return total, procs, nil
 }

@@ -98,3 +98,22 @@ func nodeReady(n *corev1.Node) bool {
 	}
 	return false
 }
+
+// WaitDNS waits until the CoreDNS Deployment has an available replica.
+func (c *Cluster) WaitDNS(ctx context.Context) error {
+	cs, err := c.Clientset()
+	if err != nil {
+		return err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, nodesReadyTimeout, true, func(ctx context.Context) (bool, error) {
+		d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		return d.Status.AvailableReplicas > 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for CoreDNS: %w", err)
+	}
+	return nil
+}

@@ -124,7 +124,7 @@ func newConn(nc net.Conn, lim Limits, client bool, log *slog.Logger) *conn {
 	c.sendCond.L = &c.mu
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.hdec = hpack.NewDecoder(4096, nil)
-	c.hdec.SetMaxStringLength(int(lim.MaxHeaderListSize))
+	c.hdec.SetMaxStringLength(4 * int(lim.MaxHeaderListSize))
 	c.hdec.SetEmitFunc(c.emitField)
 	if client {
 		c.nextID = 1

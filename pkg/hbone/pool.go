@@ -104,6 +104,7 @@ type pooledConn struct {
 
 type dialCall struct {
 	done chan struct{}
+	pc   *pooledConn
 	err  error
 }
 
@@ -228,6 +229,10 @@ func (p *Pool) acquire(ctx context.Context, key Key) (*pooledConn, error) {
 			return nil, call.err
 		}
 		p.mu.Lock()
+		if p.capacity(call.pc) == 0 {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("hbone: %s allows no streams on a new connection: %w", key.DstAddr, ErrRefused)
+		}
 	}
 }
 
@@ -252,7 +257,8 @@ func (p *Pool) dial(key Key, e *poolEntry, call *dialCall) {
 			err = errors.New("hbone: pool closed")
 			defer c.fail(errConnClosed)
 		} else {
-			e.conns = append(e.conns, &pooledConn{c: c})
+			call.pc = &pooledConn{c: c}
+			e.conns = append(e.conns, call.pc)
 		}
 	}
 	call.err = err

@@ -83,7 +83,6 @@ type Stream struct {
 	resp        chan response // client: the response HEADERS
 	gotResponse bool          // client: read loop only
 	closeOnce   sync.Once
-	done        chan struct{}
 
 	// Filled by the owner (pool or server).
 	release func()
@@ -98,7 +97,7 @@ type response struct {
 }
 
 func newStream(c *conn, id uint32) *Stream {
-	s := &Stream{c: c, id: id, recvWindow: int64(c.lim.StreamWindow), done: make(chan struct{}),
+	s := &Stream{c: c, id: id, recvWindow: int64(c.lim.StreamWindow),
 		local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
 	s.rcond.L = &s.mu
 	return s
@@ -428,11 +427,6 @@ func (s *Stream) terminate(err error) {
 		case s.resp <- response{err: err}:
 		default:
 		}
-	}
-	select {
-	case <-s.done:
-	default:
-		close(s.done)
 	}
 }
 
