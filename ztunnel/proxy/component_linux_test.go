@@ -426,6 +426,24 @@ func TestComponent(t *testing.T) {
 			t.Fatalf("traffic broken after NACK: %v", err)
 		}
 	})
+	t.Run("fail closed without configuration for the destination pod", func(t *testing.T) {
+		if err := m.store.Apply(state.AddressType, nil, []string{"c1//Pod/demo/b"}); err != nil {
+			t.Fatal(err)
+		}
+		// b is now unknown: a's traffic to it passes through as plain TCP,
+		// and b's own ztunnel, with no configuration for b, refuses it
+		// rather than let plaintext reach the app.
+		if _, err := talk(a, ipB+":8080"); err == nil {
+			t.Fatal("plaintext reached a pod without configuration")
+		}
+		if err := m.store.Apply(state.AddressType, []*discoveryv3.Resource{resource(t, "c1//Pod/demo/b", workload("b", ipB, "server",
+			map[string]*wl.PortList{"demo/" + echoH: {Ports: []*wl.Port{{ServicePort: 80, TargetPort: 8080}}}}))}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := talk(a, vip+":80"); err != nil {
+			t.Fatalf("traffic not restored: %v", err)
+		}
+	})
 	t.Run("metrics", func(t *testing.T) {
 		mfs, err := m.met.Registry.Gather()
 		if err != nil {
