@@ -1,0 +1,239 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/weftmesh/weft/cni/iptables"
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// Agent is the node agent. Create it with New and start it with Run.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	kube    kubernetes.Interface
+	rules   podRules
+	probes  probeRules
+	finder  netnsFinder
+	open    nsOpener
+	zt      ztunnel
+	zdsSrv  *zdsServer // nil when zt is replaced in tests
+	events  record.EventRecorder
+	metrics *metrics
+
+	podLister listersv1.PodLister
+	nsLister  listersv1.NamespaceLister
+	queue     workqueue.TypedRateLimitingInterface[string]
+	synced    atomic.Bool
+
+	podLocks keyedMutex
+	mu       sync.Mutex
+	pods     map[string]*podState // by uid
+}
+
+// deps are the agent's connections to the kernel and ztunnel; tests
+// replace them.
+type deps struct {
+	rules  podRules
+	probes probeRules
+	finder netnsFinder
+	open   nsOpener
+	zt     ztunnel
+	events record.EventRecorder
+}
+
+// New builds an agent for the node, with real iptables, netlink, /proc and
+// ZDS backends.
+func New(ctx context.Context, cfg Config, kube kubernetes.Interface, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	mode, _ := iptables.ParseMode(cfg.IPTablesMode)
+	if mode == "" {
+		mode = iptables.DetectMode(ctx)
+	}
+	tables, err := iptables.NewBackend(mode)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("iptables mode", "mode", string(mode))
+	bc := record.NewBroadcaster(record.WithContext(ctx))
+	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	rec := bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "weft-cni-agent", Host: cfg.NodeName})
+	return newAgent(cfg, kube, log, deps{
+		rules:  iptables.NewRedirector(iptables.Config{RedirectDNS: cfg.RedirectDNS}, tables, iptables.NetlinkRoutes{}),
+		probes: iptables.ProbeSNAT{Tables: tables},
+		finder: procFinder{},
+		open:   netns.Open,
+		events: rec,
+	}), nil
+}
+
+func newAgent(cfg Config, kube kubernetes.Interface, log *slog.Logger, d deps) *Agent {
+	cfg = cfg.withDefaults()
+	a := &Agent{
+		cfg: cfg, log: log, kube: kube,
+		rules: d.rules, probes: d.probes, finder: d.finder, open: d.open, events: d.events,
+		metrics: newMetrics(),
+		pods:    map[string]*podState{},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods"}),
+	}
+	a.zt = d.zt
+	if a.zt == nil {
+		a.zdsSrv = newZDSServer(cfg.ZDSSocket, log.With("part", "zds"), a.metrics, a.snapshot, a.onSnapshotAck)
+		a.zt = a.zdsSrv
+	}
+	return a
+}
+
+// snapshot lists every held pod for a new ztunnel connection.
+func (a *Agent) snapshot() []workload {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]workload, 0, len(a.pods))
+	for _, st := range a.pods {
+		out = append(out, st.workload())
+	}
+	return out
+}
+
+// onSnapshotAck marks a pod acked by a snapshot and queues it so it gets
+// annotated.
+func (a *Agent) onSnapshotAck(uid string) {
+	a.markAcked(uid)
+	if st := a.state(uid); st != nil {
+		a.queue.Add(st.namespace + "/" + st.name)
+	}
+}
+
+// Ready reports whether the agent can enroll pods: informers synced and a
+// ztunnel connected. The error says what is missing.
+func (a *Agent) Ready() error {
+	if !a.synced.Load() {
+		return errors.New("informers not synced")
+	}
+	if a.zt.Connected() == 0 {
+		return fmt.Errorf("%w at %s", ErrNoZtunnel, a.cfg.ZDSSocket)
+	}
+	return nil
+}
+
+// Run starts everything and blocks until ctx is done. Capture stays in
+// place when the agent stops: pods remain in the mesh and a restarted
+// agent adopts them.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.probes.Ensure(); err != nil {
+		return fmt.Errorf("install probe snat chain: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	start := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+
+	podFactory := informers.NewSharedInformerFactoryWithOptions(a.kube, a.cfg.ResyncInterval,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.NodeName).String()
+		}))
+	nsFactory := informers.NewSharedInformerFactory(a.kube, a.cfg.ResyncInterval)
+	podInf := podFactory.Core().V1().Pods()
+	nsInf := nsFactory.Core().V1().Namespaces()
+	a.podLister, a.nsLister = podInf.Lister(), nsInf.Lister()
+	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    a.enqueuePod,
+		UpdateFunc: func(_, obj any) { a.enqueuePod(obj) },
+		DeleteFunc: a.enqueuePod,
+	}); err != nil {
+		return err
+	}
+	if _, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    a.namespaceChanged,
+		UpdateFunc: func(_, obj any) { a.namespaceChanged(obj) },
+		DeleteFunc: a.namespaceChanged,
+	}); err != nil {
+		return err
+	}
+	podFactory.Start(ctx.Done())
+	nsFactory.Start(ctx.Done())
+	defer podFactory.Shutdown()
+	defer nsFactory.Shutdown()
+
+	if a.zdsSrv != nil {
+		start("zds server", func(ctx context.Context) error { return a.zdsSrv.Run(ctx, nil) })
+	}
+	start("cni server", a.serveCNI)
+	if a.cfg.HTTPAddr != "" {
+		start("http server", a.serveHTTP)
+	}
+
+	a.log.Info("waiting for informers", "node", a.cfg.NodeName)
+	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nsInf.Informer().HasSynced) {
+		wg.Wait()
+		return firstErr(errc, ctx.Err())
+	}
+	a.synced.Store(true)
+	a.writeEnrollment()
+	a.log.Info("informers synced; reconciling")
+
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a.processNext(ctx) {
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.cleanupLoop(ctx)
+	}()
+
+	<-ctx.Done()
+	a.queue.ShutDown()
+	wg.Wait()
+	a.mu.Lock()
+	for _, st := range a.pods {
+		st.ns.Close()
+	}
+	a.mu.Unlock()
+	return firstErr(errc, nil)
+}
+
+func firstErr(errc chan error, fallback error) error {
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return fallback
+	}
+}

@@ -1,0 +1,69 @@
+package nodeagent
+
+import (
+	"errors"
+	"time"
+
+	"github.com/weftmesh/weft/cni/agentapi"
+	"github.com/weftmesh/weft/cni/iptables"
+)
+
+// DefaultZDSSocket is where ztunnel looks for the agent.
+const DefaultZDSSocket = "/var/run/ztunnel/ztunnel.sock"
+
+// Config configures the agent.
+type Config struct {
+	// NodeName is this node's name (from the downward API).
+	NodeName string
+	// ZDSSocket is the ZDS unix socket path.
+	ZDSSocket string
+	// CNISocket is the plugin API's unix socket path.
+	CNISocket string
+	// EnrollmentFile is where enrolled namespaces are recorded for the
+	// plugin.
+	EnrollmentFile string
+	// HTTPAddr serves /healthz, /readyz and /metrics; "" disables it.
+	HTTPAddr string
+	// RedirectDNS captures pods' DNS to ztunnel's DNS proxy.
+	RedirectDNS bool
+	// IPTablesMode is nft, legacy or "" to detect the node's.
+	IPTablesMode string
+	// AddTimeout bounds how long a CNI ADD waits for rules and ztunnel's
+	// ack (default 25 s, below the plugin's 30 s).
+	AddTimeout time.Duration
+	// ResyncInterval is how often every pod is reconciled again (default
+	// 1 min).
+	ResyncInterval time.Duration
+}
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	if c.ZDSSocket == "" {
+		c.ZDSSocket = DefaultZDSSocket
+	}
+	if c.CNISocket == "" {
+		c.CNISocket = agentapi.DefaultSocket
+	}
+	if c.EnrollmentFile == "" {
+		c.EnrollmentFile = agentapi.DefaultEnrollmentFile
+	}
+	if c.AddTimeout <= 0 {
+		c.AddTimeout = 25 * time.Second
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = time.Minute
+	}
+	return c
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("node name is required (set NODE_NAME from spec.nodeName)"))
+	}
+	if _, err := iptables.ParseMode(c.IPTablesMode); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

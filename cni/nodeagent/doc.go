@@ -1,0 +1,21 @@
+// Package nodeagent is weft-cni-agent's node agent: it puts the pods of
+// its node in and out of the mesh.
+//
+// It watches Namespaces and the Pods scheduled to its node. A pod is
+// enrolled when its namespace or the pod itself carries
+// istio.io/dataplane-mode=ambient (a pod label =none opts out; host-network
+// pods and pods with an Istio sidecar never are). Enrolling a pod: open its
+// network namespace (given by the CNI plugin during ADD, or found by
+// scanning /proc for a process whose namespace holds the pod IP), install
+// the in-pod redirect rules, add the node-level probe SNAT, hand ztunnel the
+// namespace over ZDS and wait for its ack, then mark the pod
+// ambient.istio.io/redirection=enabled through pods/status. Unenrolling
+// reverses each step.
+//
+// The agent serves ZDS (zdsServer) to ztunnel, the CNI plugin's API
+// (cni/agentapi) on a unix socket, and /healthz, /readyz and /metrics over
+// HTTP. It records enrolled namespaces in the enrollment file the plugin
+// reads when the agent is down. On start it reconciles: rules it finds in
+// enrolled pods are adopted (Apply is idempotent), rules and probe SNAT
+// entries of pods no longer enrolled are removed.
+package nodeagent
