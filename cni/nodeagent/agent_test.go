@@ -470,7 +470,9 @@ func TestShouldEnroll(t *testing.T) {
 		{"pod label", pod(func(p *corev1.Pod) { p.Labels = map[string]string{LabelDataplaneMode: "ambient"} }), namespace("demo", false), true},
 		{"pod opt-out", pod(func(p *corev1.Pod) { p.Labels = map[string]string{LabelDataplaneMode: "none"} }), namespace("demo", true), false},
 		{"host network", pod(func(p *corev1.Pod) { p.Spec.HostNetwork = true }), namespace("demo", true), false},
-		{"sidecar", pod(func(p *corev1.Pod) { p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy"}) }), namespace("demo", true), false},
+		{"sidecar", pod(func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy"})
+		}), namespace("demo", true), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
