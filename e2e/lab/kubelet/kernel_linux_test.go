@@ -192,10 +192,15 @@ func cniBinDir(t *testing.T) string {
 
 func writeConflist(t *testing.T, dir, name, ipamDir, subnet string) {
 	t.Helper()
+	writeConflistWith(t, dir, name, ipamDir, subnet, `,
+ {"type":"loopback"}`)
+}
+
+func writeConflistWith(t *testing.T, dir, name, ipamDir, subnet, more string) {
+	t.Helper()
 	os.MkdirAll(dir, 0o755)
 	conf := `{"cniVersion":"1.0.0","name":"lab","plugins":[
- {"type":"ptp","ipMasq":false,"ipam":{"type":"host-local","dataDir":"` + ipamDir + `","ranges":[[{"subnet":"` + subnet + `"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
- {"type":"loopback"}]}`
+ {"type":"ptp","ipMasq":false,"ipam":{"type":"host-local","dataDir":"` + ipamDir + `","ranges":[[{"subnet":"` + subnet + `"}]],"routes":[{"dst":"0.0.0.0/0"}]}}` + more + `]}`
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,6 +58,21 @@ func createNetns(path string) error {
 		return err
 	}
 	return nil
+}
+
+// setLoopbackUp brings up "lo" in the netns at path, as a container
+// runtime does for every sandbox whatever the CNI chain holds.
+func setLoopbackUp(path string) error {
+	return inNetns(path, func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return fmt.Errorf("find lo: %w", err)
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("set lo up: %w", err)
+		}
+		return nil
+	})
 }
 
 // removeNetns unmounts and removes a netns created by createNetns. A

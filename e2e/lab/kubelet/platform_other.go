@@ -17,6 +17,8 @@ func createNetns(string) error { return errNotSupported }
 
 func removeNetns(string) error { return nil }
 
+func setLoopbackUp(string) error { return errNotSupported }
+
 func inNetns(path string, fn func() error) error {
 	if path == "" {
 		return fn()

@@ -63,7 +63,8 @@ func startTestKubelet(t *testing.T) *testLab {
 	dir := t.TempDir()
 	node := newTestNetns(t, dir, "wt-kubelet-node-"+randSuffix())
 	confDir := filepath.Join(dir, "root/etc/cni/net.d")
-	writeConflist(t, confDir, "10-ptp.conflist", filepath.Join(dir, "state/ipam"), "10.250.9.0/24")
+	// No loopback plugin: kubelet-lite brings lo up itself, as runtimes do.
+	writeConflistWith(t, confDir, "10-ptp.conflist", filepath.Join(dir, "state/ipam"), "10.250.9.0/24", "")
 	client := fake.NewClientset(
 		&v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"},
 			Spec: v1.ServiceSpec{ClusterIP: "10.96.0.1", Ports: []v1.ServicePort{{Name: "https", Port: 443}}}},
@@ -181,8 +182,8 @@ func TestPodLifecycle(t *testing.T) {
 
 	var out strings.Builder
 	ex := &executor{s: srv}
-	err = ex.ExecInContainer(ctx, "demo/web", "", "web", []string{"sh", "-c", "cat /etc/resolv.conf /var/run/secrets/kubernetes.io/serviceaccount/namespace"}, nil, nopCloser{&out}, nopCloser{&out}, false, nil, 0)
-	if err != nil || !strings.Contains(out.String(), "search demo.svc.cluster.local") || !strings.Contains(out.String(), "demo") {
+	err = ex.ExecInContainer(ctx, "demo/web", "", "web", []string{"sh", "-c", "cat /etc/resolv.conf /var/run/secrets/kubernetes.io/serviceaccount/namespace; ip -o link show lo"}, nil, nopCloser{&out}, nopCloser{&out}, false, nil, 0)
+	if err != nil || !strings.Contains(out.String(), "search demo.svc.cluster.local") || !strings.Contains(out.String(), "demo") || !strings.Contains(out.String(), "LOOPBACK,UP") {
 		t.Errorf("exec: %v %q", err, out.String())
 	}
 

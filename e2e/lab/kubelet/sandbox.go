@@ -121,6 +121,10 @@ func (w *podWorker) setupSandbox(ctx context.Context) error {
 		if err := createNetns(st.NetNS); err != nil {
 			return err
 		}
+		if err := setLoopbackUp(st.NetNS); err != nil {
+			w.teardownNetwork(ctx, st)
+			return err
+		}
 		ips, conf, err := w.k.net.Add(ctx, w.podNetwork(st.NetNS))
 		st.CNIConf = conf
 		if err != nil {
