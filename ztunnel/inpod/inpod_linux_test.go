@@ -379,3 +379,17 @@ func TestReplacementTakesOver(t *testing.T) {
 		t.Fatal("old ztunnel did not finish draining")
 	}
 }
+
+func isRoot() bool { return os.Geteuid() == 0 }
+
+func newBenchNS() (*netns.NetNS, error) {
+	ns, err := netns.New()
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.LoopbackUp(); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return ns, nil
+}

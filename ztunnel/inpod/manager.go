@@ -69,7 +69,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.newSockets == nil {
-		cfg.newSockets = func(ns *netns.NetNS) socketFactory { return netnsSockets{ns} }
+		cfg.newSockets = func(ns *netns.NetNS) socketFactory { return newNetnsSockets(ns) }
 	}
 	return &Manager{cfg: cfg, log: cfg.Log, pods: map[string]*Pod{}, seen: map[string]bool{}, snapDone: make(chan struct{})}
 }
@@ -147,7 +147,7 @@ func (m *Manager) Add(ctx context.Context, uid string, info *zdsapi.WorkloadInfo
 	}
 	if err := pod.openListeners(ctx); err != nil {
 		pod.Listeners.Close()
-		ns.Close()
+		pod.release()
 		return fmt.Errorf("add workload %s: %w", uid, err)
 	}
 	m.mu.Lock()
@@ -155,7 +155,7 @@ func (m *Manager) Add(ctx context.Context, uid string, info *zdsapi.WorkloadInfo
 		// Lost a race with a concurrent add or shutdown.
 		m.mu.Unlock()
 		pod.Listeners.Close()
-		ns.Close()
+		pod.release()
 		return nil
 	}
 	m.pods[uid] = pod
@@ -245,7 +245,7 @@ func (m *Manager) startDrain(p *Pod) {
 		defer cancel()
 		m.log.Info("pod draining", "uid", p.UID, "connections", p.Connections())
 		p.drain(ctx)
-		p.ns.Close()
+		p.release()
 		m.log.Info("pod removed", "uid", p.UID)
 	}()
 }
@@ -264,7 +264,7 @@ func (m *Manager) Close(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			p.drain(ctx)
-			p.ns.Close()
+			p.release()
 		}()
 	}
 	wg.Wait()

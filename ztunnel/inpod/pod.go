@@ -128,6 +128,12 @@ func (p *Pod) drain(ctx context.Context) {
 	p.cancel()
 }
 
+// release frees the pod's reserved sockets and its netns handle.
+func (p *Pod) release() {
+	p.sockets.Close()
+	p.ns.Close()
+}
+
 // State is a pod's entry in the admin workloadState dump.
 type State struct {
 	UID            string    `json:"uid"`

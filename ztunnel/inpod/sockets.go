@@ -49,4 +49,6 @@ type socketFactory interface {
 	// closing SO_REUSEPORT listener to another listener of the group, so a
 	// drain does not reset them.
 	MigrateRequests() error
+	// Close releases sockets the factory holds in reserve.
+	Close()
 }

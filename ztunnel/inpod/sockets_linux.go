@@ -17,9 +17,24 @@ import (
 
 // netnsSockets creates sockets in a pod's namespace through pkg/netns, the
 // one helper that enters a namespace.
-type netnsSockets struct{ ns *netns.NetNS }
+// IPv4 dials take a pre-made socket from a per-pod pool; IPv6 dials and
+// dials that find the pool empty enter the netns for the whole dial.
+type netnsSockets struct {
+	ns   *netns.NetNS
+	pool *socketPool
+}
 
 var _ socketFactory = netnsSockets{}
+
+func newNetnsSockets(ns *netns.NetNS) netnsSockets {
+	return netnsSockets{ns: ns, pool: &socketPool{ns: ns}}
+}
+
+func (s netnsSockets) Close() {
+	if s.pool != nil {
+		s.pool.close()
+	}
+}
 
 func (s netnsSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
 	lc := &net.ListenConfig{Control: control(true, false)}
@@ -27,6 +42,11 @@ func (s netnsSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.List
 }
 
 func (s netnsSockets) Dial(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error) {
+	if s.pool != nil && dst.Addr().Unmap().Is4() && (!src.IsValid() || src.Unmap().Is4()) {
+		if fd := s.pool.take(); fd >= 0 {
+			return connectFD(ctx, fd, src, dst)
+		}
+	}
 	d := &net.Dialer{Control: control(false, src.IsValid())}
 	if src.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}

@@ -13,6 +13,10 @@ import (
 
 type netnsSockets struct{ ns *netns.NetNS }
 
+func newNetnsSockets(ns *netns.NetNS) netnsSockets { return netnsSockets{ns: ns} }
+
+func (netnsSockets) Close() {}
+
 var _ socketFactory = netnsSockets{}
 
 func (netnsSockets) Listen(context.Context, netip.AddrPort) (net.Listener, error) {
