@@ -60,6 +60,9 @@ func TestInstallParsesAndStaysInItsNamespace(t *testing.T) {
 	if gc.Spec.ControllerName != "istio.io/mesh-controller" {
 		t.Errorf("GatewayClass controller %q", gc.Spec.ControllerName)
 	}
+	if d := gc.Spec.Description; d == nil || len(*d) > 64 {
+		t.Error("GatewayClass description must be set and at most 64 bytes (the CRD's limit)")
+	}
 	nsObj := get[*corev1.Namespace](t, all, "Namespace//"+ns)
 	if nsObj.Labels["istio.io/dataplane-mode"] == "ambient" {
 		t.Error("weft-system must never be enrolled")
