@@ -1,0 +1,187 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	istioinformers "istio.io/client-go/pkg/informers/externalversions"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+	gatewayinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+)
+
+// Sink receives object changes; *model.Model implements it. Methods may be
+// called concurrently from different informers.
+type Sink interface {
+	UpsertNamespace(*corev1.Namespace)
+	DeleteNamespace(name string)
+	UpsertPod(*corev1.Pod)
+	DeletePod(ns, name string)
+	UpsertService(*corev1.Service)
+	DeleteService(ns, name string)
+	UpsertEndpointSlice(*discoveryv1.EndpointSlice)
+	DeleteEndpointSlice(ns, name string)
+	UpsertGateway(*gatewayv1.Gateway)
+	DeleteGateway(ns, name string)
+	UpsertAuthorizationPolicy(*securityv1.AuthorizationPolicy)
+	DeleteAuthorizationPolicy(ns, name string)
+	UpsertPeerAuthentication(*securityv1.PeerAuthentication)
+	DeletePeerAuthentication(ns, name string)
+}
+
+// Clients are the API clients the watcher uses. Istio and Gateway may be
+// nil, which skips their kinds.
+type Clients struct {
+	Kube    kubernetes.Interface
+	Istio   istioclient.Interface
+	Gateway gatewayclient.Interface
+}
+
+// Config configures a Watcher.
+type Config struct {
+	// Log receives warnings; nil discards.
+	Log *slog.Logger
+	// CheckCRDs asks API discovery whether the Istio and Gateway API kinds
+	// are served and skips those that are not (instead of never syncing).
+	CheckCRDs bool
+}
+
+// managedByController selects EndpointSlices that the endpoint-slice
+// controller did not write, i.e. those of selector-less Services.
+const managedByController = discoveryv1.LabelManagedBy + "!=endpointslice-controller.k8s.io"
+
+// Watcher owns the informers. Create with New, then Run.
+type Watcher struct {
+	log       *slog.Logger
+	core      informers.SharedInformerFactory
+	slices    informers.SharedInformerFactory
+	istio     istioinformers.SharedInformerFactory
+	gateway   gatewayinformers.SharedInformerFactory
+	synced    []cache.InformerSynced
+	startedAt time.Time
+	syncedAt  chan time.Time
+}
+
+// New builds the informers and registers sink's handlers. It does not
+// start watching.
+func New(c Clients, sink Sink, cfg Config) (*Watcher, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Watcher{log: log, syncedAt: make(chan time.Time, 1)}
+	w.core = informers.NewSharedInformerFactoryWithOptions(c.Kube, 0, informers.WithTransform(Transform))
+	w.slices = informers.NewSharedInformerFactoryWithOptions(c.Kube, 0, informers.WithTransform(Transform),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managedByController }))
+
+	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+		reg, err := inf.AddEventHandler(h)
+		if err != nil {
+			return fmt.Errorf("add event handler: %w", err)
+		}
+		w.synced = append(w.synced, reg.HasSynced)
+		return nil
+	}
+	errs := []error{
+		add(w.core.Core().V1().Namespaces().Informer(), handler(sink.UpsertNamespace, func(_, n string) { sink.DeleteNamespace(n) })),
+		add(w.core.Core().V1().Pods().Informer(), handler(sink.UpsertPod, sink.DeletePod)),
+		add(w.core.Core().V1().Services().Informer(), handler(sink.UpsertService, sink.DeleteService)),
+		add(w.slices.Discovery().V1().EndpointSlices().Informer(), handler(sink.UpsertEndpointSlice, sink.DeleteEndpointSlice)),
+	}
+	if c.Istio != nil && w.served(c.Kube, cfg.CheckCRDs, "security.istio.io/v1", "authorizationpolicies", "peerauthentications") {
+		w.istio = istioinformers.NewSharedInformerFactoryWithOptions(c.Istio, 0, istioinformers.WithTransform(Transform))
+		errs = append(errs,
+			add(w.istio.Security().V1().AuthorizationPolicies().Informer(), handler(sink.UpsertAuthorizationPolicy, sink.DeleteAuthorizationPolicy)),
+			add(w.istio.Security().V1().PeerAuthentications().Informer(), handler(sink.UpsertPeerAuthentication, sink.DeletePeerAuthentication)))
+	}
+	if c.Gateway != nil && w.served(c.Kube, cfg.CheckCRDs, "gateway.networking.k8s.io/v1", "gateways") {
+		w.gateway = gatewayinformers.NewSharedInformerFactoryWithOptions(c.Gateway, 0, gatewayinformers.WithTransform(Transform))
+		errs = append(errs, add(w.gateway.Gateway().V1().Gateways().Informer(), handler(sink.UpsertGateway, sink.DeleteGateway)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// served reports whether the API server serves all the resources of gv;
+// without check it assumes so.
+func (w *Watcher) served(kube kubernetes.Interface, check bool, gv string, resources ...string) bool {
+	if !check {
+		return true
+	}
+	list, err := kube.Discovery().ServerResourcesForGroupVersion(gv)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			w.log.Warn("API group not served; its kinds are ignored until restart", "groupVersion", gv)
+		} else {
+			w.log.Warn("API discovery failed; watching anyway", "groupVersion", gv, "err", err)
+			return true
+		}
+		return false
+	}
+	have := map[string]bool{}
+	for _, r := range list.APIResources {
+		have[r.Name] = true
+	}
+	for _, r := range resources {
+		if !have[r] {
+			w.log.Warn("resource not served; ignored until restart", "groupVersion", gv, "resource", r)
+			return false
+		}
+	}
+	return true
+}
+
+// Run starts the informers and blocks until ctx ends, then stops them.
+func (w *Watcher) Run(ctx context.Context) error {
+	w.startedAt = time.Now()
+	w.core.Start(ctx.Done())
+	w.slices.Start(ctx.Done())
+	if w.istio != nil {
+		w.istio.Start(ctx.Done())
+	}
+	if w.gateway != nil {
+		w.gateway.Start(ctx.Done())
+	}
+	if cache.WaitForCacheSync(ctx.Done(), w.synced...) {
+		w.syncedAt <- time.Now()
+		w.log.Info("kubernetes informers synced", "after", time.Since(w.startedAt))
+	}
+	<-ctx.Done()
+	w.core.Shutdown()
+	w.slices.Shutdown()
+	if w.istio != nil {
+		w.istio.Shutdown()
+	}
+	if w.gateway != nil {
+		w.gateway.Shutdown()
+	}
+	return nil
+}
+
+// HasSynced reports whether every informer has listed and every initial
+// object has been handed to the sink.
+func (w *Watcher) HasSynced() bool {
+	for _, s := range w.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
+
+// SyncedAt receives, once, the time the initial sync completed.
+func (w *Watcher) SyncedAt() <-chan time.Time { return w.syncedAt }
