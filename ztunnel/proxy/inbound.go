@@ -42,6 +42,11 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundReq
 	}
 	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
 	rec.DstAddr = target
+	if isZtunnelPort(target.Port()) {
+		s.Reject(http.StatusBadRequest)
+		rec.Failed("NR", fmt.Errorf("authority %s targets a ztunnel port", target))
+		return
+	}
 	dstW, err := p.localWorkload(ctx, pod, target.Addr())
 	if err != nil {
 		s.Reject(http.StatusServiceUnavailable)
@@ -171,6 +176,12 @@ func (p *Proxy) dialApp(ctx context.Context, pod *inpod.Pod, src netip.Addr, tar
 		p.log.Debug("cannot preserve source address, connecting from the pod address", "error", err)
 	}
 	return pod.Dial(ctx, target)
+}
+
+// isZtunnelPort reports ztunnel's own in-pod ports, which are never a
+// connection's final target (that would loop).
+func isZtunnelPort(p uint16) bool {
+	return p == inpod.OutboundPort || p == inpod.InboundPlainPort || p == inpod.InboundHBONEPort
 }
 
 func transparentUnsupported(err error) bool {

@@ -54,6 +54,12 @@ type Tunnels interface {
 	Connect(ctx context.Context, req TunnelRequest) (net.Conn, error)
 }
 
+// podForgetter is implemented by Tunnels that remember pods (to dial from
+// their netns); ServePod tells them when a pod is gone.
+type podForgetter interface {
+	ForgetPod(pod *inpod.Pod)
+}
+
 // InboundRequest is one CONNECT received on a pod's 15008.
 type InboundRequest struct {
 	// Peer is the client's verified identity.
@@ -160,6 +166,9 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 	} else {
 		p.cfg.Certs.Track(id)
 		defer p.cfg.Certs.Forget(id)
+	}
+	if f, ok := p.cfg.Tunnels.(podForgetter); ok {
+		defer f.ForgetPod(pod)
 	}
 	ctx := pod.Context()
 	var wg sync.WaitGroup

@@ -98,7 +98,9 @@ func TestResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := store.WorkloadByUID("c//Pod/ns/client")
-	id := func(sa string) identity.ID { return identity.ID{TrustDomain: "cluster.local", Namespace: "ns", ServiceAccount: sa} }
+	id := func(sa string) identity.ID {
+		return identity.ID{TrustDomain: "cluster.local", Namespace: "ns", ServiceAccount: sa}
+	}
 	type view struct {
 		HBONE     bool
 		Addr      string

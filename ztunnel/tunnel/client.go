@@ -69,9 +69,14 @@ func (c *Client) Connect(ctx context.Context, req proxy.TunnelRequest) (net.Conn
 	if req.Pod == nil || !req.SourceIP.IsValid() {
 		return nil, errors.New("tunnel: source pod and address are required")
 	}
-	c.mu.Lock()
-	c.pods[req.SourceIP] = req.Pod
-	c.mu.Unlock()
+	c.mu.RLock()
+	known := c.pods[req.SourceIP] == req.Pod
+	c.mu.RUnlock()
+	if !known {
+		c.mu.Lock()
+		c.pods[req.SourceIP] = req.Pod
+		c.mu.Unlock()
+	}
 	ids := make([]string, len(req.Expected))
 	for i, id := range req.Expected {
 		ids[i] = id.String()
@@ -84,12 +89,15 @@ func (c *Client) Connect(ctx context.Context, req proxy.TunnelRequest) (net.Conn
 	return s, nil
 }
 
-// Forget drops the pod registered for srcIP (when the pod goes away).
-func (c *Client) Forget(srcIP netip.Addr, pod *inpod.Pod) {
+// ForgetPod drops every source address registered for pod; the proxy calls
+// it when the pod is gone.
+func (c *Client) ForgetPod(pod *inpod.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pods[srcIP] == pod {
-		delete(c.pods, srcIP)
+	for ip, p := range c.pods {
+		if p == pod {
+			delete(c.pods, ip)
+		}
 	}
 }
 
