@@ -1,0 +1,96 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/pkg/log"
+	"github.com/weftmesh/weft/ztunnel/inpod"
+)
+
+// Config is ztunnel's validated configuration.
+type Config struct {
+	// XDSAddress is istiod's delta ADS address (host:port).
+	XDSAddress string
+	// XDSPlaintext connects to XDSAddress without TLS (port 15010).
+	XDSPlaintext bool
+	// CAAddress is the CA's address (host:port, TLS).
+	CAAddress string
+	// RootCertFile verifies istiod's serving certificate for xDS and CA.
+	RootCertFile string
+	// TokenFile is the projected service-account token (audience istio-ca).
+	TokenFile string
+	// ClusterID, TrustDomain and Network describe the mesh.
+	ClusterID, TrustDomain, Network string
+	// NodeName, PodName, PodNamespace and InstanceIP identify this ztunnel
+	// to the control plane.
+	NodeName, PodName, PodNamespace string
+	InstanceIP                      netip.Addr
+	// ZDSSocket is the node agent's ZDS socket path.
+	ZDSSocket string
+	// AdminAddr (localhost only), MetricsAddr and ReadinessAddr are the
+	// HTTP listen addresses.
+	AdminAddr, MetricsAddr, ReadinessAddr string
+	// DrainTimeout bounds the graceful drain on shutdown and on pod removal.
+	DrainTimeout time.Duration
+	// ConnectTimeout bounds upstream dials.
+	ConnectTimeout time.Duration
+	// PreserveSource connects to applications from the client's address.
+	PreserveSource bool
+	// Log configures logging; Log.Output defaults to stderr.
+	Log log.Options
+}
+
+// Defaults returns the configuration Istio's ztunnel uses by default.
+func Defaults() Config {
+	return Config{
+		XDSAddress: "istiod.istio-system.svc:15012", CAAddress: "istiod.istio-system.svc:15012",
+		RootCertFile: "/var/run/secrets/istio/root-cert.pem", TokenFile: "/var/run/secrets/tokens/istio-token",
+		ClusterID: "Kubernetes", TrustDomain: identity.DefaultTrustDomain, ZDSSocket: inpod.DefaultSocketPath,
+		AdminAddr: "127.0.0.1:15000", MetricsAddr: ":15020", ReadinessAddr: ":15021",
+		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, PreserveSource: true,
+		PodNamespace: "istio-system",
+	}
+}
+
+// Validate reports the first problem with c, naming the setting.
+func (c Config) Validate() error {
+	hostPort := func(name, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("%s %q: want host:port: %w", name, v, err)
+		}
+		return nil
+	}
+	for _, hp := range [][2]string{{"xds-address", c.XDSAddress}, {"ca-address", c.CAAddress},
+		{"admin-address", c.AdminAddr}, {"metrics-address", c.MetricsAddr}, {"readiness-address", c.ReadinessAddr}} {
+		if err := hostPort(hp[0], hp[1]); err != nil {
+			return err
+		}
+	}
+	if host, _, _ := net.SplitHostPort(c.AdminAddr); host != "127.0.0.1" && host != "::1" && host != "localhost" {
+		return fmt.Errorf("admin-address %q: the admin server must listen on localhost", c.AdminAddr)
+	}
+	if c.TokenFile == "" {
+		return errors.New("token-file: required (projected token with audience istio-ca)")
+	}
+	if c.RootCertFile == "" {
+		return errors.New("root-cert: required to verify istiod")
+	}
+	if c.NodeName == "" {
+		return errors.New("node-name (NODE_NAME): required")
+	}
+	if c.ZDSSocket == "" {
+		return errors.New("zds-socket: required")
+	}
+	if c.TrustDomain == "" {
+		return errors.New("trust-domain: required")
+	}
+	if c.DrainTimeout <= 0 || c.ConnectTimeout <= 0 {
+		return errors.New("drain-timeout and connect-timeout: must be positive")
+	}
+	return nil
+}
