@@ -231,3 +231,131 @@ func TestKernelCapture(t *testing.T) {
 		t.Fatal("a socket with ztunnel's mark was captured")
 	}
 }
+
+// TestKernelProbeSNAT builds a node and a pod namespace joined by a veth,
+// enrolls the pod, and checks that a connection from the node to the pod
+// arrives from 169.254.7.127 and is not captured, while other inbound
+// traffic is.
+func TestKernelProbeSNAT(t *testing.T) {
+	node := kernelNS(t)
+	pod := kernelNS(t)
+	mode := DetectMode(context.Background())
+	b, err := NewBackend(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// veth: node side 10.98.0.1, pod side 10.98.0.2, default route in the pod.
+	err = node.Do(func() error {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vpod"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(pod.Fd())}
+		if err := netlink.LinkAdd(v); err != nil {
+			return err
+		}
+		addr, _ := netlink.ParseAddr("10.98.0.1/24")
+		if err := netlink.AddrAdd(v, addr); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pod.Do(func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		addr, _ := netlink.ParseAddr("10.98.0.2/24")
+		if err := netlink.AddrAdd(l, addr); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.ParseIP("10.98.0.1")})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := NewRedirector(Config{}, b, NetlinkRoutes{}).Apply(pod); err != nil {
+		t.Fatal(err)
+	}
+	probe := ProbeSNAT{Tables: b}
+	err = node.Do(func() error {
+		if err := probe.Ensure(); err != nil {
+			return err
+		}
+		if err := probe.Add("10.98.0.2", "uid-1"); err != nil {
+			return err
+		}
+		return probe.Add("10.98.0.2", "uid-1")
+	})
+	if err != nil {
+		t.Fatalf("probe snat: %v", err)
+	}
+	var listed map[string]string
+	node.Do(func() error { listed, err = probe.List(); return err })
+	if err != nil || listed["uid-1"] != "10.98.0.2" || len(listed) != 1 {
+		t.Fatalf("List = %v, %v", listed, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	app, err := pod.Listen(ctx, nil, "tcp", "0.0.0.0:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	capture, err := pod.Listen(ctx, nil, "tcp", "0.0.0.0:15006")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+	remote := make(chan string, 2)
+	for _, l := range []net.Listener{app, capture} {
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				remote <- c.LocalAddr().String() + " from " + c.RemoteAddr().(*net.TCPAddr).IP.String()
+				c.Close()
+			}
+		}()
+	}
+	c, err := node.Dial(ctx, &net.Dialer{Timeout: 2 * time.Second}, "tcp", "10.98.0.2:8080")
+	if err != nil {
+		t.Fatalf("probe-style connection from the node: %v", err)
+	}
+	c.Close()
+	if got := <-remote; got != "10.98.0.2:8080 from "+ProbeSNATAddr {
+		t.Fatalf("node connection arrived as %q, want at the app from %s", got, ProbeSNATAddr)
+	}
+
+	// Without the SNAT the same connection is captured by ztunnel's port.
+	node.Do(func() error { return probe.Delete("10.98.0.2", "uid-1") })
+	c, err = node.Dial(ctx, &net.Dialer{Timeout: 2 * time.Second}, "tcp", "10.98.0.2:8080")
+	if err != nil {
+		t.Fatalf("connection from the node: %v", err)
+	}
+	c.Close()
+	if got := <-remote; got != "10.98.0.2:15006 from 10.98.0.1" {
+		t.Fatalf("uncaptured? got %q", got)
+	}
+
+	err = node.Do(func() error {
+		for range 2 {
+			if err := probe.RemoveAll(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := weftLines(t, node, mode); len(left) != 0 {
+		t.Fatalf("node rules left: %v", left)
+	}
+}
