@@ -43,6 +43,12 @@ type Config struct {
 	// start containers; it must call ShimMain.
 	ShimPath string
 
+	// ImageFiles adds files to an image (repository without tag -> path in
+	// the container -> host file), e.g. a second binary the image ships.
+	// Every container also sees its image's binary at
+	// /usr/local/bin/<binary name>, where the project's images put it.
+	ImageFiles map[string]map[string]string `json:",omitempty"`
+
 	// NetnsPrefix, when set, places pod network namespaces in
 	// /var/run/netns as "<NetnsPrefix>-<pod uid prefix>" (visible to
 	// "ip netns"); otherwise they are bind-mounted under StateDir/netns.

@@ -40,6 +40,7 @@ func shimPath(t *testing.T) string {
 func newTestNetns(t *testing.T, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, "netns", name)
+	t.Cleanup(func() { releaseSharedMount(filepath.Dir(p)) })
 	if err := createNetns(p); err != nil {
 		t.Fatal(err)
 	}
@@ -203,5 +204,35 @@ func writeConflistWith(t *testing.T, dir, name, ipamDir, subnet, more string) {
  {"type":"ptp","ipMasq":false,"ipam":{"type":"host-local","dataDir":"` + ipamDir + `","ranges":[[{"subnet":"` + subnet + `"}]],"routes":[{"dst":"0.0.0.0/0"}]}}` + more + `]}`
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNetnsPropagation checks that a pod netns created after a container
+// mounted the netns dir is visible in it (HostToContainer), which a CNI
+// node agent entering pod namespaces relies on.
+func TestNetnsPropagation(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	first := newTestNetns(t, dir, "wt-kubelet-a-"+randSuffix())
+	nsDir := filepath.Dir(first)
+	spec := shimSpec{
+		Mounts: []shimMount{{Source: nsDir, Target: nsDir}},
+		Path:   "/bin/sleep", Args: []string{"sleep", "30"},
+	}
+	cmd := exec.Command(shimPath(t), shimCommand, "run", writeSpec(t, dir, spec))
+	cmd.SysProcAttr = shimProcAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(300 * time.Millisecond)
+	second := newTestNetns(t, dir, "wt-kubelet-b-"+randSuffix())
+	out, err := exec.Command(shimPath(t), shimCommand, "exec", strconv.Itoa(cmd.Process.Pid), "--",
+		"stat", "-f", "-c", "%T", first, second).CombinedOutput()
+	if err != nil {
+		t.Fatalf("exec: %v: %s", err, out)
+	}
+	if got := strings.Fields(string(out)); len(got) != 2 || got[0] != "nsfs" || got[1] != "nsfs" {
+		t.Errorf("netns files in the container are %q, want nsfs twice", out)
 	}
 }

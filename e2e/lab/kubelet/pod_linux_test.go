@@ -182,8 +182,8 @@ func TestPodLifecycle(t *testing.T) {
 
 	var out strings.Builder
 	ex := &executor{s: srv}
-	err = ex.ExecInContainer(ctx, "demo/web", "", "web", []string{"sh", "-c", "cat /etc/resolv.conf /var/run/secrets/kubernetes.io/serviceaccount/namespace; ip -o link show lo"}, nil, nopCloser{&out}, nopCloser{&out}, false, nil, 0)
-	if err != nil || !strings.Contains(out.String(), "search demo.svc.cluster.local") || !strings.Contains(out.String(), "demo") || !strings.Contains(out.String(), "LOOPBACK,UP") {
+	err = ex.ExecInContainer(ctx, "demo/web", "", "web", []string{"sh", "-c", "cat /etc/resolv.conf /var/run/secrets/kubernetes.io/serviceaccount/namespace; ip -o link show lo; test -x /usr/local/bin/python3 && echo image-binary"}, nil, nopCloser{&out}, nopCloser{&out}, false, nil, 0)
+	if err != nil || !strings.Contains(out.String(), "search demo.svc.cluster.local") || !strings.Contains(out.String(), "demo") || !strings.Contains(out.String(), "LOOPBACK,UP") || !strings.Contains(out.String(), "image-binary") {
 		t.Errorf("exec: %v %q", err, out.String())
 	}
 

@@ -16,6 +16,9 @@ import (
 	"k8s.io/utils/ptr"
 )
 
+// imageBinDir is where the project's images keep their binaries.
+const imageBinDir = "/usr/local/bin"
+
 const (
 	resyncInterval   = 30 * time.Second
 	retryInterval    = 2 * time.Second
@@ -343,7 +346,7 @@ func (w *podWorker) shimSpecFor(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	argv := append(append([]string(nil), c.Command...), c.Args...)
 	if len(c.Command) == 0 {
 		argv = append([]string{bin}, c.Args...)
-	} else if filepath.Base(c.Command[0]) == filepath.Base(bin) {
+	} else if filepath.Base(c.Command[0]) == filepath.Base(bin) && !strings.HasPrefix(c.Command[0], imageBinDir+"/") {
 		argv[0] = bin
 	}
 	argv = expandArgs(argv, env)
@@ -351,7 +354,13 @@ func (w *podWorker) shimSpecFor(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	if err != nil {
 		return nil, err
 	}
-	spec := &shimSpec{Path: argv[0], Args: argv, Env: env, WorkDir: c.WorkingDir, Mounts: mounts}
+	spec := &shimSpec{Path: argv[0], Args: argv, Env: env, WorkDir: c.WorkingDir}
+	spec.Mounts = append(spec.Mounts, shimMount{Source: bin, Target: imageBinDir + "/" + filepath.Base(bin), ReadOnly: true})
+	extra := w.k.cfg.ImageFiles[imageRepository(c.Image)]
+	for _, target := range sortedKeys(extra) {
+		spec.Mounts = append(spec.Mounts, shimMount{Source: extra[target], Target: target, ReadOnly: true})
+	}
+	spec.Mounts = append(spec.Mounts, mounts...)
 	if !pod.Spec.HostNetwork {
 		spec.NetNS = sb.NetNS
 		spec.Hostname = hostname

@@ -86,6 +86,7 @@ func (k *kubelet) releaseLeftovers(ctx context.Context) {
 
 // removeState removes the state kubelet-lite created.
 func (k *kubelet) removeState() {
+	releaseSharedMount(filepath.Join(k.cfg.StateDir, "netns"))
 	for _, d := range []string{"pods", "netns", "cni-cache"} {
 		if err := os.RemoveAll(filepath.Join(k.cfg.StateDir, d)); err != nil {
 			k.log.Warn("remove state", "err", err)
