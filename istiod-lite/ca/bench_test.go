@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	pb "istio.io/api/security/v1alpha1"
 	"google.golang.org/grpc/metadata"
+	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/weftmesh/weft/pkg/identity"
 )

@@ -124,7 +124,7 @@ func validateTrustDomain(td string) error {
 	}
 	for i := 0; i < len(td); i++ {
 		c := td[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+		if !isLowerAlnum(c) && c != '.' && c != '-' && c != '_' {
 			return fmt.Errorf("trust domain %q: character %q not allowed (lower-case letters, digits, '.', '-', '_')", td, c)
 		}
 	}
@@ -141,7 +141,7 @@ func validateLabel(s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+		if !isLowerAlnum(c) && c != '-' {
 			return fmt.Errorf("character %q not allowed (lower-case letters, digits, '-')", c)
 		}
 	}
@@ -167,3 +167,5 @@ func validateSubdomain(s string) error {
 	}
 	return nil
 }
+
+func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }

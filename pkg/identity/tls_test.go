@@ -15,15 +15,14 @@ import (
 )
 
 // handshake runs a TLS handshake between the two configs over loopback TCP
-// and returns both sides' errors and the client's and server's view of the
-// peer.
-func handshake(t *testing.T, client, server *tls.Config) (cerr, serr error, cs, ss tls.ConnectionState) {
+// and returns both sides' errors and connection states.
+func handshake(t *testing.T, client, server *tls.Config) (cerr, serr error, cs, ss tls.ConnectionState) { //nolint:staticcheck // ST1008: two errors, one per side, read best first.
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -32,7 +31,7 @@ func handshake(t *testing.T, client, server *tls.Config) (cerr, serr error, cs, 
 			serr = err
 			return
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		tc := tls.Server(c, server)
 		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
 		serr = tc.Handshake()
@@ -53,7 +52,7 @@ func handshake(t *testing.T, client, server *tls.Config) (cerr, serr error, cs, 
 	if cerr == nil {
 		_, _ = tc.Write([]byte{0})
 	}
-	tc.Close()
+	_ = tc.Close()
 	<-done
 	return cerr, serr, cs, ss
 }
