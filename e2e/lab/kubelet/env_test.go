@@ -169,3 +169,21 @@ func TestShouldRestartAndBackoff(t *testing.T) {
 		t.Errorf("backoff: %v %v %v", backoffFor(1), backoffFor(2), backoffFor(100))
 	}
 }
+
+func TestHostPathFor(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/", "/lab/node-1/root"},
+		{"/var/run/ztunnel", "/lab/node-1/root/var/run/ztunnel"},
+		{"/proc", "/proc"},
+		{"/sys/fs/bpf", "/sys/fs/bpf"},
+		{"/dev/net/tun", "/dev/net/tun"},
+		{"/var/run/netns", "/var/run/netns"},
+		{"/run/netns/x", "/var/run/netns/x"},
+		{"/var/run/netnsx", "/lab/node-1/root/var/run/netnsx"},
+		{"/devices", "/lab/node-1/root/devices"},
+	} {
+		if got := hostPathFor("/lab/node-1/root", "/var/run/netns", tc.in); got != tc.want {
+			t.Errorf("hostPathFor(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -41,7 +42,7 @@ func newKubelet(cfg *Config, client kubernetes.Interface, net podNetworker, log 
 	src := &apiObjects{client: client}
 	k := &kubelet{
 		cfg: cfg, client: client, log: log, net: net, src: src,
-		vols:   &volumeManager{rootDir: cfg.RootDir, client: client, src: src, now: time.Now},
+		vols:   &volumeManager{rootDir: cfg.RootDir, netnsDir: filepath.Dir(netnsPath(cfg, "x")), client: client, src: src, now: time.Now},
 		events: &eventRecorder{client: client, node: cfg.NodeName, log: log},
 	}
 	k.pods = newPodManager(k)

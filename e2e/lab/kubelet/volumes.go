@@ -23,10 +23,11 @@ const defaultTokenSeconds = 3600
 // pod's state dir (hostPath volumes map into the node's RootDir) and keeps
 // ConfigMap, Secret, downward-API and token contents fresh.
 type volumeManager struct {
-	rootDir string
-	client  kubernetes.Interface
-	src     objectSource
-	now     func() time.Time
+	rootDir  string
+	netnsDir string
+	client   kubernetes.Interface
+	src      objectSource
+	now      func() time.Time
 }
 
 // podVolumes is the materialised state of one pod's volumes.
@@ -36,12 +37,19 @@ type podVolumes struct {
 	tokens map[string]time.Time // token file -> refresh after
 }
 
-// hostPathFor maps a hostPath to the node's root.
-func hostPathFor(rootDir, p string) string {
+// hostPathFor maps a hostPath to the node's root. /proc, /sys and /dev
+// are the real ones; /var/run/netns (and /run/netns) is the directory that
+// holds the node's pod network namespaces, netnsDir.
+func hostPathFor(rootDir, netnsDir, p string) string {
 	p = filepath.Clean("/" + p)
 	for _, real := range []string{"/proc", "/sys", "/dev"} {
 		if p == real || strings.HasPrefix(p, real+"/") {
 			return p
+		}
+	}
+	for _, ns := range []string{"/var/run/netns", "/run/netns"} {
+		if rest, ok := strings.CutPrefix(p, ns); ok && (rest == "" || rest[0] == '/') && netnsDir != "" {
+			return filepath.Join(netnsDir, rest)
 		}
 	}
 	return filepath.Join(rootDir, p)
@@ -70,7 +78,7 @@ func (vm *volumeManager) setupOne(ctx context.Context, pod *v1.Pod, dir string, 
 	s := vol.VolumeSource
 	switch {
 	case s.HostPath != nil:
-		return setupHostPath(hostPathFor(vm.rootDir, s.HostPath.Path), s.HostPath.Type)
+		return setupHostPath(hostPathFor(vm.rootDir, vm.netnsDir, s.HostPath.Path), s.HostPath.Type)
 	case s.EmptyDir != nil:
 		return vdir, os.MkdirAll(vdir, 0o777)
 	case s.ConfigMap != nil:
