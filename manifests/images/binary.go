@@ -29,17 +29,9 @@ func inspectBinary(path string) (string, error) {
 	if libs, err := f.ImportedLibraries(); err == nil && len(libs) > 0 {
 		return "", fmt.Errorf("%s: needs %v: %w", path, libs, ErrNotStatic)
 	}
-	switch f.Machine {
-	case elf.EM_X86_64:
-		return "amd64", nil
-	case elf.EM_AARCH64:
-		return "arm64", nil
-	case elf.EM_RISCV:
-		return "riscv64", nil
-	case elf.EM_PPC64:
-		return "ppc64le", nil
-	case elf.EM_S390:
-		return "s390x", nil
+	arch, err := elfArch(f)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	return "", fmt.Errorf("%s: unsupported machine %s", path, f.Machine)
+	return arch, nil
 }

@@ -42,6 +42,9 @@ type Config struct {
 	Created time.Time
 	// Specs default to DefaultSpecs().
 	Specs []Spec
+	// HostRoot prefixes the host paths HostTools are read from; "" is
+	// the build machine's root.
+	HostRoot string
 }
 
 func (c *Config) setDefaults() error {
@@ -174,9 +177,18 @@ func Image(cfg Config, s Spec) (v1.Image, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	layers := []v1.Layer{base}
+	if len(s.HostTools) > 0 {
+		tools, err := toolsLayer(cfg.HostRoot, arch, s.HostTools)
+		if err != nil {
+			return nil, "", err
+		}
+		layers = append(layers, tools)
+	}
+	layers = append(layers, app)
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.AppendLayers(img, base, app)
+	img, err = mutate.AppendLayers(img, layers...)
 	if err != nil {
 		return nil, "", fmt.Errorf("append layers: %w", err)
 	}
@@ -192,7 +204,7 @@ func Image(cfg Config, s Spec) (v1.Image, string, error) {
 		Entrypoint: []string{path.Join(BinDir, s.Name)},
 		User:       s.User,
 		WorkingDir: "/",
-		Env:        []string{"PATH=" + BinDir + ":/usr/bin:/bin"},
+		Env:        []string{"PATH=" + BinDir + ":/usr/sbin:/usr/bin:/sbin:/bin"},
 		Labels:     labels(cfg, s),
 	}
 	img, err = mutate.ConfigFile(img, cf)
@@ -219,5 +231,22 @@ func labels(cfg Config, s Spec) map[string]string {
 	if s.Privileges != "" {
 		l["io.weftmesh.privileges"] = s.Privileges
 	}
+	if len(s.HostTools) > 0 {
+		l["io.weftmesh.host-tools"] = strings.Join(s.HostTools, " ")
+	}
 	return l
+}
+
+// toolsLayer builds the layer of a spec's host tools.
+func toolsLayer(root, arch string, tools []string) (v1.Layer, error) {
+	h, err := newHostTools(root, arch)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tools {
+		if err := h.add(t); err != nil {
+			return nil, fmt.Errorf("%w (install the package that provides it on the build machine)", err)
+		}
+	}
+	return tarLayer(h.layerEntries())
 }

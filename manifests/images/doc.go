@@ -3,7 +3,10 @@
 // root and the non-root user 65532, a world-writable /tmp) plus one layer
 // holding the component's statically linked binaries under
 // /usr/local/bin, with the entrypoint, user and OCI labels set in its
-// config. Images are written as tarballs that `docker load`, `crane push`
+// config. A component that runs a distribution's tool gets one more layer
+// between the two: the CNI agent carries the build machine's iptables
+// (nft and legacy, with their extension modules), copied with every shared
+// library and the loader it needs (Spec.HostTools). Images are written as tarballs that `docker load`, `crane push`
 // and go-containerregistry's tarball package read, named
 // <repository>/<binary>:<tag> (weft/ztunnel:v0.1.0 by default).
 //

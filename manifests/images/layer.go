@@ -22,6 +22,7 @@ type entry struct {
 	name string // absolute path in the image
 	mode int64
 	dir  bool
+	link string // symlink target, when set
 	data []byte
 }
 
@@ -37,10 +38,13 @@ func baseEntries() []entry {
 		{name: "/home", mode: 0o755, dir: true},
 		{name: "/home/nonroot", mode: 0o700, dir: true},
 		{name: "/root", mode: 0o700, dir: true},
+		{name: "/run", mode: 0o755, dir: true},
 		{name: "/tmp", mode: 0o1777, dir: true},
 		{name: "/usr", mode: 0o755, dir: true},
 		{name: "/usr/local", mode: 0o755, dir: true},
 		{name: BinDir, mode: 0o755, dir: true},
+		{name: "/var", mode: 0o755, dir: true},
+		{name: "/var/run", mode: 0o755, dir: true},
 	}
 }
 
@@ -60,15 +64,18 @@ func tarLayer(entries []entry) (v1.Layer, error) {
 			ModTime: layerTime,
 			Format:  tar.FormatUSTAR,
 		}
-		if e.dir {
+		switch {
+		case e.dir:
 			hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
-		} else {
+		case e.link != "":
+			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, e.link
+		default:
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(e.data))
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("tar %s: %w", name, err)
 		}
-		if !e.dir {
+		if hdr.Typeflag == tar.TypeReg {
 			if _, err := tw.Write(e.data); err != nil {
 				return nil, fmt.Errorf("tar %s: %w", name, err)
 			}

@@ -27,6 +27,21 @@ type Spec struct {
 	// Privileges, when the image runs as root, says why; it becomes the
 	// io.weftmesh.privileges label.
 	Privileges string
+	// HostTools are programs and folders copied from the build machine,
+	// with the shared libraries and loader they need, into a layer of
+	// their own ({multiarch} expands to the Debian multiarch triplet). For
+	// the few components that run a distribution's tool.
+	HostTools []string
+}
+
+// IPTablesTools are the iptables programs (nft and legacy flavours, with
+// their extension modules) the CNI agent runs to program pod network
+// namespaces; the build machine must have Debian's iptables package.
+var IPTablesTools = []string{
+	"/usr/sbin/iptables", "/usr/sbin/iptables-save", "/usr/sbin/iptables-restore",
+	"/usr/sbin/iptables-nft", "/usr/sbin/iptables-nft-save", "/usr/sbin/iptables-nft-restore",
+	"/usr/sbin/iptables-legacy", "/usr/sbin/iptables-legacy-save", "/usr/sbin/iptables-legacy-restore",
+	"/usr/lib/{multiarch}/xtables",
 }
 
 // DefaultSpecs are the images Weft ships.
@@ -44,10 +59,11 @@ func DefaultSpecs() []Spec {
 				"(SO_MARK) and binds transparent (spoofed-source) sockets",
 		},
 		{
-			Name: "weft-cni-agent", Extra: []string{"weft-cni"}, User: RootUser,
+			Name: "weft-cni-agent", Extra: []string{"weft-cni"}, User: RootUser, HostTools: IPTablesTools,
 			Description: "Weft CNI node agent and chained CNI plugin",
 			Privileges: "root, privileged: installs the CNI plugin into the host's CNI folders and " +
-				"programs iptables and routes inside pod network namespaces found through the host's /proc",
+				"programs iptables (carried in the image with its libraries) and routes inside pod network " +
+				"namespaces found through the host's /proc",
 		},
 		{
 			Name: "waypoint", User: NonRootUser,
