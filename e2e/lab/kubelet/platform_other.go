@@ -3,8 +3,13 @@
 package kubelet
 
 import (
+	"context"
+	"io"
+	"os/exec"
+
 	"errors"
 	"fmt"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	"os"
 	"syscall"
 )
@@ -35,3 +40,7 @@ func ShimMain([]string) int {
 func shimProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
 func releaseSharedMount(string) {}
+
+func runWithTTY(context.Context, *exec.Cmd, io.Reader, io.Writer, <-chan remotecommand.TerminalSize) error {
+	return errNotSupported
+}

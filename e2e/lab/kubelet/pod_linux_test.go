@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	utilexec "k8s.io/utils/exec"
 	"k8s.io/utils/ptr"
 )
 
@@ -187,6 +189,12 @@ func TestPodLifecycle(t *testing.T) {
 		t.Errorf("exec: %v %q", err, out.String())
 	}
 
+	var ttyOut strings.Builder
+	err = ex.ExecInContainer(ctx, "demo/web", "", "web", []string{"sh", "-c", "test -t 0 && echo isatty; exit 4"}, strings.NewReader(""), nopCloser{&ttyOut}, nil, true, nil, 0)
+	if code := exitCode(err); code != 4 || !strings.Contains(ttyOut.String(), "isatty") {
+		t.Errorf("tty exec: %v %q", err, ttyOut.String())
+	}
+
 	a, b := net.Pipe()
 	go (&forwarder{s: srv, ns: "demo", pod: "web"}).PortForward(ctx, "demo/web", "", 8080, a)
 	io.WriteString(b, "GET / HTTP/1.0\r\n\r\n")
@@ -257,3 +265,11 @@ func TestPodFailures(t *testing.T) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+func exitCode(err error) int {
+	var ce utilexec.CodeExitError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return -1
+}

@@ -24,8 +24,8 @@ type executor struct{ s *apiServer }
 var _ remotecommand.Executor = (*executor)(nil)
 
 // ExecInContainer implements remotecommand.Executor. name is "ns/pod".
-// There is no pseudo-terminal: with tty the command's stderr joins stdout.
-func (e *executor) ExecInContainer(ctx context.Context, name, _ string, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize, timeout time.Duration) error {
+// With tty the command runs on a new pseudo-terminal.
+func (e *executor) ExecInContainer(ctx context.Context, name, _ string, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize, timeout time.Duration) error {
 	ns, pod, _ := strings.Cut(name, "/")
 	_, c, err := e.s.findContainer(ns, pod, container)
 	if err != nil {
@@ -41,6 +41,14 @@ func (e *executor) ExecInContainer(ctx context.Context, name, _ string, containe
 		defer cancel()
 	}
 	x := exec.CommandContext(ctx, e.s.k.cfg.ShimPath, append([]string{shimCommand, "exec", strconv.Itoa(pid), "--"}, cmd...)...)
+	if tty {
+		err = runWithTTY(ctx, x, in, out, resize)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Exited() {
+			return utilexec.CodeExitError{Err: err, Code: ee.ExitCode()}
+		}
+		return err
+	}
 	if in != nil {
 		x.Stdin = in
 	}
@@ -49,9 +57,6 @@ func (e *executor) ExecInContainer(ctx context.Context, name, _ string, containe
 	}
 	if errw != nil {
 		x.Stderr = errw
-	}
-	if tty && out != nil {
-		x.Stderr = out
 	}
 	x.WaitDelay = time.Second // stdin may stay open after the command exits
 	err = x.Run()
