@@ -59,7 +59,7 @@ type Config struct {
 	Audience string
 	// ZtunnelServiceAccounts lists, as "namespace/name", the service
 	// accounts allowed to impersonate pods on their own node. Default
-	// istio-system/ztunnel.
+	// <Namespace>/ztunnel.
 	ZtunnelServiceAccounts []string
 	// ServingDNSNames are the DNS names of istiod-lite's serving
 	// certificate. Default istiod.<ns>.svc and its longer and shorter forms.
@@ -103,7 +103,7 @@ func (c *Config) setDefaults() error {
 		c.Audience = DefaultAudience
 	}
 	if c.ZtunnelServiceAccounts == nil {
-		c.ZtunnelServiceAccounts = []string{"istio-system/ztunnel"}
+		c.ZtunnelServiceAccounts = []string{c.Namespace + "/ztunnel"}
 	}
 	for _, sa := range c.ZtunnelServiceAccounts {
 		if ns, name, ok := strings.Cut(sa, "/"); !ok || ns == "" || name == "" {
