@@ -92,15 +92,24 @@ func BenchmarkDataPath(b *testing.B) {
 			}
 			r := result{cpu: cpuTime() - cpu0, reqs: n}
 			r.p50, r.p90, r.p99 = pct(lat, 50), pct(lat, 90), pct(lat, 99)
-			sink := p.sink
-			if p.name == "tls-relay" {
-				sink = "127.0.0.1:" + strconv.Itoa(relayInPort+1)
-			}
-			r.gbps, err = bulk(p.client, sink, bulkBytes)
-			if err != nil {
-				b.Fatalf("%s bulk: %v", p.name, err)
-			}
 			res[p.name] = r
+		}
+		// Bulk transfers alternate between the paths, best of three, so
+		// that a noisy neighbour hurts each path alike.
+		for range 3 {
+			for _, p := range paths {
+				sink := p.sink
+				if p.name == "tls-relay" {
+					sink = "127.0.0.1:" + strconv.Itoa(relayInPort+1)
+				}
+				g, err := bulk(p.client, sink, bulkBytes)
+				if err != nil {
+					b.Fatalf("%s bulk: %v", p.name, err)
+				}
+				r := res[p.name]
+				r.gbps = max(r.gbps, g)
+				res[p.name] = r
+			}
 		}
 	}
 	d, t, z := res["direct"], res["tls-relay"], res["ztunnel"]
