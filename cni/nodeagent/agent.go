@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -187,9 +188,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer podFactory.Shutdown()
 	defer nsFactory.Shutdown()
 
-	if a.zdsSrv != nil {
-		start("zds server", func(ctx context.Context) error { return a.zdsSrv.Run(ctx, nil) })
-	}
 	start("cni server", a.serveCNI)
 	if a.cfg.HTTPAddr != "" {
 		start("http server", a.serveHTTP)
@@ -200,9 +198,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Wait()
 		return firstErr(errc, ctx.Err())
 	}
-	a.synced.Store(true)
 	a.writeEnrollment()
 	a.log.Info("informers synced; reconciling")
+	// ZDS starts only once every pod is held: a ztunnel connecting earlier
+	// would get an incomplete snapshot and drop the pods missing from it.
+	a.initialSync(ctx)
+	if a.zdsSrv != nil {
+		start("zds server", func(ctx context.Context) error { return a.zdsSrv.Run(ctx, nil) })
+	}
+	a.synced.Store(true)
+	for _, p := range mustList(a.podLister) {
+		a.queue.Add(p.Namespace + "/" + p.Name)
+	}
 
 	for range 2 {
 		wg.Add(1)
@@ -236,4 +243,9 @@ func firstErr(errc chan error, fallback error) error {
 	default:
 		return fallback
 	}
+}
+
+func mustList(l listersv1.PodLister) []*corev1.Pod {
+	pods, _ := l.List(labels.Everything())
+	return pods
 }

@@ -153,7 +153,7 @@ func (a *Agent) handleAdd(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, agentapi.AddResponse{Enrolled: false, Message: "pod is not in the mesh"})
 		return
 	}
-	if err := a.enroll(ctx, pod, req.Netns, req.IPs, "cni"); err != nil {
+	if err := a.enroll(ctx, pod, req.Netns, req.IPs, "cni", true); err != nil {
 		log.Error("cni add: enrollment failed", "err", err)
 		writeErr(w, http.StatusServiceUnavailable, err)
 		return

@@ -55,9 +55,10 @@ func ipv4s(ips []string) []string {
 
 // enroll puts pod in the mesh. nsPath is the pod's netns path from CNI
 // ADD, or "" to find it by the pod's IPs. It is idempotent: an enrolled pod
-// with the same namespace is left alone. source labels metrics (cni or
-// reconcile).
-func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips []string, source string) error {
+// with the same namespace is left alone. source labels metrics (cni,
+// reconcile or startup). With zdsAdd false the pod is only captured and
+// held, for the ZDS snapshot to hand to ztunnel.
+func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips []string, source string, zdsAdd bool) error {
 	uid := string(pod.UID)
 	unlock := a.podLocks.lock(uid)
 	defer unlock()
@@ -108,6 +109,9 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips 
 		}
 	}
 	log.Info("redirect rules installed", "ips", ips)
+	if !zdsAdd {
+		return nil
+	}
 	if err := a.addToZtunnel(ctx, st, log); err != nil {
 		return err
 	}

@@ -126,12 +126,12 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		if !podRunning(pod) {
 			return nil // CNI ADD enrolls it, or a later update does
 		}
-		return a.enroll(ctx, pod, "", podIPs(pod), "reconcile")
+		return a.enroll(ctx, pod, "", podIPs(pod), "reconcile", true)
 	case want && !a.isAcked(held):
 		if a.zt.Connected() == 0 {
 			return nil // the snapshot on ztunnel's connection covers it
 		}
-		return a.enroll(ctx, pod, "", podIPs(pod), "reconcile")
+		return a.enroll(ctx, pod, "", podIPs(pod), "reconcile", true)
 	case want:
 		unlock := a.podLocks.lock(uid)
 		defer unlock()
@@ -150,6 +150,40 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		return a.removeStale(ctx, pod)
 	}
 	return nil
+}
+
+// initialSync runs once after the informers synced and before ZDS is
+// served: it captures and holds every pod that should be enrolled (adopting
+// rules an earlier agent left) and removes leftovers from pods that should
+// not, so that the first snapshot ztunnel gets is complete.
+func (a *Agent) initialSync(ctx context.Context) {
+	pods, err := a.podLister.List(labels.Everything())
+	if err != nil {
+		a.log.Error("list pods", "err", err)
+		return
+	}
+	held := 0
+	for _, pod := range pods {
+		if ctx.Err() != nil {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+		want := shouldEnroll(pod, a.namespace(pod.Namespace)) && podRunning(pod)
+		switch {
+		case want:
+			if err := a.enroll(rctx, pod, "", podIPs(pod), "startup", false); err != nil {
+				a.log.Warn("startup enroll", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			} else {
+				held++
+			}
+		case pod.Annotations[AnnotationRedirection] != "":
+			if err := a.removeStale(rctx, pod); err != nil {
+				a.log.Warn("startup cleanup", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			}
+		}
+		cancel()
+	}
+	a.log.Info("startup reconcile done", "pods_held", held)
 }
 
 // removeStale removes rules an earlier agent left in a pod that is no

@@ -197,6 +197,11 @@ func (s *zdsServer) sendSnapshot(ctx context.Context, zc *ztConn, log *slog.Logg
 		return fmt.Errorf("snapshot_sent: %w", err)
 	}
 	log.Info("zds snapshot sent", "pods", len(pods))
+	// Record the acks before the connection counts as connected, so that
+	// nobody re-adds these pods to it.
+	for _, uid := range ackedUIDs {
+		s.acked(uid)
+	}
 	s.mu.Lock()
 	s.conns = append(s.conns, zc)
 	close(s.changed)
@@ -204,9 +209,6 @@ func (s *zdsServer) sendSnapshot(ctx context.Context, zc *ztConn, log *slog.Logg
 	n := len(s.conns)
 	s.mu.Unlock()
 	s.metrics.ztunnels.Set(float64(n))
-	for _, uid := range ackedUIDs {
-		s.acked(uid)
-	}
 	return nil
 }
 

@@ -1,0 +1,152 @@
+//go:build linux
+
+package nodeagent
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/weftmesh/weft/cni/iptables"
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// TestAgentKernel runs the agent with real rules, the /proc finder and the
+// real ZDS server against a pod namespace with a live process: enroll on
+// label, survive an agent restart unchanged, clean up on unlabel.
+func TestAgentKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and iptables")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("iptables not installed")
+	}
+	pod, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pod.Close()
+	err = pod.Do(func() error {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
+		if err := netlink.LinkAdd(v); err != nil {
+			return err
+		}
+		addr, _ := netlink.ParseAddr("10.250.4.5/24")
+		return netlink.AddrAdd(v, addr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proc *exec.Cmd
+	if err := pod.Do(func() error { proc = exec.Command("sleep", "60"); return proc.Start() }); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { proc.Process.Kill(); proc.Wait() }()
+	podIno, _ := pod.Inode()
+
+	mode := iptables.DetectMode(context.Background())
+	tables, err := iptables.NewBackend(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveBin := "iptables-" + string(mode) + "-save"
+	save := func() string {
+		var out []byte
+		if err := pod.Do(func() error { var err error; out, err = exec.Command(saveBin).Output(); return err }); err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "WEFT_") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+
+	dir := t.TempDir()
+	cfg := Config{
+		NodeName: "node-1", CNISocket: filepath.Join(dir, "cni.sock"), ZDSSocket: filepath.Join(dir, "ztunnel.sock"),
+		EnrollmentFile: filepath.Join(dir, "enrollment.json"), AddTimeout: 2 * time.Second, ResyncInterval: time.Hour,
+	}
+	kube := fake.NewClientset(namespace("demo", true), runningPod("demo", "web", "uid-web", "10.250.4.5"))
+	probes := iptables.NewRecorder()
+	startAgent := func() (stop func()) {
+		a := newAgent(cfg, kube, slog.New(slog.DiscardHandler), deps{
+			rules:  iptables.NewRedirector(iptables.Config{}, tables, iptables.NetlinkRoutes{}),
+			probes: iptables.ProbeSNAT{Tables: probes}, finder: procFinder{}, open: netns.Open,
+			events: record.NewFakeRecorder(100),
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	annotated := func() bool {
+		p, err := kube.CoreV1().Pods("demo").Get(context.Background(), "web", metav1.GetOptions{})
+		return err == nil && p.Annotations[AnnotationRedirection] == RedirectionEnabled
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dialZ := func() *fakeZtunnelClient {
+		var z *fakeZtunnelClient
+		waitFor(t, "zds socket", func() bool {
+			_, err := os.Stat(cfg.ZDSSocket)
+			return err == nil
+		})
+		z = dialFakeZtunnel(t, ctx, cfg.ZDSSocket)
+		return z
+	}
+
+	stop := startAgent()
+	z := dialZ()
+	waitFor(t, "pod enrolled and annotated", annotated)
+	waitFor(t, "ztunnel add", func() bool { return slices.Contains(z.received(), "add uid-web") })
+	z.mu.Lock()
+	gotIno := z.inos["uid-web"]
+	z.mu.Unlock()
+	if gotIno != podIno {
+		t.Fatalf("ztunnel got netns %d, want the pod's %d", gotIno, podIno)
+	}
+	first := save()
+	if !strings.Contains(first, "--to-ports 15001") || !strings.Contains(first, "--to-ports 15006") {
+		t.Fatalf("pod rules:\n%s", first)
+	}
+
+	// Restart the agent: a new ztunnel connection gets the pod from the
+	// snapshot, and the rules are adopted unchanged.
+	stop()
+	stop = startAgent()
+	z2 := dialZ()
+	waitFor(t, "snapshot after restart", func() bool {
+		return slices.Equal(z2.received(), []string{"add uid-web", "snapshot_sent"})
+	})
+	if again := save(); again != first {
+		t.Fatalf("rules changed across restart:\nbefore:\n%s\nafter:\n%s", first, again)
+	}
+
+	// Unlabel: rules go, ztunnel is told.
+	if _, err := kube.CoreV1().Namespaces().Update(context.Background(), namespace("demo", false), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "rules removed", func() bool { return save() == "" })
+	waitFor(t, "ztunnel del", func() bool { return slices.Contains(z2.received(), "del uid-web") })
+	waitFor(t, "annotation removed", func() bool { return !annotated() })
+	stop()
+}
