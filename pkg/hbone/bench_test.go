@@ -133,4 +133,3 @@ func BenchmarkLatency(b *testing.B) {
 		})
 	}
 }
-

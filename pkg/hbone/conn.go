@@ -55,6 +55,23 @@ type conn struct {
 	fieldsSize uint32
 	tooBig     bool
 	maxPeerID  uint32 // highest stream id the peer opened (server)
+	sawFirst   bool
+
+	// The read role (readrole.go), under rmu.
+	rmu         sync.Mutex
+	rbusy       bool
+	rloop       bool
+	rholder     *Stream
+	rwaiters    []*Stream
+	nwaiters    atomic.Int32
+	inPeek      bool
+	kicked      bool
+	kickSoon    bool // a kick arrived while the holder was between frames
+	rurgent     bool // someone needs frames read now (writer, dialer)
+	rfreeSince  time.Time
+	rtimer      *time.Timer
+	rtimerArmed bool
+	loopWake    chan struct{}
 
 	// Write path, under wmu.
 	wmu      sync.Mutex
@@ -116,6 +133,7 @@ func newConn(nc net.Conn, lim Limits, client bool, log *slog.Logger) *conn {
 		peerMaxStreams: 1<<31 - 1,
 		recvWindow:     int64(lim.ConnWindow),
 		kick:           make(chan struct{}, 1),
+		loopWake:       make(chan struct{}, 1),
 		done:           make(chan struct{}),
 		settingsCh:     make(chan struct{}),
 		idleSince:      time.Now(),
@@ -159,6 +177,7 @@ func (c *conn) start() error {
 	c.endWrite(true)
 	c.pingTimer = time.AfterFunc(c.tick(), c.keepalive)
 	go c.writeLoop()
+	c.loopWake <- struct{}{}
 	go c.readLoop()
 	return nil
 }
@@ -360,6 +379,7 @@ func (c *conn) shutdown() {
 // read loop see the peer close (bounded by a second) so our last frames
 // are not lost to a TCP reset.
 func (c *conn) closeGracefully() {
+	c.needReader()
 	c.flushWait()
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := c.nc.(closeWriter); ok {
@@ -466,6 +486,9 @@ func (c *conn) reserveSend(s *Stream, want int) (int, error) {
 		}
 		if c.closed {
 			return 0, fmt.Errorf("%w: %w", errConnClosed, c.err)
+		}
+		if s.sendWindow <= 0 || c.sendWindow <= 0 {
+			c.needReader()
 		}
 		if s.sendWindow > 0 && c.sendWindow > 0 {
 			n := int64(min(want, int(c.peerMaxFrame), maxSendFrame))

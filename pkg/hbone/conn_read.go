@@ -4,52 +4,68 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/net/http2/hpack"
 )
 
-// readLoop owns the read side of the connection: it parses every frame and
-// demultiplexes DATA straight into stream buffers.
-func (c *conn) readLoop() {
-	c.fail(c.readFrames())
-}
-
-func (c *conn) readFrames() error {
-	first := true
-	for {
-		h, err := readFrameHeader(c.br, c.hdrBuf[:])
+// readOne reads and dispatches one frame. Only the holder of the read
+// role calls it. While it waits for the first byte of a frame it can be
+// kicked (see kick), and then returns errKicked having consumed nothing.
+func (c *conn) readOne() error {
+	if c.br.Buffered() == 0 {
+		c.rmu.Lock()
+		if c.kickSoon {
+			c.kickSoon = false
+			c.rmu.Unlock()
+			return errKicked
+		}
+		c.inPeek = true
+		c.rmu.Unlock()
+		_, err := c.br.Peek(1)
+		c.rmu.Lock()
+		c.inPeek = false
+		kicked := c.kicked
+		if kicked {
+			c.kicked = false
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		c.rmu.Unlock()
 		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("hbone: read frame header: %w", err)
+			if kicked && errors.Is(err, os.ErrDeadlineExceeded) {
+				return errKicked
 			}
-			return err
-		}
-		c.frames.Add(1)
-		if h.Length > c.lim.MaxFrameSize {
-			return connError{ErrCodeFrameSize, "frame larger than MAX_FRAME_SIZE"}
-		}
-		if first && (h.Type != frameSettings || h.has(flagAck)) {
-			return connError{ErrCodeProtocol, "first frame is not SETTINGS"}
-		}
-		first = false
-		if c.hstream != 0 && h.Type != frameContinuation {
-			return connError{ErrCodeProtocol, "expected CONTINUATION"}
-		}
-		if h.Type == frameData {
-			if err := c.onData(h); err != nil {
-				return err
-			}
-			continue
-		}
-		p, err := c.readPayload(h.Length)
-		if err != nil {
-			return err
-		}
-		if err := c.dispatch(h, p); err != nil {
 			return err
 		}
 	}
+	h, err := readFrameHeader(c.br, c.hdrBuf[:])
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("hbone: read frame header: %w", err)
+		}
+		return err
+	}
+	c.frames.Add(1)
+	if h.Length > c.lim.MaxFrameSize {
+		return connError{ErrCodeFrameSize, "frame larger than MAX_FRAME_SIZE"}
+	}
+	if !c.sawFirst && (h.Type != frameSettings || h.has(flagAck)) {
+		return connError{ErrCodeProtocol, "first frame is not SETTINGS"}
+	}
+	c.sawFirst = true
+	if c.hstream != 0 && h.Type != frameContinuation {
+		return connError{ErrCodeProtocol, "expected CONTINUATION"}
+	}
+	if h.Type == frameData {
+		return c.onData(h)
+	}
+	p, err := c.readPayload(h.Length)
+	if err != nil {
+		return err
+	}
+	return c.dispatch(h, p)
 }
 
 func (c *conn) dispatch(h frameHeader, p []byte) error {

@@ -169,6 +169,7 @@ func (p *Pool) open(ctx context.Context, pc *pooledConn, authority string, hdr h
 		p.release(pc)
 		return nil, err
 	}
+	pc.c.needReader()
 	select {
 	case r := <-s.resp:
 		if r.err != nil {

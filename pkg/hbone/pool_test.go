@@ -208,8 +208,12 @@ func TestPoolIdleRelease(t *testing.T) {
 
 func TestKeepalivePingsKeepIdleConnAlive(t *testing.T) {
 	ts := newSetup(t, echoHandler(),
-		func(s *Server) { s.Limits.PingInterval, s.Limits.PingTimeout = 30*time.Millisecond, 90*time.Millisecond },
-		func(c *PoolConfig) { c.Limits.PingInterval, c.Limits.PingTimeout = 30*time.Millisecond, 90*time.Millisecond })
+		func(s *Server) {
+			s.Limits.PingInterval, s.Limits.PingTimeout = 30*time.Millisecond, 90*time.Millisecond
+		},
+		func(c *PoolConfig) {
+			c.Limits.PingInterval, c.Limits.PingTimeout = 30*time.Millisecond, 90*time.Millisecond
+		})
 	s := ts.dial(t, nil)
 	defer s.Close()
 	time.Sleep(400 * time.Millisecond) // several ping timeouts without traffic

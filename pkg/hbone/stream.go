@@ -67,6 +67,8 @@ type Stream struct {
 	rdeadline   time.Time
 	rtimer      *time.Timer
 	localClosed bool
+	rqueued     bool // waiting for the read role (under c.rmu and mu)
+	rgranted    bool // handed the read role (under c.rmu and mu)
 
 	remoteEnded atomic.Bool
 	localEnded  atomic.Bool
@@ -142,7 +144,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, errTimeout
 		}
-		s.rcond.Wait()
+		s.waitData()
 	}
 }
 
@@ -184,7 +186,7 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 			s.mu.Unlock()
 			return total, errTimeout
 		}
-		s.rcond.Wait()
+		s.waitData()
 	}
 }
 
@@ -377,6 +379,7 @@ func (s *Stream) closeLocal(code ErrCode) {
 		s.rq, s.rhead, s.roff = nil, 0, 0
 		s.rcond.Broadcast()
 		s.mu.Unlock()
+		s.c.kickIfHolding(s)
 		s.c.mu.Lock()
 		if s.werr == nil {
 			s.werr = net.ErrClosed
@@ -469,6 +472,7 @@ func (s *Stream) SetReadDeadline(t time.Time) error {
 			s.mu.Lock()
 			s.rcond.Broadcast()
 			s.mu.Unlock()
+			s.c.kickIfHolding(s)
 		})
 	}
 	return nil
