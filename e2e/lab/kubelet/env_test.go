@@ -3,6 +3,8 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -185,5 +187,21 @@ func TestHostPathFor(t *testing.T) {
 		if got := hostPathFor("/lab/node-1/root", "/var/run/netns", tc.in); got != tc.want {
 			t.Errorf("hostPathFor(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestWriteFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFiles(dir, map[string]fileContent{"a": {[]byte("1"), 0o644}, "sub/b": {[]byte("2"), 0o600}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFiles(dir, map[string]fileContent{"a": {[]byte("3"), 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a")); string(b) != "3" {
+		t.Errorf("a = %q, want 3", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sub/b")); err == nil {
+		t.Error("stale key sub/b not removed")
 	}
 }

@@ -147,11 +147,15 @@ func (m *podManager) remove(uid types.UID) {
 func (m *podManager) lookup(ns, name string) *podWorker {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var found *podWorker
 	for _, w := range m.workers {
 		p := w.currentPod()
 		if p.Namespace == ns && p.Name == name {
-			return w
+			found = w
+			if !w.stopping() {
+				return w // prefer the live pod over one being torn down
+			}
 		}
 	}
-	return nil
+	return found
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,8 +287,13 @@ func writeFiles(dir string, files map[string]fileContent) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	clean := make(map[string]fileContent, len(files))
 	for rel, fc := range files {
-		p := filepath.Join(dir, filepath.Clean("/"+rel))
+		clean[strings.TrimPrefix(filepath.Clean("/"+rel), "/")] = fc
+	}
+	files = clean
+	for rel, fc := range files {
+		p := filepath.Join(dir, rel)
 		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, fc.data) {
 			continue
 		}
@@ -305,7 +311,17 @@ func writeFiles(dir string, files map[string]fileContent) error {
 			return err
 		}
 	}
-	return nil
+	// Drop files whose keys are gone, as the kubelet's atomic writer does.
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if _, ok := files[rel]; !ok {
+			return os.Remove(p)
+		}
+		return nil
+	})
 }
 
 // containerMounts returns the shim mounts for c's volumeMounts.
