@@ -41,7 +41,8 @@ func (c caller) String() string { return c.Namespace + "/" + c.ServiceAccount }
 var errUnauthenticated = errors.New("unauthenticated")
 
 // tokenAuthenticator checks bearer tokens with the TokenReview API and
-// caches successes briefly. It is safe for concurrent use.
+// caches answers briefly (rejections more briefly); failures to reach the
+// API server are not cached. It is safe for concurrent use.
 type tokenAuthenticator struct {
 	kube     kubernetes.Interface
 	audience string
@@ -54,8 +55,14 @@ type tokenAuthenticator struct {
 
 type cachedCaller struct {
 	caller  caller
+	err     error // a rejection (wrapping errUnauthenticated), cached more briefly
 	expires time.Time
 }
+
+// maxNegativeTTL bounds how long a rejected token's answer is reused, so a
+// flood of bad tokens does not become a flood of TokenReviews while a token
+// that becomes valid (clock skew at issue) is soon accepted.
+const maxNegativeTTL = 5 * time.Second
 
 func newTokenAuthenticator(kube kubernetes.Interface, audience string, ttl time.Duration, now func() time.Time) *tokenAuthenticator {
 	return &tokenAuthenticator{kube: kube, audience: audience, ttl: ttl, now: now, cache: map[[sha256.Size]byte]cachedCaller{}}
@@ -70,7 +77,7 @@ func (a *tokenAuthenticator) authenticate(ctx context.Context, token string) (ca
 	a.mu.Lock()
 	if c, ok := a.cache[key]; ok && now.Before(c.expires) {
 		a.mu.Unlock()
-		return c.caller, nil
+		return c.caller, c.err
 	}
 	a.mu.Unlock()
 
@@ -81,8 +88,9 @@ func (a *tokenAuthenticator) authenticate(ctx context.Context, token string) (ca
 		return caller{}, fmt.Errorf("token review: %w", err)
 	}
 	c, err := a.callerFromReview(review.Status)
+	ttl := a.ttl
 	if err != nil {
-		return caller{}, err
+		ttl = min(ttl, maxNegativeTTL)
 	}
 	a.mu.Lock()
 	if len(a.cache) >= maxCachedTokens {
@@ -95,9 +103,9 @@ func (a *tokenAuthenticator) authenticate(ctx context.Context, token string) (ca
 			clear(a.cache)
 		}
 	}
-	a.cache[key] = cachedCaller{caller: c, expires: now.Add(a.ttl)}
+	a.cache[key] = cachedCaller{caller: c, err: err, expires: now.Add(ttl)}
 	a.mu.Unlock()
-	return c, nil
+	return c, err
 }
 
 func (a *tokenAuthenticator) callerFromReview(st authnv1.TokenReviewStatus) (caller, error) {

@@ -209,6 +209,18 @@ func TestTokenReviewErrorsAndCache(t *testing.T) {
 	if n := fc.reviews.Load() - before; n != 1 {
 		t.Fatalf("%d token reviews for 3 requests with one token, want 1 (cached)", n)
 	}
+	// Rejections are cached too (briefly).
+	before = fc.reviews.Load()
+	for range 3 {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer tok-nobody")
+		_, err := client.CreateCertificate(ctx, &pb.IstioCertificateRequest{Csr: string(mustCSR(t, "spiffe://cluster.local/ns/demo/sa/app"))})
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("bad token: %v", err)
+		}
+	}
+	if n := fc.reviews.Load() - before; n != 1 {
+		t.Fatalf("%d token reviews for 3 requests with one bad token, want 1 (cached)", n)
+	}
 }
 
 // TestWithCertManager runs the client side end to end: the certificate
