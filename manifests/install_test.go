@@ -182,6 +182,17 @@ func TestIstiodLite(t *testing.T) {
 	if c.Resources.Limits.Memory().IsZero() {
 		t.Error("istiod-lite has no memory limit")
 	}
+	// Its namespace names the CA Secrets, the ztunnel service account it
+	// trusts (<ns>/ztunnel) and its serving certificate (istiod.<ns>.svc);
+	// the default would be istio-system.
+	podNS := false
+	for _, e := range c.Env {
+		podNS = podNS || (e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
+			e.ValueFrom.FieldRef.FieldPath == "metadata.namespace")
+	}
+	if !podNS {
+		t.Error("istiod-lite must get POD_NAMESPACE from the downward API")
+	}
 
 	pdb := get[*policyv1.PodDisruptionBudget](t, all, "PodDisruptionBudget/"+ns+"/istiod-lite")
 	if !selects(t, pdb.Spec.Selector, d.Spec.Template.Labels) {
@@ -338,7 +349,10 @@ func TestCNIAgentDaemonSet(t *testing.T) {
 	if sc := c.SecurityContext; sc == nil || sc.Privileged == nil || !*sc.Privileged {
 		t.Error("the CNI agent must be privileged")
 	}
-	for _, hp := range []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/run/ztunnel", "/var/run/weft"} {
+	if len(c.Args) == 0 || c.Args[0] != "agent" {
+		t.Errorf("agent container args %v, want `weft-cni-agent agent ...`", c.Args)
+	}
+	for _, hp := range []string{"/var/run/ztunnel", "/var/run/weft", "/var/run/netns"} {
 		if _, ok := hostPathMount(p, c, hp); !ok {
 			t.Errorf("the agent does not mount hostPath %s", hp)
 		}
@@ -346,11 +360,26 @@ func TestCNIAgentDaemonSet(t *testing.T) {
 	if mp, _ := hostPathMount(p, c, "/var/run/ztunnel"); mp != "/var/run/ztunnel" {
 		t.Errorf("hostPath /var/run/ztunnel mounted at %q, want the same path as ztunnel", mp)
 	}
+	if mp, _ := hostPathMount(p, c, "/var/run/weft"); mp != "/var/run/weft" {
+		t.Errorf("hostPath /var/run/weft mounted at %q: the plugin on the node dials the same path", mp)
+	}
+	if !slices.Contains(c.Args, "--zds-socket=/var/run/ztunnel/ztunnel.sock") {
+		t.Errorf("agent args %v do not serve ZDS where ztunnel connects", c.Args)
+	}
 	if !p.HostPID {
 		t.Error("the agent finds running pods' network namespaces in the host's /proc: hostPID is required")
 	}
-	if len(p.InitContainers) != 1 || len(p.InitContainers[0].Args) == 0 || p.InitContainers[0].Args[0] != "install" {
-		t.Errorf("want one init container running `weft-cni-agent install`, got %+v", p.InitContainers)
+	if len(p.InitContainers) != 1 {
+		t.Fatalf("want one installer sidecar, got %d init containers", len(p.InitContainers))
+	}
+	inst := p.InitContainers[0]
+	if inst.RestartPolicy == nil || *inst.RestartPolicy != corev1.ContainerRestartPolicyAlways || len(inst.Args) == 0 || inst.Args[0] != "install" {
+		t.Errorf("installer %+v: want a sidecar (restartPolicy Always) running `weft-cni-agent install`", inst)
+	}
+	for _, hp := range []string{"/opt/cni/bin", "/etc/cni/net.d"} {
+		if _, ok := hostPathMount(p, inst, hp); !ok {
+			t.Errorf("the installer does not mount hostPath %s", hp)
+		}
 	}
 }
 
