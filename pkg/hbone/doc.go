@@ -12,11 +12,14 @@
 // Close or Abort on an unfinished stream sends RST_STREAM (an RST).
 //
 // The HTTP/2 framing is our own, CONNECT-only, on top of crypto/tls (HPACK
-// comes from golang.org/x/net/http2/hpack): each connection has one read
-// loop that demultiplexes DATA frames straight into per-stream buffers, and
-// writes are combined by whichever goroutine finds the connection idle, so
-// a lone writer reaches the socket without a goroutine hop while concurrent
-// writers are batched into large TLS writes. Windows are large (stream
+// comes from golang.org/x/net/http2/hpack). Reads: whoever holds a
+// connection's read role parses frames and demultiplexes DATA straight into
+// per-stream buffers; a stream reader that finds its buffer empty takes the
+// role itself, so a lone active stream reads the socket with no goroutine
+// hop, and a background loop takes the role only when nobody else reads
+// (see readrole.go). Writes are combined by whichever goroutine finds the
+// connection idle, so a lone writer reaches the socket without a hop while
+// concurrent writers are batched into large TLS writes. Windows are large (stream
 // 4 MiB, connection 16 MiB) and frames up to 1 MiB are accepted; frames
 // sent never exceed what the peer's SETTINGS allow (16 KiB until it says
 // otherwise). Choosing this over x/net/http2's Framer was done by

@@ -211,3 +211,74 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCloseUnblocksRead checks a Read waiting for data (and so holding
+// the connection's read role) returns when the stream is closed, and that
+// other streams keep working afterwards.
+func TestCloseUnblocksRead(t *testing.T) {
+	ts := newSetup(t, echoHandler(), nil, nil)
+	s := ts.dial(t, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Read(make([]byte, 10))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	_ = s.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Read returned no error after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read still blocked after Close")
+	}
+	s2 := ts.dial(t, nil)
+	defer s2.Close()
+	if _, err := s2.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(s2, b); err != nil || string(b) != "ok" {
+		t.Fatalf("second stream read %q, %v", b, err)
+	}
+}
+
+// TestManyReadersShareTheReadRole runs streams whose readers contend for
+// the read role while data arrives for all of them.
+func TestManyReadersShareTheReadRole(t *testing.T) {
+	ts := newSetup(t, echoHandler(), nil, nil)
+	const streams, rounds = 20, 200
+	errs := make(chan error, streams)
+	for range streams {
+		go func() {
+			errs <- func() error {
+				s, err := ts.pool.Dial(context.Background(), ts.key, "10.0.0.1:80", nil)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				msg := make([]byte, 700)
+				back := make([]byte, 700)
+				for range rounds {
+					_, _ = rand.Read(msg)
+					if _, err := s.Write(msg); err != nil {
+						return err
+					}
+					if _, err := io.ReadFull(s, back); err != nil {
+						return err
+					}
+					if !bytes.Equal(msg, back) {
+						return errors.New("echo mismatch")
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range streams {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
