@@ -10,6 +10,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // watch is one connection's subscription to one type.
@@ -267,6 +269,8 @@ func (c *conn) writeLoop(ctx context.Context, stream grpc.BidiStreamingServer[di
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-c.s.closing:
+			return status.Error(codes.Unavailable, "xds server shutting down")
 		case <-c.signal:
 		}
 		sentAny := false

@@ -70,6 +70,8 @@ type Server struct {
 	pendAt  time.Time                      // earliest change in pending
 	kick    chan struct{}
 	track   chan struct{} // convergence needs re-evaluating
+	closing chan struct{} // closed when Run ends: streams end so clients move on
+	closeMu sync.Once
 
 	seq     atomic.Uint64 // batches distributed
 	nextID  atomic.Uint64
@@ -95,6 +97,7 @@ func New(src Source, cfg Config) *Server {
 		pending: map[string]map[string]struct{}{},
 		kick:    make(chan struct{}, 1),
 		track:   make(chan struct{}, 1),
+		closing: make(chan struct{}),
 	}
 	s.tracker.metrics = cfg.Metrics
 	src.OnChange(s.onChange)
@@ -151,10 +154,13 @@ func (s *Server) kickTracker() {
 }
 
 // Run debounces model changes and hands them to the connections, and
-// tracks convergence, until ctx ends.
+// tracks convergence, until ctx ends; then it ends every stream with
+// Unavailable so clients reconnect (to another replica), which lets a
+// graceful gRPC stop finish.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer s.closeMu.Do(func() { close(s.closing) })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -80,8 +80,8 @@ func pod(i int, ready bool) *corev1.Pod {
 func uid(i int) string { return fmt.Sprintf("Kubernetes//Pod/ns/p%d", i) }
 
 type stream struct {
-	t *testing.T
-	s grpc.BidiStreamingClient[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
+	t      *testing.T
+	s      grpc.BidiStreamingClient[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
 	cancel context.CancelFunc
 }
 
@@ -195,7 +195,9 @@ func TestWildcardSubscribeAckChangeRemove(t *testing.T) {
 		cs := h.srv.Clients(false)
 		return len(cs) == 1 && cs[0].Types[model.AddressType].AckNonce == r.Nonce && cs[0].Node != ""
 	})
-	waitFor(t, func() bool { return testutil.CollectAndCount(h.metrics.convergence) == 1 && h.srv.LastConvergence() > 0 })
+	waitFor(t, func() bool {
+		return testutil.CollectAndCount(h.metrics.convergence) == 1 && h.srv.LastConvergence() > 0
+	})
 }
 
 func TestNACKIsCountedAndPushesContinue(t *testing.T) {
@@ -238,7 +240,9 @@ func TestOnDemandByAliasAndUnsubscribe(t *testing.T) {
 		t.Fatalf("by name = %v", got)
 	}
 	s.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: model.AddressType, ResourceNamesUnsubscribe: []string{"/10.0.0.2"}})
-	waitFor(t, func() bool { return !slices.Contains(h.srv.Clients(false)[0].Types[model.AddressType].Names, "/10.0.0.2") })
+	waitFor(t, func() bool {
+		return !slices.Contains(h.srv.Clients(false)[0].Types[model.AddressType].Names, "/10.0.0.2")
+	})
 	h.m.UpsertPod(pod(1, false))
 	s.expectNothing()
 }

@@ -1,0 +1,6 @@
+// Package server assembles istiod-lite: Kubernetes informers feeding the
+// ambient model, the delta xDS server and the CA on one TLS gRPC port
+// (15012), an optional plaintext xDS port (15010, tests only), and the
+// monitoring port (15014: /ready, /healthz, /metrics), with debug dumps on
+// a localhost-only address.
+package server
