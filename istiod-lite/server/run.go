@@ -215,4 +215,3 @@ func httpStop(s *http.Server) func(context.Context) {
 		}
 	}
 }
-

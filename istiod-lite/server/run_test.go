@@ -186,4 +186,3 @@ func waitFor(t *testing.T, f func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
