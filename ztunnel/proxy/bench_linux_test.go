@@ -3,12 +3,14 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sort"
@@ -24,9 +26,10 @@ import (
 	"github.com/weftmesh/weft/pkg/netns"
 )
 
-// Benchmark parameters: a fixed request rate over a few connections (open
-// loop: latency is measured from each request's scheduled time), and one
-// bulk transfer.
+// Benchmark parameters: 1 KiB HTTP/1.1 requests and responses at a fixed
+// rate over a few keep-alive connections (open loop: latency is measured
+// from each request's scheduled time), and a single-connection bulk
+// transfer.
 const (
 	benchRate    = 1000
 	benchConns   = 8
@@ -148,19 +151,46 @@ func BenchmarkDataPath(b *testing.B) {
 	b.Log(sb.String())
 }
 
-// serveReqResp answers every benchMsg-byte request with benchMsg bytes.
+// serveReqResp is an HTTP/1.1 server answering every request with a
+// benchMsg-byte body.
 func serveReqResp(t testing.TB, ns *netns.NetNS, port int) {
-	serve(t, ns, port, func(c net.Conn) {
-		buf := make([]byte, benchMsg)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
+	ln, err := ns.Listen(context.Background(), nil, "tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, benchMsg)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+}
+
+// httpRequest is a 1 KiB HTTP/1.1 POST with keep-alive.
+var httpRequest = append([]byte("POST /echo HTTP/1.1\r\nHost: echo\r\nContent-Type: application/octet-stream\r\nContent-Length: "+
+	strconv.Itoa(benchMsg)+"\r\n\r\n"), make([]byte, benchMsg)...)
+
+// roundTrip sends one request on c and reads the whole response.
+func roundTrip(c net.Conn, br *bufio.Reader) error {
+	if _, err := c.Write(httpRequest); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || n != benchMsg {
+		return fmt.Errorf("response %d with %d bytes", resp.StatusCode, n)
+	}
+	return nil
 }
 
 // serveSink reads to EOF and answers with the byte count.
@@ -283,16 +313,15 @@ func loadRun(ns *netns.NetNS, addr string, rate, conns int, dur time.Duration) (
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			buf := make([]byte, benchMsg)
+			br := bufio.NewReader(c)
 			for t0 := range sched {
-				if _, err := c.Write(buf); err == nil {
-					_, err = io.ReadFull(c, buf)
-					if err != nil {
-						mu.Lock()
-						firstErr = err
-						mu.Unlock()
-						return
+				if err := roundTrip(c, br); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					for range sched {
 					}
+					return
 				}
 				d := time.Since(t0)
 				mu.Lock()
@@ -357,17 +386,13 @@ func idleMemory(ns *netns.NetNS, addr string, n int) (before, after int64, err e
 			c.Close()
 		}
 	}()
-	buf := make([]byte, benchMsg)
 	for range n {
 		c, err := dialIn(ns, addr)
 		if err != nil {
 			return 0, 0, err
 		}
 		conns = append(conns, c)
-		if _, err := c.Write(buf); err != nil {
-			return 0, 0, err
-		}
-		if _, err := io.ReadFull(c, buf); err != nil {
+		if err := roundTrip(c, bufio.NewReader(c)); err != nil {
 			return 0, 0, err
 		}
 	}
