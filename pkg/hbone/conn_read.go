@@ -188,9 +188,13 @@ func (c *conn) onRequestHeaders(id uint32, end bool) error {
 		s.reset(ErrCodeProtocol, false) // trailers are not part of CONNECT
 		return nil
 	}
-	if id%2 == 0 || id <= c.maxPeerID {
+	if id%2 == 0 {
 		c.mu.Unlock()
-		return connError{ErrCodeProtocol, "HEADERS on a closed or server stream"}
+		return connError{ErrCodeProtocol, "HEADERS on a server stream"}
+	}
+	if id <= c.maxPeerID {
+		c.mu.Unlock()
+		return nil // a stream already closed (reset by us): ignore
 	}
 	c.maxPeerID = id
 	c.lastAccepted = id

@@ -118,7 +118,7 @@ func FuzzServerConn(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = srv.serveConn(context.Background(), srvSide, nil, lim, slog.New(slog.DiscardHandler))
+			_ = srv.serveConn(context.Background(), &connSet{conns: map[*conn]struct{}{}}, srvSide, nil, lim, slog.New(slog.DiscardHandler))
 		}()
 		go func() { _, _ = io.Copy(io.Discard, cli) }()
 		_ = cli.SetWriteDeadline(time.Now().Add(2 * time.Second))

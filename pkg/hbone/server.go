@@ -58,8 +58,42 @@ type Server struct {
 	Logger *slog.Logger
 
 	mu    sync.Mutex
-	conns map[*conn]struct{}
-	peers map[string]int
+	peers map[string]int // open streams per client identity, all listeners
+}
+
+// connSet tracks the connections of one Serve call.
+type connSet struct {
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	draining bool
+}
+
+// add tracks c and reports whether the set is still accepting (false once
+// draining: the caller shuts c down at once).
+func (cs *connSet) add(c *conn) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.conns[c] = struct{}{}
+	return !cs.draining
+}
+
+func (cs *connSet) remove(c *conn) {
+	cs.mu.Lock()
+	delete(cs.conns, c)
+	cs.mu.Unlock()
+}
+
+func (cs *connSet) snapshot(drain bool) []*conn {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if drain {
+		cs.draining = true
+	}
+	out := make([]*conn, 0, len(cs.conns))
+	for c := range cs.conns {
+		out = append(out, c)
+	}
+	return out
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln, sends
@@ -77,6 +111,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
+	set := &connSet{conns: make(map[*conn]struct{})}
 	var wg sync.WaitGroup
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
@@ -92,54 +127,47 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.serveTLS(connCtx, nc, lim, log); err != nil {
+			if err := srv.serveTLS(connCtx, set, nc, lim, log); err != nil {
 				log.Debug("hbone connection refused", "remote", nc.RemoteAddr().String(), "err", err)
 			}
 		}()
 	}
 	_ = ln.Close()
-	srv.drain(lim)
+	srv.drain(set)
 	cancelConns()
 	wg.Wait()
 	return acceptErr
 }
 
-// drain sends GOAWAY on every connection and waits for them to close.
-func (srv *Server) drain(Limits) {
+// drain sends GOAWAY on every connection of set and waits for them to
+// close, at most DrainTimeout; connections still open then are cut.
+func (srv *Server) drain(set *connSet) {
 	timeout := srv.DrainTimeout
 	if timeout == 0 {
 		timeout = DefaultDrainTimeout
 	}
-	deadline := time.Now().Add(timeout)
-	for _, c := range srv.snapshot() {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for _, c := range set.snapshot(true) {
 		c.shutdown()
 	}
-	for time.Now().Before(deadline) {
-		open := srv.snapshot()
+	for {
+		open := set.snapshot(false)
 		if len(open) == 0 {
 			return
 		}
 		select {
 		case <-open[0].done:
-		case <-time.After(time.Until(deadline)):
+		case <-deadline.C:
+			for _, c := range set.snapshot(false) {
+				c.fail(fmt.Errorf("drain timeout: %w", errConnClosed))
+			}
+			return
 		}
 	}
-	for _, c := range srv.snapshot() {
-		c.fail(fmt.Errorf("drain timeout: %w", errConnClosed))
-	}
 }
 
-func (srv *Server) snapshot() []*conn {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	out := make([]*conn, 0, len(srv.conns))
-	for c := range srv.conns {
-		out = append(out, c)
-	}
-	return out
-}
-
-func (srv *Server) serveTLS(ctx context.Context, nc net.Conn, lim Limits, log *slog.Logger) error {
+func (srv *Server) serveTLS(ctx context.Context, set *connSet, nc net.Conn, lim Limits, log *slog.Logger) error {
 	hctx, cancel := context.WithTimeout(ctx, lim.HandshakeTimeout)
 	defer cancel()
 	tc := tls.Server(nc, srv.TLSConfig)
@@ -156,12 +184,12 @@ func (srv *Server) serveTLS(ctx context.Context, nc net.Conn, lim Limits, log *s
 		_ = tc.Close()
 		return errors.New("client presented no certificate")
 	}
-	return srv.serveConn(ctx, tc, cs.PeerCertificates, lim, log)
+	return srv.serveConn(ctx, set, tc, cs.PeerCertificates, lim, log)
 }
 
 // serveConn runs HTTP/2 on an established (normally TLS) connection until
 // it closes.
-func (srv *Server) serveConn(ctx context.Context, nc net.Conn, peer []*x509.Certificate, lim Limits, log *slog.Logger) error {
+func (srv *Server) serveConn(ctx context.Context, set *connSet, nc net.Conn, peer []*x509.Certificate, lim Limits, log *slog.Logger) error {
 	_ = nc.SetReadDeadline(time.Now().Add(lim.HandshakeTimeout))
 	var pre [len(clientPreface)]byte
 	if _, err := io.ReadFull(nc, pre[:]); err != nil || string(pre[:]) != clientPreface {
@@ -188,11 +216,14 @@ func (srv *Server) serveConn(ctx context.Context, nc net.Conn, peer []*x509.Cert
 		}
 	}
 	c.onClose = func(*conn) { cancel() }
-	srv.track(c, true)
-	defer srv.track(c, false)
+	accepting := set.add(c)
+	defer set.remove(c)
 	if err := c.start(); err != nil {
 		c.fail(err)
 		return err
+	}
+	if !accepting {
+		c.shutdown()
 	}
 	go func() {
 		select {
@@ -205,21 +236,7 @@ func (srv *Server) serveConn(ctx context.Context, nc net.Conn, peer []*x509.Cert
 	return nil
 }
 
-func (srv *Server) track(c *conn, add bool) {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.conns == nil {
-		srv.conns = make(map[*conn]struct{})
-		srv.peers = make(map[string]int)
-	}
-	if add {
-		srv.conns[c] = struct{}{}
-	} else {
-		delete(srv.conns, c)
-	}
-}
-
-// onRequest runs on the read loop: it validates the request, applies the
+// onRequest runs on the reader of the connection: it validates the request, applies the
 // per-peer limit and starts the handler.
 func (srv *Server) onRequest(ctx context.Context, s *Stream, fields []hpack.HeaderField, tooBig bool, identity string, peer []*x509.Certificate) {
 	head, status, reason := parseRequest(fields, tooBig)
@@ -233,6 +250,9 @@ func (srv *Server) onRequest(ctx context.Context, s *Stream, fields []hpack.Head
 		maxPeer = DefaultMaxStreamsPerPeer
 	}
 	srv.mu.Lock()
+	if srv.peers == nil {
+		srv.peers = make(map[string]int)
+	}
 	if srv.peers[identity] >= maxPeer {
 		srv.mu.Unlock()
 		s.reset(ErrCodeRefusedStream, false)

@@ -1,0 +1,103 @@
+package hbone
+
+import (
+	"fmt"
+)
+
+// beginWrite locks the write path. With wait it waits while an active
+// flush has more than wbufLimit queued; without (the read loop, which must
+// never block on the network) it fails the connection past controlLimit.
+func (c *conn) beginWrite(wait bool) error {
+	c.wmu.Lock()
+	for wait && c.werr == nil && c.flushing && len(c.wbuf) >= wbufLimit {
+		c.wcond.Wait()
+	}
+	if c.werr == nil && !wait && len(c.wbuf) >= controlLimit {
+		c.werr = connError{ErrCodeEnhanceYourCalm, "peer does not read"}
+	}
+	if c.werr != nil {
+		err := c.werr
+		c.wmu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// endWrite unlocks the write path. If nobody is flushing, inline makes the
+// caller flush (its frames reach the socket without a goroutine hop, and
+// frames queued meanwhile by others go out in the same writes); otherwise
+// the write loop is kicked.
+func (c *conn) endWrite(inline bool) {
+	if c.flushing || len(c.wbuf) == 0 {
+		c.wmu.Unlock()
+		return
+	}
+	if !inline {
+		c.wmu.Unlock()
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	c.flushing = true
+	for len(c.wbuf) > 0 && c.werr == nil {
+		buf := c.wbuf
+		c.wbuf = c.wspare[:0]
+		c.wmu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		if cap(buf) <= 4*wbufLimit {
+			c.wspare = buf[:0]
+		} else {
+			c.wspare = nil
+		}
+		if err != nil {
+			c.werr = err
+		}
+		c.wcond.Broadcast()
+	}
+	c.flushing = false
+	err := c.werr
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("hbone: write: %w", err))
+	}
+}
+
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		c.wmu.Lock()
+		c.endWrite(true)
+	}
+}
+
+// flushWait waits until everything queued has been written.
+func (c *conn) flushWait() {
+	c.wmu.Lock()
+	for c.werr == nil && (c.flushing || len(c.wbuf) > 0) {
+		if !c.flushing {
+			c.endWrite(true)
+			c.wmu.Lock()
+			continue
+		}
+		c.wcond.Wait()
+	}
+	c.wmu.Unlock()
+}
+
+// writeControl queues a small frame built by fn from the read loop or a
+// timer; it never blocks on the network.
+func (c *conn) writeWindowUpdate(streamID uint32, incr uint32) {
+	if c.beginWrite(false) != nil {
+		return
+	}
+	c.wbuf = appendWindowUpdate(c.wbuf, streamID, incr)
+	c.endWrite(false)
+}
