@@ -224,6 +224,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.cleanupLoop(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.ztunnelWatch(ctx, a.cfg.NoZtunnelGrace)
+	}()
 
 	<-ctx.Done()
 	a.queue.ShutDown()

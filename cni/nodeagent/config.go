@@ -34,6 +34,9 @@ type Config struct {
 	// ResyncInterval is how often every pod is reconciled again (default
 	// 1 min).
 	ResyncInterval time.Duration
+	// NoZtunnelGrace is how long pods may wait for a ztunnel before each
+	// gets a ZtunnelNotConnected event (default 10 s).
+	NoZtunnelGrace time.Duration
 }
 
 // withDefaults fills unset fields.
@@ -49,6 +52,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AddTimeout <= 0 {
 		c.AddTimeout = 25 * time.Second
+	}
+	if c.NoZtunnelGrace <= 0 {
+		c.NoZtunnelGrace = 10 * time.Second
 	}
 	if c.ResyncInterval <= 0 {
 		c.ResyncInterval = time.Minute

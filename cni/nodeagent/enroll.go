@@ -37,6 +37,7 @@ type podState struct {
 	ns                                   *netns.NetNS
 	acked                                bool
 	annotated                            bool
+	reportedNoZtunnel                    bool
 }
 
 func (p *podState) workload() workload {

@@ -126,7 +126,19 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		if !podRunning(pod) {
 			return nil // CNI ADD enrolls it, or a later update does
 		}
-		return a.enroll(ctx, pod, "", podIPs(pod), "reconcile", true)
+		if a.zt.Connected() > 0 {
+			return a.enroll(ctx, pod, "", podIPs(pod), "reconcile", true)
+		}
+		// Capture now; the snapshot hands the pod over when ztunnel
+		// connects. Say so on the pod rather than wait silently.
+		if err := a.enroll(ctx, pod, "", podIPs(pod), "reconcile", false); err != nil {
+			return err
+		}
+		if st := a.state(uid); st != nil {
+			a.eventf(st, corev1.EventTypeWarning, "ZtunnelNotConnected",
+				"no ztunnel is connected to %s on this node; the pod's traffic is captured but not served until ztunnel connects", a.cfg.ZDSSocket)
+		}
+		return nil
 	case want && !a.isAcked(held):
 		if a.zt.Connected() == 0 {
 			return nil // the snapshot on ztunnel's connection covers it
@@ -246,5 +258,38 @@ func (a *Agent) cleanupProbes() {
 			}
 		}
 		unlock()
+	}
+}
+
+// ztunnelWatch reports, once per pod, pods held without a ztunnel to serve
+// them for longer than grace, as a pod event (readiness already fails).
+func (a *Agent) ztunnelWatch(ctx context.Context, grace time.Duration) {
+	t := time.NewTicker(grace)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if a.zt.Connected() > 0 {
+			continue
+		}
+		a.mu.Lock()
+		var waiting []*podState
+		for _, st := range a.pods {
+			if !st.acked && !st.reportedNoZtunnel {
+				st.reportedNoZtunnel = true
+				waiting = append(waiting, st)
+			}
+		}
+		a.mu.Unlock()
+		for _, st := range waiting {
+			a.eventf(st, corev1.EventTypeWarning, "ZtunnelNotConnected",
+				"no ztunnel is connected to %s on this node; the pod's traffic is captured but not served until ztunnel connects", a.cfg.ZDSSocket)
+		}
+		if len(waiting) > 0 {
+			a.log.Warn("pods waiting for ztunnel", "pods", len(waiting), "socket", a.cfg.ZDSSocket)
+		}
 	}
 }
