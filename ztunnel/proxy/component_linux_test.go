@@ -394,6 +394,8 @@ func TestComponent(t *testing.T) {
 		if _, err := talk(c, ipB+":8080"); err != nil {
 			t.Fatalf("plaintext from c should still pass: %v", err)
 		}
+		waitFor(t, func() bool { return counted(t, m, "istio_tcp_connections_failed_total", "source", "DENY") > 0 })
+		waitFor(t, func() bool { return counted(t, m, "istio_tcp_connections_failed_total", "destination", "DENY") > 0 })
 	})
 	t.Run("authz allow", func(t *testing.T) {
 		defer m.policy(t, &securityapi.Authorization{Name: "allow-client", Namespace: "demo", Scope: securityapi.Scope_NAMESPACE,
@@ -493,6 +495,30 @@ func TestComponent(t *testing.T) {
 			t.Fatal("drain did not finish")
 		}
 	})
+}
+
+// counted sums a counter's series with the given reporter and response flags.
+func counted(t testing.TB, m *mesh, name, reporter, flags string) float64 {
+	mfs, err := m.met.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["reporter"] == reporter && l["response_flags"] == flags {
+				v += mt.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
 }
 
 func waitFor(t testing.TB, cond func() bool) {

@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -58,7 +61,11 @@ func (p *Proxy) outbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c 
 	upstream, err := p.dialOutbound(dctx, pod, id, rec, r)
 	cancel()
 	if err != nil {
-		rec.Failed("UF", err)
+		flags := "UF"
+		if errors.Is(err, ErrTunnelDenied) {
+			flags = "DENY"
+		}
+		rec.Failed(flags, err)
 		return
 	}
 	rec.Opened()
@@ -90,6 +97,7 @@ func (p *Proxy) dialOutbound(ctx context.Context, pod *inpod.Pod, id identity.ID
 		fwd += ";host=" + r.svc.Hostname()
 	}
 	h.Set("Forwarded", fwd)
+	h.Set("Traceparent", traceparent())
 	if b := p.baggage(rec.Src, pod); b != "" {
 		h.Set("Baggage", b)
 	}
@@ -113,6 +121,15 @@ func (p *Proxy) baggage(src telemetry.Peer, pod *inpod.Pod) string {
 	add("service.name", src.CanonicalService)
 	add("service.version", src.CanonicalRevision)
 	return strings.Join(parts, ",")
+}
+
+// traceparent starts a W3C trace for the tunnel (version 00, sampled).
+func traceparent() string {
+	var b [24]byte
+	for i := 0; i < len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rand.Uint64())
+	}
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
 }
 
 // waitSynced waits, bounded by ReadyTimeout, for the first xDS state.

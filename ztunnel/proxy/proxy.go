@@ -48,6 +48,10 @@ type TunnelRequest struct {
 	Header http.Header
 }
 
+// ErrTunnelDenied is wrapped by Tunnels.Connect errors when the destination
+// refused the CONNECT by policy (HTTP 401).
+var ErrTunnelDenied = errors.New("tunnel denied by destination policy")
+
 // Tunnels opens outbound HBONE streams (pooled); the returned conn supports
 // CloseWrite for half-close.
 type Tunnels interface {

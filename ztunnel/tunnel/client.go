@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 
@@ -84,6 +85,10 @@ func (c *Client) Connect(ctx context.Context, req proxy.TunnelRequest) (net.Conn
 	key := hbone.NewKey(req.Source.String(), ids, req.Addr, req.SourceIP)
 	s, err := c.pool.Dial(ctx, key, req.Authority, req.Header)
 	if err != nil {
+		var se *hbone.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusUnauthorized {
+			return nil, fmt.Errorf("%w: %w", proxy.ErrTunnelDenied, err)
+		}
 		return nil, err
 	}
 	return s, nil
