@@ -67,6 +67,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", n.Name, st, n.IP, n.PodCIDR, n.Netns)
 			}
 			_ = w.Flush()
+			if rss, n, err := lab.ResidentBytes(g.root, s.Name); err == nil {
+				fmt.Printf("\nresident memory: %d MiB in %d processes\n", rss>>20, n)
+			}
 			if !healthy {
 				return errors.New("some nodes are not Ready; see " + s.Dir + "/logs")
 			}

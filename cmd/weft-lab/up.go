@@ -19,7 +19,10 @@ func newBuildCmd(g *globals) *cobra.Command {
 			if err := g.resolve(); err != nil {
 				return err
 			}
-			_, err := lab.EnsureBinaries(cmd.Context(), g.root, os.Stderr, g.logger())
+			if _, err := lab.EnsurePinned(cmd.Context(), g.root, os.Stderr, g.logger()); err != nil {
+				return err
+			}
+			_, err := lab.EnsureEcho(cmd.Context(), g.root, os.Stderr)
 			return err
 		},
 	}
@@ -37,14 +40,18 @@ func newUpCmd(g *globals) *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			if _, err := lab.EnsureBinaries(cmd.Context(), g.root, os.Stderr, g.logger()); err != nil {
+			if _, err := lab.EnsurePinned(cmd.Context(), g.root, os.Stderr, g.logger()); err != nil {
+				return err
+			}
+			echo, err := lab.EnsureEcho(cmd.Context(), g.root, os.Stderr)
+			if err != nil {
 				return err
 			}
 			self, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find own binary: %w", err)
 			}
-			s, err := lab.Launch(cmd.Context(), lab.LaunchOptions{Name: g.name, Nodes: nodes, Root: g.root, Self: self, Timeout: timeout})
+			s, err := lab.Launch(cmd.Context(), lab.LaunchOptions{Name: g.name, Nodes: nodes, Root: g.root, Self: self, Echo: echo, Timeout: timeout})
 			if err != nil {
 				return err
 			}
@@ -61,6 +68,7 @@ func newUpCmd(g *globals) *cobra.Command {
 
 func newServeCmd(g *globals) *cobra.Command {
 	var nodes int
+	var echo string
 	cmd := &cobra.Command{
 		Use:    "serve",
 		Short:  "Run a lab in the foreground until interrupted (what up starts in the background)",
@@ -75,10 +83,14 @@ func newServeCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("find own binary: %w", err)
 			}
 			bins := lab.BinariesAt(g.root)
+			if echo != "" {
+				bins.Echo = echo
+			}
 			return lab.Serve(cmd.Context(), lab.Options{Name: g.name, Nodes: nodes, Root: g.root, Binaries: &bins, Shim: self, Log: g.logger()})
 		},
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "number of nodes")
+	cmd.Flags().StringVar(&echo, "echo", "", "binary for the weft/echo image (default: the lab's own build)")
 	return cmd
 }
 

@@ -141,14 +141,52 @@ func buildStamp(root string) (string, error) {
 }
 
 // EnsureBinaries builds what a lab runs, below root (the repository root):
-// the pinned Kubernetes, etcd, CoreDNS and CNI binaries into _output/k8s,
-// rebuilt only when the tools modules' go.mod/go.sum change (a cold build
-// takes 10+ minutes on 2 cores), and weft-lab and echo into
-// _output/lab/bin (always, relying on the Go build cache). Concurrent
-// callers serialise on a lock file. Build output goes to w (may be nil).
+// the pinned binaries (EnsurePinned) and, always, weft-lab and echo into
+// _output/lab/bin, relying on the Go build cache. Build output goes to w
+// (may be nil); log may be nil.
 func EnsureBinaries(ctx context.Context, root string, w io.Writer, log *slog.Logger) (Binaries, error) {
+	bins, err := EnsurePinned(ctx, root, w, log)
+	if err != nil {
+		return bins, err
+	}
 	if w == nil {
 		w = io.Discard
+	}
+	if err := goCmd(ctx, root, w, "build", "-o", filepath.Dir(bins.WeftLab)+string(filepath.Separator), "./cmd/weft-lab", "./cmd/echo"); err != nil {
+		return bins, err
+	}
+	return bins, nil
+}
+
+// EnsureEcho returns an echo binary for the lab's weft/echo image: the one
+// `make build` put in _output/bin if present, otherwise one built into
+// _output/lab/bin.
+func EnsureEcho(ctx context.Context, root string, w io.Writer) (string, error) {
+	if p := filepath.Join(root, "_output", "bin", "echo"); isExecutable(p) {
+		return p, nil
+	}
+	if w == nil {
+		w = io.Discard
+	}
+	out := BinariesAt(root).Echo
+	if err := goCmd(ctx, root, w, "build", "-o", out, "./cmd/echo"); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// EnsurePinned builds the pinned Kubernetes, etcd, CoreDNS and CNI
+// binaries into _output/k8s, only when the tools modules' go.mod/go.sum (or
+// the build recipe) changed since the last build; a cold build takes 10+
+// minutes on 2 cores (35 measured on a busy one). Concurrent callers
+// serialise on a lock file. The returned Binaries' WeftLab and Echo are
+// where EnsureBinaries would put them, not necessarily built.
+func EnsurePinned(ctx context.Context, root string, w io.Writer, log *slog.Logger) (Binaries, error) {
+	if w == nil {
+		w = io.Discard
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	bins := BinariesAt(root)
 	if err := os.MkdirAll(K8sDir(root), 0o755); err != nil {
@@ -165,28 +203,26 @@ func EnsureBinaries(ctx context.Context, root string, w io.Writer, log *slog.Log
 		return bins, err
 	}
 	stampFile := filepath.Join(K8sDir(root), ".stamp")
-	if old, _ := os.ReadFile(stampFile); string(old) != stamp || !allExist(bins.thirdParty()) {
-		start := time.Now()
-		log.Info("building pinned Kubernetes binaries; a cold build takes 10+ minutes", "dir", K8sDir(root))
-		_ = os.Remove(stampFile)
-		for _, tb := range toolBuilds() {
-			out := K8sDir(root) + string(filepath.Separator)
-			if tb.out != "" {
-				out = filepath.Join(K8sDir(root), tb.out)
-			}
-			args := append([]string{"build", "-ldflags=" + tb.ldflags, "-o", out}, tb.pkgs...)
-			if err := goCmd(ctx, filepath.Join(root, "e2e", "lab", "k8s", tb.module), w, args...); err != nil {
-				return bins, err
-			}
-		}
-		if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
-			return bins, fmt.Errorf("write build stamp: %w", err)
-		}
-		log.Info("built pinned binaries", "took", time.Since(start).Round(time.Second))
+	if old, _ := os.ReadFile(stampFile); string(old) == stamp && allExist(bins.thirdParty()) {
+		return bins, nil
 	}
-	if err := goCmd(ctx, root, w, "build", "-o", filepath.Dir(bins.WeftLab)+string(filepath.Separator), "./cmd/weft-lab", "./cmd/echo"); err != nil {
-		return bins, err
+	start := time.Now()
+	log.Info("building pinned Kubernetes binaries; a cold build takes 10+ minutes", "dir", K8sDir(root))
+	_ = os.Remove(stampFile)
+	for _, tb := range toolBuilds() {
+		out := K8sDir(root) + string(filepath.Separator)
+		if tb.out != "" {
+			out = filepath.Join(K8sDir(root), tb.out)
+		}
+		args := append([]string{"build", "-ldflags=" + tb.ldflags, "-o", out}, tb.pkgs...)
+		if err := goCmd(ctx, filepath.Join(root, "e2e", "lab", "k8s", tb.module), w, args...); err != nil {
+			return bins, err
+		}
 	}
+	if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
+		return bins, fmt.Errorf("write build stamp: %w", err)
+	}
+	log.Info("built pinned binaries", "took", time.Since(start).Round(time.Second))
 	return bins, nil
 }
 

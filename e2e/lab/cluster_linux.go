@@ -133,6 +133,9 @@ func (c *Cluster) network(ctx context.Context, o Options) error {
 		return err
 	}
 	defer unlock()
+	if err := prepareNetnsDir(c.log); err != nil {
+		return err
+	}
 	subnet, err := chooseSubnet(o.Name)
 	if err != nil {
 		return err

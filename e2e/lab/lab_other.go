@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 )
@@ -27,8 +28,9 @@ func SupervisorLog(root, name string) string { return StateDir(root, name) + ".l
 
 // LaunchOptions configure Launch.
 type LaunchOptions struct {
-	Name, Root, Self string
-	Nodes            int
+	Name, Root, Self, Echo string
+	Nodes                  int
+	Timeout                time.Duration
 }
 
 // Launch needs Linux; elsewhere it returns an error.

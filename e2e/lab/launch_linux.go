@@ -22,6 +22,8 @@ type LaunchOptions struct {
 	Root  string
 	// Self is the weft-lab binary; it is run as `Self serve ...`.
 	Self string
+	// Echo is the binary for the weft/echo image (default BinariesAt(Root).Echo).
+	Echo string
 	// Timeout bounds the wait for Ready (default 3 minutes).
 	Timeout time.Duration
 }
@@ -49,7 +51,11 @@ func Launch(ctx context.Context, o LaunchOptions) (State, error) {
 		return State{}, fmt.Errorf("create supervisor log: %w", err)
 	}
 	defer lf.Close()
-	cmd := exec.Command(o.Self, "serve", "--name", o.Name, "--nodes", strconv.Itoa(o.Nodes), "--root", o.Root)
+	args := []string{"serve", "--name", o.Name, "--nodes", strconv.Itoa(o.Nodes), "--root", o.Root}
+	if o.Echo != "" {
+		args = append(args, "--echo", o.Echo)
+	}
+	cmd := exec.Command(o.Self, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = o.Root
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -114,6 +114,11 @@ func sweep(root, name string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if n, err := unshadowNetnsDir(); err != nil {
+		log.Warn("named netns directory is shadowed; pins may stay", "err", err)
+	} else if n > 0 {
+		log.Info("detached a copy of the named netns directory that hid the lab's pins", "copies", n)
+	}
 	var errs []error
 	if n := killLabProcs(dir, inodes); n > 0 {
 		log.Info("killed leftover lab processes", "count", n)
