@@ -378,6 +378,14 @@ func TestCNIAdd(t *testing.T) {
 	if d := h.net.dump("10.244.1.7"); d != "" {
 		t.Fatalf("rules left after DEL:\n%s", d)
 	}
+	// A netns path the agent cannot open falls back to finding the pod by IP.
+	h.net.mu.Lock()
+	h.net.running["10.244.1.7"] = true
+	h.net.mu.Unlock()
+	resp, err = c.Add(ctx, agentapi.PodRequest{ContainerID: "c3", Netns: "/elsewhere/netns", PodName: "new", PodNamespace: "demo", IPs: []string{"10.244.1.7"}})
+	if err != nil || !resp.Enrolled || h.net.dump("10.244.1.7") == "" {
+		t.Fatalf("Add via ip fallback = %+v, %v", resp, err)
+	}
 	if _, err := c.Add(ctx, agentapi.PodRequest{PodName: "x"}); err == nil {
 		t.Fatal("invalid request accepted")
 	}

@@ -69,6 +69,12 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips 
 	var err error
 	if nsPath != "" {
 		ns, err = a.open(nsPath)
+		if err != nil && len(ips) > 0 {
+			// The runtime's path may not be visible in the agent's mount
+			// namespace; the pod's IP still leads to it.
+			log.Info("netns path not usable; finding the pod's netns by ip", "path", nsPath, "err", err)
+			ns, err = a.finder.Find(ips)
+		}
 	} else {
 		ns, err = a.finder.Find(ips)
 	}

@@ -1,0 +1,60 @@
+//go:build linux
+
+package iptables
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// BenchmarkKernelInPodApply measures installing one pod's capture (rules
+// and routing, in a fresh namespace) beside a baseline of a single
+// `iptables -S` run in that namespace. x-baseline is roughly how many
+// iptables invocations an enrollment costs.
+func BenchmarkKernelInPodApply(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	mode := DetectMode(context.Background())
+	be, err := NewBackend(mode)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := NewRedirector(Config{}, be, NetlinkRoutes{})
+	bin := "iptables-" + string(mode)
+	if _, err := exec.LookPath(bin); err != nil {
+		bin = "iptables"
+	}
+	var apply, baseline time.Duration
+	for range b.N {
+		b.StopTimer()
+		ns, err := netns.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := ns.Do(func() error { return exec.Command(bin, "-S").Run() }); err != nil {
+			b.Fatal(err)
+		}
+		baseline += time.Since(t0)
+		b.StartTimer()
+		t1 := time.Now()
+		if err := r.Apply(ns); err != nil {
+			b.Fatal(err)
+		}
+		apply += time.Since(t1)
+		b.StopTimer()
+		if err := r.Remove(ns); err != nil {
+			b.Fatal(err)
+		}
+		ns.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(baseline.Nanoseconds())/float64(b.N), "baseline-ns/op")
+	b.ReportMetric(float64(apply)/float64(baseline), "x-baseline")
+}
