@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,6 +163,28 @@ func TestMeshTLS(t *testing.T) {
 		}
 		if _, err := identity.ServerConfig(identity.ServerOptions{TrustDomain: "cluster.local", Roots: identity.StaticRoots(ca.Pool())}); err == nil {
 			t.Fatal("ServerConfig accepted no GetCertificate")
+		}
+	})
+	t.Run("rotation without a new config", func(t *testing.T) {
+		var current atomic.Pointer[identity.Certificate]
+		current.Store(server)
+		cfg, err := identity.ServerConfig(identity.ServerOptions{
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current.Load().TLSCertificate(), nil },
+			TrustDomain:    "cluster.local",
+			Roots:          identity.StaticRoots(ca.Pool()),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ccfg := clientCfg(t, client, "spiffe://cluster.local/ns/demo/sa/server")
+		_, _, before, _ := handshake(t, ccfg, cfg)
+		current.Store(ca.MustIssue(server.ID))
+		_, _, after, _ := handshake(t, ccfg, cfg)
+		if len(before.PeerCertificates) == 0 || len(after.PeerCertificates) == 0 {
+			t.Fatal("handshake failed")
+		}
+		if before.PeerCertificates[0].SerialNumber.Cmp(after.PeerCertificates[0].SerialNumber) == 0 {
+			t.Fatal("the same certificate was served after rotation")
 		}
 	})
 	t.Run("peer id before handshake", func(t *testing.T) {
