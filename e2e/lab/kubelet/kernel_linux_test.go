@@ -40,7 +40,6 @@ func shimPath(t *testing.T) string {
 func newTestNetns(t *testing.T, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, "netns", name)
-	t.Cleanup(func() { releaseSharedMount(filepath.Dir(p)) })
 	if err := createNetns(p); err != nil {
 		t.Fatal(err)
 	}
@@ -208,15 +207,24 @@ func writeConflistWith(t *testing.T, dir, name, ipamDir, subnet, more string) {
 }
 
 // TestNetnsPropagation checks that a pod netns created after a container
-// mounted the netns dir is visible in it (HostToContainer), which a CNI
-// node agent entering pod namespaces relies on.
+// mounted the node's netns view dir is visible in it (HostToContainer),
+// which a CNI node agent entering pod namespaces relies on.
 func TestNetnsPropagation(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
+	k := &kubelet{netnsView: filepath.Join(dir, "view")}
+	if err := k.setupNetnsView(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { releaseSharedMount(k.netnsView) })
 	first := newTestNetns(t, dir, "wt-kubelet-a-"+randSuffix())
-	nsDir := filepath.Dir(first)
+	view := func(p string) string { return filepath.Join(k.netnsView, filepath.Base(p)) }
+	if err := bindNetns(first, view(first)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeNetns(view(first)) })
 	spec := shimSpec{
-		Mounts: []shimMount{{Source: nsDir, Target: nsDir}},
+		Mounts: []shimMount{{Source: k.netnsView, Target: "/var/run/netns"}},
 		Path:   "/bin/sleep", Args: []string{"sleep", "30"},
 	}
 	cmd := exec.Command(shimPath(t), shimCommand, "run", writeSpec(t, dir, spec))
@@ -227,12 +235,20 @@ func TestNetnsPropagation(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	time.Sleep(300 * time.Millisecond)
 	second := newTestNetns(t, dir, "wt-kubelet-b-"+randSuffix())
+	if err := bindNetns(second, view(second)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeNetns(view(second)) })
 	out, err := exec.Command(shimPath(t), shimCommand, "exec", strconv.Itoa(cmd.Process.Pid), "--",
-		"stat", "-f", "-c", "%T", first, second).CombinedOutput()
+		"stat", "-f", "-c", "%T", "/var/run/netns/"+filepath.Base(first), "/var/run/netns/"+filepath.Base(second)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("exec: %v: %s", err, out)
 	}
 	if got := strings.Fields(string(out)); len(got) != 2 || got[0] != "nsfs" || got[1] != "nsfs" {
 		t.Errorf("netns files in the container are %q, want nsfs twice", out)
+	}
+	// A dir with mounts below it is never bound on itself.
+	if err := ensureSharedMount(filepath.Dir(first)); err == nil {
+		t.Error("ensureSharedMount accepted a dir with netns mounts below it")
 	}
 }

@@ -31,6 +31,9 @@ type kubelet struct {
 	vols   *volumeManager
 	events *eventRecorder
 	pods   *podManager
+	// netnsView is a shared mount holding a second bind mount of every pod
+	// netns, named like the primary; hostPath /var/run/netns maps to it.
+	netnsView string
 
 	apiMu      sync.Mutex
 	apiHost    string
@@ -42,9 +45,10 @@ func newKubelet(cfg *Config, client kubernetes.Interface, net podNetworker, log 
 	src := &apiObjects{client: client}
 	k := &kubelet{
 		cfg: cfg, client: client, log: log, net: net, src: src,
-		vols:   &volumeManager{rootDir: cfg.RootDir, netnsDir: filepath.Dir(netnsPath(cfg, "x")), client: client, src: src, now: time.Now},
+		vols:   &volumeManager{rootDir: cfg.RootDir, netnsDir: filepath.Join(cfg.StateDir, "netns-view"), client: client, src: src, now: time.Now},
 		events: &eventRecorder{client: client, node: cfg.NodeName, log: log},
 	}
+	k.netnsView = k.vols.netnsDir
 	k.pods = newPodManager(k)
 	return k
 }

@@ -17,9 +17,6 @@ func createNetns(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create netns dir: %w", err)
 	}
-	if err := ensureSharedMount(filepath.Dir(path)); err != nil {
-		return err
-	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if err != nil {
 		return fmt.Errorf("create netns file: %w", err)
@@ -76,6 +73,20 @@ func setLoopbackUp(path string) error {
 		}
 		return nil
 	})
+}
+
+// bindNetns bind-mounts the netns at src onto a new file dst.
+func bindNetns(src, dst string) error {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("create netns view file: %w", err)
+	}
+	f.Close()
+	if err := unix.Mount(src, dst, "none", unix.MS_BIND, ""); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("bind netns view: %w", err)
+	}
+	return nil
 }
 
 // removeNetns unmounts and removes a netns created by createNetns. A

@@ -41,6 +41,10 @@ func shimProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: 
 
 func releaseSharedMount(string) {}
 
+func bindNetns(string, string) error { return errNotSupported }
+
+func (k *kubelet) setupNetnsView() error { return errNotSupported }
+
 func runWithTTY(context.Context, *exec.Cmd, io.Reader, io.Writer, <-chan remotecommand.TerminalSize) error {
 	return errNotSupported
 }

@@ -91,6 +91,9 @@ func startTestKubelet(t *testing.T) *testLab {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	k := newKubelet(cfg, client, &nodeNetworker{node: node, cni: newCNINetwork(confDir, bin, filepath.Join(cfg.StateDir, "cni-cache"))}, log)
+	if err := k.setupNetnsView(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { k.pods.run(ctx) })

@@ -13,9 +13,11 @@ import (
 
 var sharedDirs sync.Map // dir -> struct{}: made a shared mount point
 
-// ensureSharedMount makes dir a mount point with shared propagation, as
-// "ip netns add" does for /run/netns, so that namespace bind mounts made
-// later reach containers that mounted the dir (HostToContainer).
+// ensureSharedMount makes dir a mount point with shared propagation so
+// that bind mounts made in it later reach containers that mounted the dir
+// (HostToContainer). It refuses a dir with mounts below it: binding such a
+// dir on itself would hide them under copies that can then never be
+// removed.
 func ensureSharedMount(dir string) error {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
@@ -27,6 +29,11 @@ func ensureSharedMount(dir string) error {
 	isMount, shared, err := mountState(real)
 	if err != nil {
 		return err
+	}
+	if !isMount {
+		if below, err := hasMountsBelow(real); err != nil || below {
+			return fmt.Errorf("refusing to make %s a shared mount: it has mounts below it (%v)", real, err)
+		}
 	}
 	if !isMount {
 		if err := unix.Mount(real, real, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -68,6 +75,31 @@ func mountState(dir string) (isMount, shared bool, err error) {
 		}
 	}
 	return isMount, shared, sc.Err()
+}
+
+// hasMountsBelow reports whether any mount point lies under dir.
+func hasMountsBelow(dir string) (bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(unescapeMountPath(fields[4]), dir+"/") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// setupNetnsView creates the node's shared netns view dir: every pod netns
+// is also bind-mounted there, and hostPath /var/run/netns maps to it, so a
+// node agent sees pod namespaces created after it started.
+func (k *kubelet) setupNetnsView() error {
+	if err := os.MkdirAll(k.netnsView, 0o755); err != nil {
+		return fmt.Errorf("create netns view dir: %w", err)
+	}
+	return ensureSharedMount(k.netnsView)
 }
 
 // unescapeMountPath undoes mountinfo's octal escapes (\040 for space).

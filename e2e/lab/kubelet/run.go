@@ -43,6 +43,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	network := newCNINetwork(cfg.CNIConfDir, cfg.CNIBinDir, filepath.Join(cfg.StateDir, "cni-cache"))
 	k := newKubelet(&cfg, client, network, log)
 	k.releaseLeftovers(ctx)
+	if err := k.setupNetnsView(); err != nil {
+		return err
+	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -86,8 +89,8 @@ func (k *kubelet) releaseLeftovers(ctx context.Context) {
 
 // removeState removes the state kubelet-lite created.
 func (k *kubelet) removeState() {
-	releaseSharedMount(filepath.Join(k.cfg.StateDir, "netns"))
-	for _, d := range []string{"pods", "netns", "cni-cache"} {
+	releaseSharedMount(k.netnsView)
+	for _, d := range []string{"pods", "netns", "netns-view", "cni-cache"} {
 		if err := os.RemoveAll(filepath.Join(k.cfg.StateDir, d)); err != nil {
 			k.log.Warn("remove state", "err", err)
 		}

@@ -121,6 +121,10 @@ func (w *podWorker) setupSandbox(ctx context.Context) error {
 		if err := createNetns(st.NetNS); err != nil {
 			return err
 		}
+		if err := bindNetns(st.NetNS, filepath.Join(w.k.netnsView, filepath.Base(st.NetNS))); err != nil {
+			w.teardownNetwork(ctx, st)
+			return err
+		}
 		if err := setLoopbackUp(st.NetNS); err != nil {
 			w.teardownNetwork(ctx, st)
 			return err
@@ -169,6 +173,9 @@ func (w *podWorker) teardownNetwork(ctx context.Context, st sandboxState) {
 	pn := podNetwork{ContainerID: sandboxID(st.UID), NetNS: st.NetNS, Namespace: st.Namespace, Name: st.Name, UID: st.UID}
 	if err := w.k.net.Del(ctx, pn, st.CNIConf); err != nil {
 		w.log.Warn("cni del", "err", err)
+	}
+	if err := removeNetns(filepath.Join(w.k.netnsView, filepath.Base(st.NetNS))); err != nil {
+		w.log.Warn("remove netns view", "err", err)
 	}
 	if err := removeNetns(st.NetNS); err != nil {
 		w.log.Warn("remove netns", "err", err)
