@@ -4,6 +4,8 @@ package nodeagent
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -14,10 +16,12 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/weftmesh/weft/cni/agentapi"
 	"github.com/weftmesh/weft/cni/iptables"
 	"github.com/weftmesh/weft/pkg/netns"
 )
@@ -149,4 +153,73 @@ func TestAgentKernel(t *testing.T) {
 	waitFor(t, "ztunnel del", func() bool { return slices.Contains(z2.received(), "del uid-web") })
 	waitFor(t, "annotation removed", func() bool { return !annotated() })
 	stop()
+}
+
+// TestAgentKernelCNIAdd drives a CNI ADD through the plugin API against
+// real rules and the real ZDS server, and reports the ADD→ack latency.
+func TestAgentKernelCNIAdd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and iptables")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("iptables not installed")
+	}
+	var rnd [4]byte
+	crand.Read(rnd[:])
+	name := "wt-nodeagent-" + hex.EncodeToString(rnd[:])
+	pod, err := netns.NewNamed(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pod.Close(); netns.RemoveNamed(name) })
+
+	mode := iptables.DetectMode(context.Background())
+	tables, err := iptables.NewBackend(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := Config{
+		NodeName: "node-1", CNISocket: filepath.Join(dir, "cni.sock"), ZDSSocket: filepath.Join(dir, "ztunnel.sock"),
+		EnrollmentFile: filepath.Join(dir, "enrollment.json"), AddTimeout: 5 * time.Second, ResyncInterval: time.Hour,
+	}
+	newPod := runningPod("demo", "new", "uid-new", "")
+	newPod.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	kube := fake.NewClientset(namespace("demo", true), newPod)
+	a := newAgent(cfg, kube, slog.New(slog.DiscardHandler), deps{
+		rules:  iptables.NewRedirector(iptables.Config{}, tables, iptables.NetlinkRoutes{}),
+		probes: iptables.ProbeSNAT{Tables: iptables.NewRecorder()}, finder: procFinder{}, open: netns.Open,
+		events: record.NewFakeRecorder(100),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "zds socket", func() bool { _, err := os.Stat(cfg.ZDSSocket); return err == nil })
+	z := dialFakeZtunnel(t, ctx, cfg.ZDSSocket)
+	waitFor(t, "ztunnel connected", func() bool { return a.zt.Connected() == 1 })
+
+	c := agentapi.NewClient(cfg.CNISocket)
+	start := time.Now()
+	resp, err := c.Add(ctx, agentapi.PodRequest{ContainerID: "c1", Netns: pod.Path(), IfName: "eth0", PodName: "new", PodNamespace: "demo", IPs: []string{"10.250.5.5"}})
+	took := time.Since(start)
+	if err != nil || !resp.Enrolled {
+		t.Fatalf("Add = %+v, %v", resp, err)
+	}
+	t.Logf("CNI ADD → rules installed → ztunnel ack: %v", took)
+	if !slices.Contains(z.received(), "add uid-new") {
+		t.Fatalf("ztunnel got %v", z.received())
+	}
+	installed, err := iptables.NewRedirector(iptables.Config{}, tables, iptables.NetlinkRoutes{}).Installed(pod)
+	if err != nil || !installed {
+		t.Fatalf("rules in the pod: %v %v", installed, err)
+	}
+	if err := c.Del(ctx, agentapi.PodRequest{ContainerID: "c1", Netns: pod.Path(), PodName: "new", PodNamespace: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	installed, _ = iptables.NewRedirector(iptables.Config{}, tables, iptables.NetlinkRoutes{}).Installed(pod)
+	if installed {
+		t.Fatal("rules left after DEL")
+	}
+	waitFor(t, "ztunnel del", func() bool { return slices.Contains(z.received(), "del uid-new") })
 }
