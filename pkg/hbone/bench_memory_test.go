@@ -105,8 +105,8 @@ func BenchmarkIdleStreams(b *testing.B) {
 		n    int
 	}{
 		// Stock HTTP/2 needs about half a megabyte per tunnel; it is
-		// measured on 1,000 and scaled so the run stays within memory.
-		{"h2stock", openIdleStock, idleStreams / 10},
+		// measured on 500 and scaled so the run stays within memory.
+		{"h2stock", openIdleStock, idleStreams / 20},
 		{"hbone", openIdleHBONE, idleStreams},
 	} {
 		b.Run(p.name, func(b *testing.B) {

@@ -196,7 +196,7 @@ func dialStockH2(tb testing.TB, tr *http.Transport, addr string) benchConn {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	resp, err := tr.RoundTrip(req)
+	resp, err := tr.RoundTrip(req) //nolint:bodyclose // closed by the returned conn (test cleanup)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestGracefulDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	defer func() { _ = pool.Close() }()
 	key := NewKey(clientID, []string{serverID}, addr, netip.Addr{})
 	s, err := pool.Dial(context.Background(), key, "10.0.0.1:80", nil)
 	if err != nil {
@@ -80,7 +80,7 @@ func TestDrainTimeoutCutsStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	defer func() { _ = pool.Close() }()
 	s, err := pool.Dial(context.Background(), NewKey(clientID, []string{serverID}, addr, netip.Addr{}), "10.0.0.1:80", nil)
 	if err != nil {
 		t.Fatal(err)

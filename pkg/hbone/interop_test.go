@@ -45,7 +45,7 @@ func TestInteropClientWithStockServer(t *testing.T) {
 	m := newMesh()
 	ln := listen(t)
 	scfg := m.serverTLS(t, serverID)
-	h2srv := &http2.Server{}
+	h2srv := &http2.Server{} //nolint:staticcheck // x/net/http2 interop is the point
 	gotAuthority := make(chan string, 4)
 	acceptLoop(ln, func(c net.Conn) {
 		tc := tls.Server(c, scfg)
@@ -53,7 +53,7 @@ func TestInteropClientWithStockServer(t *testing.T) {
 			_ = c.Close()
 			return
 		}
-		h2srv.ServeConn(tc, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h2srv.ServeConn(tc, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { //nolint:staticcheck // x/net/http2 interop is the point
 			gotAuthority <- r.Host + " " + r.Header.Get("Baggage")
 			stockEcho(w, r)
 		})})
@@ -62,7 +62,7 @@ func TestInteropClientWithStockServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	defer func() { _ = pool.Close() }()
 	key := NewKey(clientID, []string{serverID}, ln.Addr().(*net.TCPAddr).AddrPort(), netip.Addr{})
 	for i := range 3 { // several streams on the same connection
 		s, err := pool.Dial(context.Background(), key, "10.1.2.3:9090", http.Header{"Baggage": {"service.name=x"}})
@@ -105,8 +105,8 @@ func TestInteropServerWithStockClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http2.Transport{TLSClientConfig: ccfg}
-	defer tr.CloseIdleConnections()
+	tr := &http2.Transport{TLSClientConfig: ccfg} //nolint:staticcheck // x/net/http2 interop is the point
+	defer tr.CloseIdleConnections()               //nolint:staticcheck // x/net/http2 interop is the point
 
 	t.Run("CONNECT echo with half-close", func(t *testing.T) {
 		pr, pw := io.Pipe()
@@ -116,11 +116,11 @@ func TestInteropServerWithStockClient(t *testing.T) {
 		}
 		req.Host = "10.9.8.7:443"
 		req.Header.Set("Forwarded", `for="10.0.0.2:5555"`)
-		resp, err := tr.RoundTrip(req)
+		resp, err := tr.RoundTrip(req) //nolint:staticcheck // x/net/http2 interop is the point
 		if err != nil {
 			t.Fatalf("RoundTrip: %v", err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
@@ -148,7 +148,7 @@ func TestInteropServerWithStockClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := tr.RoundTrip(req)
+			resp, err := tr.RoundTrip(req) //nolint:staticcheck // x/net/http2 interop is the point
 			if err != nil {
 				t.Fatalf("RoundTrip: %v", err)
 			}
@@ -161,12 +161,12 @@ func TestInteropServerWithStockClient(t *testing.T) {
 	t.Run("handler 401", func(t *testing.T) {
 		deny := newSetup(t, HandlerFunc(func(_ context.Context, r *Request) { _ = r.Reject(http.StatusUnauthorized) }), nil, nil)
 		cfg, _ := deny.mesh.clientTLS(t, clientID)(deny.key)
-		tr := &http2.Transport{TLSClientConfig: cfg}
-		defer tr.CloseIdleConnections()
+		tr := &http2.Transport{TLSClientConfig: cfg} //nolint:staticcheck // x/net/http2 interop is the point
+		defer tr.CloseIdleConnections()              //nolint:staticcheck // x/net/http2 interop is the point
 		pr, pw := io.Pipe()
-		defer pw.Close()
+		defer func() { _ = pw.Close() }()
 		req, _ := http.NewRequest(http.MethodConnect, "https://"+deny.addr.String(), pr)
-		resp, err := tr.RoundTrip(req)
+		resp, err := tr.RoundTrip(req) //nolint:staticcheck // x/net/http2 interop is the point
 		if err != nil {
 			t.Fatalf("RoundTrip: %v", err)
 		}

@@ -56,7 +56,7 @@ func TestWriteDeadlineOnFlowControl(t *testing.T) {
 	ts := newSetup(t, h, func(s *Server) { s.Limits.StreamWindow = 64 << 10 }, nil)
 	defer close(release)
 	s := ts.dial(t, nil)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	_ = s.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	n, err := s.Write(make([]byte, 1<<20))
 	if !errors.Is(err, errTimeout) {
@@ -81,13 +81,13 @@ func TestStockClientCancelResetsStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http2.Transport{TLSClientConfig: ccfg}
-	defer tr.CloseIdleConnections()
+	tr := &http2.Transport{TLSClientConfig: ccfg} //nolint:staticcheck // x/net/http2 interop is the point
+	defer tr.CloseIdleConnections()               //nolint:staticcheck // x/net/http2 interop is the point
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	defer pw.Close()
+	defer func() { _ = pw.Close() }()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, "https://"+ts.addr.String(), pr)
-	resp, err := tr.RoundTrip(req)
+	resp, err := tr.RoundTrip(req) //nolint:staticcheck // x/net/http2 interop is the point
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestThousandStreamsOneConn(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer s.Close()
+				defer func() { _ = s.Close() }()
 				opened <- struct{}{}
 				<-release // hold every stream open at once
 				msg := fmt.Sprintf("stream %d", i)
@@ -215,7 +215,7 @@ func TestKeepalivePingsKeepIdleConnAlive(t *testing.T) {
 			c.Limits.PingInterval, c.Limits.PingTimeout = 30*time.Millisecond, 90*time.Millisecond
 		})
 	s := ts.dial(t, nil)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	time.Sleep(400 * time.Millisecond) // several ping timeouts without traffic
 	if _, err := s.Write([]byte("hi")); err != nil {
 		t.Fatalf("Write after idle period: %v", err)
@@ -246,7 +246,7 @@ func TestIdentityMismatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer pool.Close()
+		defer func() { _ = pool.Close() }()
 		key := NewKey(clientID, []string{"spiffe://cluster.local/ns/other/sa/x"}, ts.addr, netip.Addr{})
 		if _, err := pool.Dial(context.Background(), key, "10.0.0.1:80", nil); !errors.Is(err, ErrIdentityMismatch) {
 			t.Fatalf("Dial = %v, want ErrIdentityMismatch", err)
@@ -266,7 +266,7 @@ func TestIdentityMismatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer pool.Close()
+		defer func() { _ = pool.Close() }()
 		if s, err := pool.Dial(context.Background(), ts.key, "10.0.0.1:80", nil); err == nil {
 			_ = s.Close()
 			t.Fatal("server accepted a client certificate from an untrusted CA")
@@ -296,8 +296,8 @@ func TestPerConnAndPerPeerLimits(t *testing.T) {
 				ts.pool.cfg.MaxStreamsPerConn = 3
 			}
 			a, b := ts.dial(t, nil), ts.dial(t, nil)
-			defer a.Close()
-			defer b.Close()
+			defer func() { _ = a.Close() }()
+			defer func() { _ = b.Close() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			s, err := ts.pool.Dial(ctx, ts.key, "10.0.0.1:80", nil)

@@ -47,10 +47,10 @@ func TestBenchReport(t *testing.T) {
 		}
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "path\tGbit/s\tx TLS\tallocs/MiB\tp50 µs\tp99 µs\tp99 x TLS\t\n")
+	_, _ = fmt.Fprintf(w, "path\tGbit/s\tx TLS\tallocs/MiB\tp50 µs\tp99 µs\tp99 x TLS\t\n")
 	for i, p := range benchPaths {
 		r := rows[i]
-		fmt.Fprintf(w, "%s\t%.2f\t%s\t%.1f\t%.1f\t%.1f\t%s\t\n", p.name, median(r.gbps), ratio(r.xThru),
+		_, _ = fmt.Fprintf(w, "%s\t%.2f\t%s\t%.1f\t%.1f\t%.1f\t%s\t\n", p.name, median(r.gbps), ratio(r.xThru),
 			median(r.allocs), median(r.p50), median(r.p99), ratio(r.xP99))
 	}
 	_ = w.Flush()

@@ -131,7 +131,7 @@ func parseRequest(fields []hpack.HeaderField, tooBig bool) (requestHead, int, st
 		if h.header == nil {
 			h.header = make(http.Header)
 		}
-		h.header.Add(http.CanonicalHeaderKey(f.Name), f.Value)
+		h.header.Add(f.Name, f.Value)
 	}
 	if !haveMethod {
 		return h, http.StatusBadRequest, "missing :method"

@@ -280,7 +280,7 @@ func (srv *Server) onRequest(ctx context.Context, s *Stream, fields []hpack.Head
 		stream:           s,
 	}
 	go func() {
-		defer s.Close()
+		defer func() { _ = s.Close() }()
 		srv.Handler.ServeHBONE(ctx, req)
 		if !req.answered {
 			_ = req.Reject(http.StatusServiceUnavailable)

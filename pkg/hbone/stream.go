@@ -368,7 +368,7 @@ func (s *Stream) Abort() {
 
 func (s *Stream) closeLocal(code ErrCode) {
 	s.closeOnce.Do(func() {
-		if !(s.localEnded.Load() && s.remoteEnded.Load()) {
+		if !s.localEnded.Load() || !s.remoteEnded.Load() {
 			s.reset(code, false)
 		}
 		s.mu.Lock()

@@ -193,7 +193,7 @@ func TestDeadlines(t *testing.T) {
 		_, _ = io.Copy(io.Discard, s)
 	}), nil, nil)
 	s := ts.dial(t, nil)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	_ = s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	_, err := s.Read(make([]byte, 1))
 	if !errors.Is(err, errTimeout) {
@@ -234,7 +234,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 		t.Fatal("Read still blocked after Close")
 	}
 	s2 := ts.dial(t, nil)
-	defer s2.Close()
+	defer func() { _ = s2.Close() }()
 	if _, err := s2.Write([]byte("ok")); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestManyReadersShareTheReadRole(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer s.Close()
+				defer func() { _ = s.Close() }()
 				msg := make([]byte, 700)
 				back := make([]byte, 700)
 				for range rounds {
