@@ -33,6 +33,8 @@ type ClientConfig struct {
 
 	// TCPAddr is a host:port for the raw TCP echo; Message is what to send.
 	TCPAddr, Message string
+	// GRPCAddr is a host:port for the gRPC echo.
+	GRPCAddr string
 
 	// Count is how many requests or connections to make (default 1).
 	Count int
@@ -42,8 +44,14 @@ type ClientConfig struct {
 
 // Validate reports what is wrong with c.
 func (c ClientConfig) Validate() error {
-	if (c.URL == "") == (c.TCPAddr == "") {
-		return errors.New("set exactly one of --url and --tcp")
+	n := 0
+	for _, t := range []string{c.URL, c.TCPAddr, c.GRPCAddr} {
+		if t != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return errors.New("set exactly one of --url, --tcp and --grpc")
 	}
 	if c.URL != "" && !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
 		return fmt.Errorf("url %q: want http:// or https://", c.URL)
@@ -63,7 +71,7 @@ func (c ClientConfig) Validate() error {
 type Result struct {
 	// Status is the HTTP status code (0 for TCP).
 	Status int `json:"status,omitempty"`
-	// Proto is the response protocol ("HTTP/1.1", "HTTP/2.0", "tcp").
+	// Proto is the response protocol ("HTTP/1.1", "HTTP/2.0", "tcp", "grpc").
 	Proto string `json:"proto"`
 	// Reply is the server's JSON reply, when the body was one.
 	Reply *Reply `json:"reply,omitempty"`
@@ -94,6 +102,8 @@ func RunClient(ctx context.Context, c ClientConfig, w io.Writer) error {
 		}
 		defer hc.CloseIdleConnections()
 		call = func(ctx context.Context) (Result, error) { return httpCall(ctx, hc, c) }
+	} else if c.GRPCAddr != "" {
+		call = func(ctx context.Context) (Result, error) { return grpcCall(ctx, c.GRPCAddr, c.Message) }
 	} else {
 		call = func(ctx context.Context) (Result, error) { return tcpCall(ctx, c) }
 	}

@@ -3,8 +3,9 @@
 //
 // The server speaks raw TCP (a JSON identity line, then an echo of every
 // byte), HTTP/1.1 and cleartext HTTP/2 (h2c, prior knowledge) on one port,
-// and optionally HTTPS with client certificates. Every HTTP reply is a JSON
-// Reply naming the serving pod (from the downward-API environment), the
-// request's method, path, protocol and headers, the source address and the
-// TLS peer. /healthz answers 200 for probes. gRPC is not served yet.
+// gRPC (GRPCMethod, plus the standard health service), and optionally HTTPS
+// with client certificates. Every reply is a JSON Reply naming the serving
+// pod (from the downward-API environment), the request's method, path,
+// protocol and headers (gRPC metadata), the source address and the TLS peer.
+// /healthz answers 200 for probes.
 package echo

@@ -26,16 +26,16 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServer runs the echo server on loopback and returns its HTTP and TCP
-// addresses.
-func startServer(t *testing.T) (httpAddr, tcpAddr string) {
+// startServer runs the echo server on loopback and returns its HTTP, TCP
+// and gRPC addresses.
+func startServer(t *testing.T) (httpAddr, tcpAddr, grpcAddr string) {
 	t.Helper()
-	httpAddr, tcpAddr = freeAddr(t), freeAddr(t)
+	httpAddr, tcpAddr, grpcAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	pod := testPod
 	go func() {
-		done <- Run(ctx, Config{HTTPAddr: httpAddr, TCPAddr: tcpAddr, Pod: &pod}, slog.New(slog.DiscardHandler))
+		done <- Run(ctx, Config{HTTPAddr: httpAddr, TCPAddr: tcpAddr, GRPCAddr: grpcAddr, Pod: &pod}, slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -45,21 +45,24 @@ func startServer(t *testing.T) (httpAddr, tcpAddr string) {
 	})
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", tcpAddr); err == nil {
-			c.Close()
-			if c, err := net.Dial("tcp", httpAddr); err == nil {
+		up := 0
+		for _, a := range []string{httpAddr, tcpAddr, grpcAddr} {
+			if c, err := net.Dial("tcp", a); err == nil {
 				c.Close()
-				return httpAddr, tcpAddr
+				up++
 			}
+		}
+		if up == 3 {
+			return httpAddr, tcpAddr, grpcAddr
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("echo server did not start")
-	return "", ""
+	return "", "", ""
 }
 
 func TestClientAgainstServer(t *testing.T) {
-	httpAddr, tcpAddr := startServer(t)
+	httpAddr, tcpAddr, grpcAddr := startServer(t)
 	tests := []struct {
 		name       string
 		cfg        ClientConfig
@@ -73,6 +76,7 @@ func TestClientAgainstServer(t *testing.T) {
 		{name: "h2c", cfg: ClientConfig{URL: "http://" + httpAddr + "/two", H2C: true, Headers: []string{"X-Test: two"}}, wantStatus: 200, wantProto: "HTTP/2.0", wantPath: "/two", wantHeader: "two"},
 		{name: "status", cfg: ClientConfig{URL: "http://" + httpAddr + "/x?status=503"}, wantStatus: 503, wantProto: "HTTP/1.1", wantPath: "/x"},
 		{name: "tcp", cfg: ClientConfig{TCPAddr: tcpAddr, Message: "ping\n"}, wantProto: "tcp", wantEcho: "ping\n"},
+		{name: "grpc", cfg: ClientConfig{GRPCAddr: grpcAddr}, wantProto: "grpc", wantPath: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +114,7 @@ func TestClientAgainstServer(t *testing.T) {
 }
 
 func TestHealthz(t *testing.T) {
-	httpAddr, _ := startServer(t)
+	httpAddr, _, _ := startServer(t)
 	resp, err := http.Get("http://" + httpAddr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +136,8 @@ func TestValidate(t *testing.T) {
 		{"server ok", Config{HTTPAddr: ":8080"}.Validate(), false},
 		{"client without target", ClientConfig{}.Validate(), true},
 		{"client both targets", ClientConfig{URL: "http://a", TCPAddr: "a:1"}.Validate(), true},
+		{"client grpc and tcp", ClientConfig{GRPCAddr: "a:1", TCPAddr: "a:1"}.Validate(), true},
+		{"client grpc", ClientConfig{GRPCAddr: "a:1"}.Validate(), false},
 		{"client bad scheme", ClientConfig{URL: "ftp://a"}.Validate(), true},
 		{"client bad header", ClientConfig{URL: "http://a", Headers: []string{"nocolon"}}.Validate(), true},
 		{"client ok", ClientConfig{URL: "http://a", Headers: []string{"A: b"}}.Validate(), false},

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Config configures the echo server. Empty addresses disable a listener;
@@ -23,6 +25,9 @@ type Config struct {
 	HTTPAddr string
 	// TCPAddr serves the raw TCP echo, e.g. ":9000".
 	TCPAddr string
+	// GRPCAddr serves the gRPC echo (GRPCMethod) and the gRPC health
+	// service over plaintext HTTP/2, e.g. ":7070".
+	GRPCAddr string
 	// TLSAddr serves HTTPS (HTTP/1.1 and HTTP/2) with TLSCert/TLSKey;
 	// when ClientCA is set, client certificates are required and verified.
 	TLSAddr, TLSCert, TLSKey, ClientCA string
@@ -32,8 +37,8 @@ type Config struct {
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {
-	if c.HTTPAddr == "" && c.TCPAddr == "" && c.TLSAddr == "" {
-		return errors.New("no listener: set at least one of the HTTP, TCP and TLS addresses")
+	if c.HTTPAddr == "" && c.TCPAddr == "" && c.TLSAddr == "" && c.GRPCAddr == "" {
+		return errors.New("no listener: set at least one of the HTTP, TCP, gRPC and TLS addresses")
 	}
 	if c.TLSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		return errors.New("the TLS listener needs a certificate and a key")
@@ -147,13 +152,35 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("serving TCP echo", "addr", ln.Addr().String())
 	}
 
+	if cfg.GRPCAddr != "" {
+		ln, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen grpc: %w", err)
+		}
+		gs := newGRPCServer(pod)
+		stop := func(ctx context.Context) error {
+			done := make(chan struct{})
+			go func() { gs.GracefulStop(); close(done) }() // bounded below by Stop
+			select {
+			case <-done:
+			case <-ctx.Done():
+				gs.Stop()
+				<-done
+			}
+			return nil
+		}
+		servers = append(servers, server{"grpc", func() error { return gs.Serve(ln) }, stop})
+		log.Info("serving gRPC echo", "addr", ln.Addr().String())
+	}
+
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Add(1)
 		go func() { // owned by Run: ends when its listener is shut down
 			defer wg.Done()
-			if err := s.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			if err := s.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				errc <- fmt.Errorf("%s: %w", s.name, err)
 			}
 		}()
