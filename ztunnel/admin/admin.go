@@ -49,7 +49,7 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ztunnel admin: /config_dump /logging[?level=[component:]level] /debug/pprof/")
+		_, _ = fmt.Fprintln(w, "ztunnel admin: /config_dump /logging[?level=[component:]level] /debug/pprof/")
 	})
 	return mux
 }
@@ -106,7 +106,7 @@ func ReadinessHandler(ready func() error) http.Handler {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		_, _ = fmt.Fprintln(w, "ready")
 	})
 	return mux
 }

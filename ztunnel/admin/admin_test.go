@@ -58,7 +58,7 @@ func TestConfigDumpAndLogging(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
-	var reason error = errors.New("waiting for zds snapshot")
+	reason := errors.New("waiting for zds snapshot")
 	h := ReadinessHandler(func() error { return reason })
 	if code, body := get(t, h, "/healthz/ready"); code != 503 || !strings.Contains(body, "zds snapshot") {
 		t.Errorf("not ready: %d %s", code, body)

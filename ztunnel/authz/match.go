@@ -71,19 +71,19 @@ func (c *clause) matches(in *input) bool {
 // value matches, a not_ field when no value matches. Identity fields never
 // match a connection without an identity, so their not_ forms always do.
 func (m *match) matches(in *input) bool {
-	if len(m.namespaces) > 0 && !(in.hasID && anyString(m.namespaces, in.id.Namespace)) {
+	if len(m.namespaces) > 0 && (!in.hasID || !anyString(m.namespaces, in.id.Namespace)) {
 		return false
 	}
 	if len(m.notNamespaces) > 0 && in.hasID && anyString(m.notNamespaces, in.id.Namespace) {
 		return false
 	}
-	if len(m.principals) > 0 && !(in.hasID && anyString(m.principals, in.principalString())) {
+	if len(m.principals) > 0 && (!in.hasID || !anyString(m.principals, in.principalString())) {
 		return false
 	}
 	if len(m.notPrincipals) > 0 && in.hasID && anyString(m.notPrincipals, in.principalString()) {
 		return false
 	}
-	if len(m.serviceAccounts) > 0 && !(in.hasID && anySA(m.serviceAccounts, in.id)) {
+	if len(m.serviceAccounts) > 0 && (!in.hasID || !anySA(m.serviceAccounts, in.id)) {
 		return false
 	}
 	if len(m.notServiceAccounts) > 0 && in.hasID && anySA(m.notServiceAccounts, in.id) {

@@ -20,20 +20,20 @@ func BenchmarkPodDial(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	ctx := context.Background()
 	ln, err := ns.Listen(ctx, nil, "tcp4", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	dst := netip.MustParseAddrPort(ln.Addr().String())
@@ -41,14 +41,14 @@ func BenchmarkPodDial(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer hostLn.Close()
+	defer func() { _ = hostLn.Close() }()
 	go func() {
 		for {
 			c, err := hostLn.Accept()
 			if err != nil {
 				return
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	s := newNetnsSockets(ns)
@@ -59,7 +59,7 @@ func BenchmarkPodDial(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	})
 	slow := netnsSockets{ns: ns}
@@ -69,7 +69,7 @@ func BenchmarkPodDial(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	})
 	b.Run("pod-netns-pooled-socket", func(b *testing.B) {
@@ -78,7 +78,7 @@ func BenchmarkPodDial(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	})
 }

@@ -60,7 +60,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if err == nil {
 			started := time.Now()
 			err = c.session(ctx, conn)
-			conn.Close()
+			_ = conn.Close()
 			if time.Since(started) > c.cfg.MaxBackoff {
 				backoff = c.cfg.InitialBackoff
 			}

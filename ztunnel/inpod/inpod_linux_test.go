@@ -34,7 +34,7 @@ func podNS(t *testing.T) *netns.NetNS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ns.Close() })
+	t.Cleanup(func() { _ = ns.Close() })
 	if err := ns.LoopbackUp(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,15 +64,15 @@ func (h *echoHandler) ServePod(p *Pod) {
 		}
 		untrack, ok := p.Track(c)
 		if !ok {
-			c.Close()
+			_ = c.Close()
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer untrack()
-			defer c.Close()
-			io.Copy(c, c)
+			defer func() { _ = c.Close() }()
+			_, _ = io.Copy(c, c)
 		}()
 	}
 	wg.Wait()
@@ -140,7 +140,7 @@ func dialIn(t *testing.T, ns *netns.NetNS, port uint16) (net.Conn, error) {
 
 func roundTrip(t *testing.T, c net.Conn) {
 	t.Helper()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
 	}
@@ -160,13 +160,13 @@ func TestZDSLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	h := &echoHandler{pods: map[string]*Pod{}, done: map[string]chan struct{}{}}
 	m := NewManager(ManagerConfig{Handler: h, DrainTimeout: 300 * time.Millisecond})
 	client := NewClient(ClientConfig{Path: ln.Path(), Manager: m, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	runCtx, stop := context.WithCancel(ctx)
 	runDone := make(chan struct{})
-	go func() { defer close(runDone); client.Run(runCtx) }()
+	go func() { defer close(runDone); _ = client.Run(runCtx) }()
 	defer func() { stop(); <-runDone; m.Close(ctx) }()
 
 	ag := &agent{t: t, ln: ln}
@@ -197,7 +197,7 @@ func TestZDSLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatalf("port %d not listening in pod netns: %v", port, err)
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	}
 	if _, err := net.Dial("tcp4", "127.0.0.1:15001"); err == nil {
@@ -221,7 +221,7 @@ func TestZDSLifecycle(t *testing.T) {
 		t.Errorf("dialled conn mark = %#x, %v", mark, err)
 	}
 	roundTrip(t, c)
-	c.Close()
+	_ = c.Close()
 
 	// Session lost: pods survive; the replayed snapshot keeps a (same Pod)
 	// and drops b.
@@ -230,7 +230,7 @@ func TestZDSLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	roundTrip(t, held)
-	ag.conn.Close()
+	_ = ag.conn.Close()
 	ag.accept(ctx)
 	if e := ag.send(ctx, addReq("uid-a", "a"), nsA); e != "" {
 		t.Fatalf("re-add a: %s", e)
@@ -253,13 +253,13 @@ func TestZDSLifecycle(t *testing.T) {
 		t.Fatal("pod b's handler did not return after drain")
 	}
 	// The drain deadline closed b's held connection.
-	held.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = held.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := held.Read(make([]byte, 1)); err == nil {
 		t.Error("held connection still open after drain")
 	}
-	held.Close()
+	_ = held.Close()
 	if c, err := dialIn(t, nsB, OutboundPort); err == nil {
-		c.Close()
+		_ = c.Close()
 		t.Error("pod b still listening")
 	}
 
@@ -314,11 +314,11 @@ func TestDrainWaitsForConnections(t *testing.T) {
 	<-pod.Draining()
 	// New connections are refused, the existing one still works.
 	if c2, err := dialIn(t, ns, OutboundPort); err == nil {
-		c2.Close()
+		_ = c2.Close()
 		t.Error("new connection accepted while draining")
 	}
 	roundTrip(t, c)
-	c.Close()
+	_ = c.Close()
 	select {
 	case <-pod.Context().Done():
 	case <-time.After(3 * time.Second):
@@ -351,7 +351,7 @@ func TestReplacementTakesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer func() { _ = held.Close() }()
 	roundTrip(t, held)
 
 	newH := &echoHandler{pods: map[string]*Pod{}, done: map[string]chan struct{}{}}
@@ -369,10 +369,10 @@ func TestReplacementTakesOver(t *testing.T) {
 			t.Fatalf("replacement not accepting: %v", err)
 		}
 		roundTrip(t, c)
-		c.Close()
+		_ = c.Close()
 	}
 	roundTrip(t, held)
-	held.Close()
+	_ = held.Close()
 	select {
 	case <-closed:
 	case <-time.After(5 * time.Second):
@@ -388,7 +388,7 @@ func newBenchNS() (*netns.NetNS, error) {
 		return nil, err
 	}
 	if err := ns.LoopbackUp(); err != nil {
-		ns.Close()
+		_ = ns.Close()
 		return nil, err
 	}
 	return ns, nil

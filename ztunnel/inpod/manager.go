@@ -171,7 +171,7 @@ func (m *Manager) Add(ctx context.Context, uid string, info *zdsapi.WorkloadInfo
 
 func closeFile(f *os.File) {
 	if f != nil {
-		f.Close()
+		_ = f.Close()
 	}
 }
 

@@ -122,7 +122,7 @@ func (p *Pod) drain(ctx context.Context) {
 	}
 	p.mu.Lock()
 	for c := range p.conns {
-		c.Close()
+		_ = c.Close()
 	}
 	p.mu.Unlock()
 	p.cancel()
@@ -131,7 +131,7 @@ func (p *Pod) drain(ctx context.Context) {
 // release frees the pod's reserved sockets and its netns handle.
 func (p *Pod) release() {
 	p.sockets.Close()
-	p.ns.Close()
+	_ = p.ns.Close()
 }
 
 // State is a pod's entry in the admin workloadState dump.

@@ -73,7 +73,7 @@ func (p *socketPool) refill() {
 	p.refilling = false
 	for _, fd := range made {
 		if p.closed || len(p.fds) >= socketPoolSize {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			continue
 		}
 		p.fds = append(p.fds, fd)
@@ -86,7 +86,7 @@ func (p *socketPool) close() {
 	defer p.mu.Unlock()
 	p.closed = true
 	for _, fd := range p.fds {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 	}
 	p.fds = nil
 }
@@ -97,7 +97,7 @@ func newMarkedSocket(family int) (int, error) {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, Mark); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return -1, fmt.Errorf("set SO_MARK: %w", err)
 	}
 	return fd, nil
@@ -108,20 +108,20 @@ func newMarkedSocket(family int) (int, error) {
 func connectFD(ctx context.Context, fd int, src netip.Addr, dst netip.AddrPort) (net.Conn, error) {
 	if src.IsValid() {
 		if err := unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, 1); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return nil, fmt.Errorf("set IP_TRANSPARENT: %w", err)
 		}
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.Unmap().As4()}); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return nil, fmt.Errorf("bind %s: %w", src, err)
 		}
 	}
 	f := os.NewFile(uintptr(fd), "tcp")
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if d, ok := ctx.Deadline(); ok {
-		f.SetDeadline(d)
+		_ = f.SetDeadline(d)
 	}
-	stop := context.AfterFunc(ctx, func() { f.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	rc, err := f.SyscallConn()
 	if err != nil {

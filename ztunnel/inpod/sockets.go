@@ -32,7 +32,7 @@ type Listeners struct {
 func (l *Listeners) Close() {
 	for _, ln := range []net.Listener{l.Outbound, l.InboundPlain, l.InboundHBONE} {
 		if ln != nil {
-			ln.Close()
+			_ = ln.Close()
 		}
 	}
 }

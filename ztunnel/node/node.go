@@ -60,12 +60,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer ca.Close()
+	defer func() { _ = ca.Close() }()
 	certs, err := certmgr.New(certmgr.Config{Fetcher: ca, Logger: logs.Logger("cert")})
 	if err != nil {
 		return err
 	}
-	defer certs.Close()
+	defer func() { _ = certs.Close() }()
 
 	xdsClient := xds.NewClient(xds.Config{
 		Address: cfg.XDSAddress, TLS: xdsTLS(cfg, roots), Node: nodeProto(cfg),
@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer tunnels.Close()
+	defer func() { _ = tunnels.Close() }()
 	inbound, err := tunnel.NewServer(tcfg)
 	if err != nil {
 		return err
@@ -282,7 +282,7 @@ func (s *httpServer) serve() error { return s.srv.Serve(s.ln) }
 
 func (s *httpServer) close() {
 	if s.ln != nil {
-		s.ln.Close()
+		_ = s.ln.Close()
 	}
 }
 

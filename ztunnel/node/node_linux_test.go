@@ -144,16 +144,16 @@ func TestRunWithControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	defer srv.Stop()
 
 	token := filepath.Join(dir, "token")
-	os.WriteFile(token, []byte("node-token\n"), 0o600)
+	_ = os.WriteFile(token, []byte("node-token\n"), 0o600)
 	agent, err := zds.Listen(filepath.Join(dir, "ztunnel.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer agent.Close()
+	defer func() { _ = agent.Close() }()
 
 	cfg := Defaults()
 	cfg.XDSAddress, cfg.CAAddress = ln.Addr().String(), ln.Addr().String()
@@ -184,7 +184,7 @@ func TestRunWithControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if _, err := conn.RecvHello(actx); err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +192,8 @@ func TestRunWithControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pod.Close()
-	pod.LoopbackUp()
+	defer func() { _ = pod.Close() }()
+	_ = pod.LoopbackUp()
 	send := func(req *zdsapi.WorkloadRequest, f *os.File) {
 		t.Helper()
 		if err := conn.SendRequest(actx, req, f); err != nil {
@@ -228,7 +228,7 @@ func TestRunWithControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pod's HBONE listener: %v", err)
 	}
-	c.Close()
+	_ = c.Close()
 	if _, body := httpGet(t, "http://"+cfg.MetricsAddr+"/metrics"); !strings.Contains(body, `istio_xds_message_total{url="type.googleapis.com/istio.workload.Address"}`) {
 		t.Errorf("xds message metric missing")
 	}

@@ -22,7 +22,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String()
 }
 
@@ -32,7 +32,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -54,7 +54,7 @@ func TestRunServesAndDrains(t *testing.T) {
 	if err != nil {
 		t.Skipf("zds socket: %v", err)
 	}
-	defer agent.Close()
+	defer func() { _ = agent.Close() }()
 
 	cfg := Defaults()
 	cfg.XDSAddress, cfg.CAAddress = "127.0.0.1:1", "127.0.0.1:1"
@@ -84,7 +84,7 @@ func TestRunServesAndDrains(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ztunnel did not connect to the node agent: %v", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if _, err := conn.RecvHello(actx); err != nil {
 		t.Fatal(err)
 	}

@@ -160,13 +160,13 @@ func serveReqResp(t testing.TB, ns *netns.NetNS, port int) {
 	}
 	body := make([]byte, benchMsg)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.Write(body)
+		_, _ = w.Write(body)
 	})}
 	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close(); <-done })
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
 }
 
 // httpRequest is a 1 KiB HTTP/1.1 POST with keep-alive.
@@ -183,7 +183,7 @@ func roundTrip(c net.Conn, br *bufio.Reader) error {
 		return err
 	}
 	n, err := io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func serveSink(t testing.TB, ns *netns.NetNS, port int) {
 		n, _ := io.Copy(io.Discard, c)
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(n))
-		c.Write(b[:])
+		_, _ = c.Write(b[:])
 	})
 }
 
@@ -209,7 +209,7 @@ func serve(t testing.TB, ns *netns.NetNS, port int, h func(net.Conn)) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -219,7 +219,7 @@ func serve(t testing.TB, ns *netns.NetNS, port int, h func(net.Conn)) {
 				return
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); h(c) }()
+			go func() { defer wg.Done(); defer func() { _ = c.Close() }(); h(c) }()
 		}
 	}()
 }
@@ -264,7 +264,7 @@ func startRelays(t testing.TB, c, d *netns.NetNS) {
 			}
 			tc := tls.Client(raw, cliTLS)
 			if err := tc.Handshake(); err != nil {
-				raw.Close()
+				_ = raw.Close()
 				return
 			}
 			relay(in, tc)
@@ -276,23 +276,23 @@ func startRelays(t testing.TB, c, d *netns.NetNS) {
 func relay(a, b net.Conn) {
 	done := make(chan struct{})
 	go func() {
-		io.Copy(a, b)
+		_, _ = io.Copy(a, b)
 		closeWrite(a)
 		close(done)
 	}()
-	io.Copy(b, a)
+	_, _ = io.Copy(b, a)
 	closeWrite(b)
 	<-done
-	a.Close()
-	b.Close()
+	_ = a.Close()
+	_ = b.Close()
 }
 
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+		_ = cw.CloseWrite()
 		return
 	}
-	c.Close()
+	_ = c.Close()
 }
 
 // loadRun sends rate requests per second for dur over conns connections
@@ -312,7 +312,7 @@ func loadRun(ns *netns.NetNS, addr string, rate, conns int, dur time.Duration) (
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			br := bufio.NewReader(c)
 			for t0 := range sched {
 				if err := roundTrip(c, br); err != nil {
@@ -356,7 +356,7 @@ func bulk(ns *netns.NetNS, addr string, n int64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	buf := make([]byte, 256<<10)
 	start := time.Now()
 	for sent := int64(0); sent < n; sent += int64(len(buf)) {
@@ -383,7 +383,7 @@ func idleMemory(ns *netns.NetNS, addr string, n int) (before, after int64, err e
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	for range n {
@@ -399,7 +399,7 @@ func idleMemory(ns *netns.NetNS, addr string, n int) (before, after int64, err e
 	time.Sleep(200 * time.Millisecond)
 	after = inUse()
 	for _, c := range conns {
-		c.Close()
+		_ = c.Close()
 	}
 	conns = nil
 	time.Sleep(500 * time.Millisecond)
@@ -415,7 +415,7 @@ func inUse() int64 {
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 

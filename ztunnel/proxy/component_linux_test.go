@@ -91,7 +91,7 @@ func newTopology(t testing.TB, pods map[string]string, enrolled ...string) *topo
 			t.Fatal(err)
 		}
 		name := top.prefix + n
-		t.Cleanup(func() { ns.Close(); netns.RemoveNamed(name) })
+		t.Cleanup(func() { _ = ns.Close(); _ = netns.RemoveNamed(name) })
 		top.ns[n] = ns
 	}
 	node := top.prefix + "node"
@@ -144,7 +144,7 @@ func serveEcho(t testing.TB, ns *netns.NetNS, port int) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -156,10 +156,10 @@ func serveEcho(t testing.TB, ns *netns.NetNS, port int) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-				fmt.Fprintf(c, "%s\n", host)
-				io.Copy(c, c)
+				_, _ = fmt.Fprintf(c, "%s\n", host)
+				_, _ = io.Copy(c, c)
 			}()
 		}
 	}()
@@ -173,7 +173,7 @@ func talk(ns *netns.NetNS, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	return c.exchange("hello")
 }
 
@@ -194,7 +194,7 @@ func open(ns *netns.NetNS, addr string) (*client, error) {
 
 // exchange reads the greeting line (once) and echoes msg.
 func (c *client) exchange(msg string) (string, error) {
-	c.SetDeadline(time.Now().Add(8 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
 	seen, err := c.r.ReadString('\n')
 	if err != nil {
 		return "", fmt.Errorf("read greeting: %w", err)
@@ -206,7 +206,7 @@ func (c *client) exchange(msg string) (string, error) {
 }
 
 func (c *client) echo(msg string) error {
-	c.SetDeadline(time.Now().Add(8 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
 	if _, err := io.WriteString(c, msg); err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func newMesh(t testing.TB, pods map[string]string) *mesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { certs.Close() })
+	t.Cleanup(func() { _ = certs.Close() })
 	m.store = state.New(state.Config{})
 	if err := m.store.Apply(state.AddressType, []*discoveryv3.Resource{
 		resource(t, "c1//Pod/demo/a", workload("a", ipA, "client", nil)),
@@ -293,7 +293,7 @@ func newMesh(t testing.TB, pods map[string]string) *mesh {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tc.Close() })
+	t.Cleanup(func() { _ = tc.Close() })
 	ts, err := tunnel.NewServer(tcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +475,7 @@ func TestComponent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer held.Close()
+		defer func() { _ = held.Close() }()
 		if _, err := held.exchange("one"); err != nil {
 			t.Fatal(err)
 		}
@@ -488,7 +488,7 @@ func TestComponent(t *testing.T) {
 		if _, err := talk(a, vip+":80"); err == nil {
 			t.Fatal("new connection accepted by a draining pod")
 		}
-		held.Close()
+		_ = held.Close()
 		select {
 		case <-pod.Context().Done():
 		case <-time.After(10 * time.Second):

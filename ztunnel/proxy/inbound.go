@@ -69,7 +69,7 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundReq
 	}
 	tunnel, err := s.Accept()
 	if err != nil {
-		upstream.Close()
+		_ = upstream.Close()
 		rec.Failed("DC", err)
 		return
 	}

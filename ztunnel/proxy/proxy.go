@@ -219,14 +219,14 @@ func (p *Proxy) acceptLoop(ctx context.Context, pod *inpod.Pod, ln net.Listener,
 		}
 		untrack, ok := pod.Track(c)
 		if !ok {
-			c.Close()
+			_ = c.Close()
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer untrack()
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			handle(c)
 		}()
 	}
@@ -248,7 +248,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		}
 		untrack, ok := l.pod.Track(c)
 		if !ok {
-			c.Close()
+			_ = c.Close()
 			continue
 		}
 		l.wg.Add(1)

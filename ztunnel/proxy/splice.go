@@ -24,8 +24,8 @@ func splice(a, b net.Conn) (sent, recv int64, err error) {
 	}()
 	sent, errUp = copyHalf(b, a)
 	wg.Wait()
-	a.Close()
-	b.Close()
+	_ = a.Close()
+	_ = b.Close()
 	return sent, recv, errors.Join(quiet(errUp), quiet(errDown))
 }
 
@@ -44,16 +44,16 @@ func copyHalf(dst, src net.Conn) (int64, error) {
 		n, err = io.Copy(dst, src)
 	}
 	if err != nil {
-		dst.Close()
-		src.Close()
+		_ = dst.Close()
+		_ = src.Close()
 		return n, err
 	}
 	if cw, ok := dst.(closeWriter); ok {
 		if err := cw.CloseWrite(); err != nil {
-			dst.Close()
+			_ = dst.Close()
 		}
 	} else {
-		dst.Close()
+		_ = dst.Close()
 	}
 	return n, nil
 }

@@ -36,7 +36,7 @@ func FuzzApply(f *testing.F) {
 			}
 		}
 		if v := st.ServiceByKey("ns1/" + echoHost); v != nil {
-			st.PickEndpoint(v, 80, nil, netip.MustParseAddr("10.96.0.10"))
+			_, _ = st.PickEndpoint(v, 80, nil, netip.MustParseAddr("10.96.0.10"))
 		}
 		_ = st.Dump()
 		if err := st.Apply(AddressType, nil, []string{name}); err != nil {

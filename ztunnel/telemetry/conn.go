@@ -34,13 +34,12 @@ func NewRecorder(metrics *Metrics, access *slog.Logger) *Recorder {
 // count bytes with AddSent/AddReceived from any goroutine; finish with
 // Closed or Failed exactly once.
 type Conn struct {
-	r       *Recorder
-	id      uint64
-	start   time.Time
-	labels  []string
-	sent    atomic.Int64
-	recv    atomic.Int64
-	flushed [2]int64
+	r      *Recorder
+	id     uint64
+	start  time.Time
+	labels []string
+	sent   atomic.Int64
+	recv   atomic.Int64
 
 	// Direction is "outbound" or "inbound".
 	Direction string

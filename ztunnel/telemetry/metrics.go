@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // labelNames are Istio's TCP metric labels, in a fixed order.
@@ -39,7 +40,7 @@ func NewMetrics() *Metrics {
 		Registry:    prometheus.NewRegistry(),
 	}
 	m.Registry.MustRegister(m.opened, m.closed, m.failed, m.sent, m.received, m.xdsMessages,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
