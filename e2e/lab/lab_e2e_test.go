@@ -55,7 +55,7 @@ spec:
       containers:
       - name: echo
         image: weft/echo:latest
-        args: ["serve", "--http", ":8080", "--tcp", ":9000"]
+        args: ["serve", "--http", ":8080", "--tcp", ":9000", "--grpc", ":7070"]
         env:
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
@@ -98,7 +98,7 @@ spec:
       containers:
       - name: echo
         image: weft/echo:latest
-        args: ["serve", "--http", ":18080", "--tcp", ""]
+        args: ["serve", "--http", ":18080", "--tcp", "", "--grpc", ""]
         volumeMounts:
         - {name: marker, mountPath: /node-marker}
       volumes:
@@ -175,6 +175,10 @@ func TestLab(t *testing.T) {
 		tcp := echoCall(ctx, t, l, client, "--tcp", net.JoinHostPort(server.Status.PodIP, "9000"))
 		if tcp.Pod.Name != server.Name || tcp.Protocol != "tcp" {
 			t.Errorf("tcp answered by %+v", tcp)
+		}
+		g := echoCall(ctx, t, l, client, "--grpc", net.JoinHostPort(server.Status.PodIP, "7070"))
+		if g.Pod.Name != server.Name || g.Protocol != "grpc" {
+			t.Errorf("grpc answered by %+v", g)
 		}
 	})
 

@@ -56,3 +56,6 @@ func startInNetns(string, *exec.Cmd) error { return errNotSupported }
 
 // ResidentBytes needs Linux; elsewhere it returns an error.
 func ResidentBytes(string, string) (uint64, int, error) { return 0, 0, errNotSupported }
+
+// SweepDead needs Linux; elsewhere it returns an error.
+func SweepDead(context.Context, string, *slog.Logger) error { return errNotSupported }

@@ -49,6 +49,34 @@ func Down(ctx context.Context, root, name string, log *slog.Logger) error {
 	return sweep(root, name, log)
 }
 
+// SweepDead removes every lab under root whose state says its supervisor
+// has died (a killed test run or supervisor). Labs that are still running,
+// and namespaces without a state dir under root, are left alone.
+func SweepDead(ctx context.Context, root string, log *slog.Logger) error {
+	entries, err := os.ReadDir(LabsDir(root))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("list labs: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || ValidateName(e.Name()) != nil {
+			continue
+		}
+		s, err := ReadState(StateDir(root, e.Name()))
+		if err != nil || supervisorAlive(s) {
+			continue
+		}
+		log.Info("removing a lab whose supervisor died", "lab", e.Name(), "pid", s.SupervisorPID)
+		if err := Down(ctx, root, e.Name(), log); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Running reports whether the lab's supervisor process is still alive.
 func Running(s State) bool { return supervisorAlive(s) }
 

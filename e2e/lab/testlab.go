@@ -39,6 +39,18 @@ func Start(t testing.TB, o Options) *Lab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
+	if o.Root == "" {
+		root, err := RepoRoot(".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Root = root
+	}
+	// Labs of test runs that were killed (a -timeout panic skips cleanup)
+	// go first.
+	if err := SweepDead(ctx, o.Root, o.Log); err != nil {
+		t.Logf("sweep dead labs: %v", err)
+	}
 	c, err := Up(ctx, o)
 	if err != nil {
 		t.Fatalf("start lab: %v", err)
