@@ -30,12 +30,22 @@ type Backend interface {
 // an installed set changes nothing and never opens a gap in capture), and
 // inserts each jump once. Apply is idempotent.
 func Apply(b Backend, rs RuleSet) error {
+	created := map[Chain]bool{}
 	for _, c := range rs.Chains {
-		if err := ensureChain(b, c, rs.rulesFor(c)); err != nil {
+		isNew, err := ensureChain(b, c, rs.rulesFor(c))
+		if err != nil {
 			return err
 		}
+		created[c] = isNew
 	}
 	for _, j := range rs.Jumps {
+		if created[Chain{j.Table, jumpTarget(j.Spec)}] {
+			// No jump to a chain that did not exist can be there.
+			if err := b.Insert(j.Table, j.Chain, 1, j.Spec...); err != nil {
+				return fmt.Errorf("insert jump %s/%s %s: %w", j.Table, j.Chain, strings.Join(j.Spec, " "), err)
+			}
+			continue
+		}
 		ok, err := b.Exists(j.Table, j.Chain, j.Spec...)
 		if err != nil {
 			return fmt.Errorf("check jump %s/%s: %w", j.Table, j.Chain, err)
@@ -50,31 +60,33 @@ func Apply(b Backend, rs RuleSet) error {
 	return nil
 }
 
-func ensureChain(b Backend, c Chain, rules [][]string) error {
+// ensureChain makes chain c hold exactly rules and reports whether it had
+// to create the chain.
+func ensureChain(b Backend, c Chain, rules [][]string) (created bool, err error) {
 	exists, err := b.ChainExists(c.Table, c.Name)
 	if err != nil {
-		return fmt.Errorf("check chain %s/%s: %w", c.Table, c.Name, err)
+		return false, fmt.Errorf("check chain %s/%s: %w", c.Table, c.Name, err)
 	}
 	if exists {
 		same, err := chainMatches(b, c, rules)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if same {
-			return nil
+			return false, nil
 		}
 		if err := b.ClearChain(c.Table, c.Name); err != nil {
-			return fmt.Errorf("flush chain %s/%s: %w", c.Table, c.Name, err)
+			return false, fmt.Errorf("flush chain %s/%s: %w", c.Table, c.Name, err)
 		}
 	} else if err := b.NewChain(c.Table, c.Name); err != nil {
-		return fmt.Errorf("create chain %s/%s: %w", c.Table, c.Name, err)
+		return false, fmt.Errorf("create chain %s/%s: %w", c.Table, c.Name, err)
 	}
 	for _, r := range rules {
 		if err := b.Append(c.Table, c.Name, r...); err != nil {
-			return fmt.Errorf("append to %s/%s %q: %w", c.Table, c.Name, strings.Join(r, " "), err)
+			return false, fmt.Errorf("append to %s/%s %q: %w", c.Table, c.Name, strings.Join(r, " "), err)
 		}
 	}
-	return nil
+	return !exists, nil
 }
 
 // chainMatches reports whether the chain holds exactly the given rules:
