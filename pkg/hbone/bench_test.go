@@ -111,6 +111,60 @@ func measureLatency(tb testing.TB, c benchConn, n int) latencyResult {
 	return latencyResult{p50: samples[len(samples)/2], p99: samples[len(samples)*99/100]}
 }
 
+// measurePaired times n 1 KiB round trips on each of conns, alternating
+// between them trip by trip so background load hits all alike.
+func measurePaired(tb testing.TB, conns []benchConn, n int) []latencyResult {
+	req := make([]byte, 1<<10)
+	resp := make([]byte, 1<<10)
+	trip := func(c benchConn) time.Duration {
+		t0 := time.Now()
+		if _, err := c.Write(req); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, resp); err != nil {
+			tb.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	for range 200 {
+		for _, c := range conns {
+			trip(c)
+		}
+	}
+	samples := make([][]time.Duration, len(conns))
+	for i := range samples {
+		samples[i] = make([]time.Duration, 0, n)
+	}
+	for range n {
+		for i, c := range conns {
+			samples[i] = append(samples[i], trip(c))
+		}
+	}
+	out := make([]latencyResult, len(conns))
+	for i, s := range samples {
+		slices.Sort(s)
+		out[i] = latencyResult{p50: s[len(s)/2], p99: s[len(s)*99/100]}
+	}
+	return out
+}
+
+// BenchmarkLatencyPaired alternates plain TLS and HBONE round trips (b.N
+// of each) and reports both percentiles and HBONE's p99 relative to TLS
+// measured over the same moments, which on a shared machine is the fair
+// comparison.
+func BenchmarkLatencyPaired(b *testing.B) {
+	m := newMesh()
+	conns := []benchConn{openTLS(b, m, "echo"), openHBONE(b, m, "echo")}
+	b.ResetTimer()
+	r := measurePaired(b, conns, b.N)
+	b.StopTimer()
+	b.ReportMetric(us(r[0].p50), "tls-p50-µs")
+	b.ReportMetric(us(r[0].p99), "tls-p99-µs")
+	b.ReportMetric(us(r[1].p50), "hbone-p50-µs")
+	b.ReportMetric(us(r[1].p99), "hbone-p99-µs")
+	b.ReportMetric(float64(r[1].p99)/float64(r[0].p99), "p99-x-tls")
+}
+
 // BenchmarkLatency measures 1 KiB request/response round trips on one
 // connection (one stream).
 func BenchmarkLatency(b *testing.B) {
