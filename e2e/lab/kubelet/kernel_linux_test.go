@@ -73,6 +73,8 @@ func TestShimRun(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	ns := newTestNetns(t, dir, "wt-kubelet-"+randSuffix())
+	empty := filepath.Join(dir, "empty")
+	os.MkdirAll(empty, 0o755)
 	vol := filepath.Join(dir, "vol")
 	os.MkdirAll(vol, 0o755)
 	os.WriteFile(filepath.Join(vol, "token"), []byte("tok"), 0o644)
@@ -84,7 +86,12 @@ func TestShimRun(t *testing.T) {
 		"echo ready > /tmp/.wt-kubelet-ignore 2>/dev/null; exec sleep 30"
 	spec := shimSpec{
 		NetNS: ns, Hostname: "pod-a",
-		Mounts: []shimMount{{Source: vol, Target: target, ReadOnly: true}, {Source: resolv, Target: "/etc/resolv.conf"}},
+		Mounts: []shimMount{
+			// An empty dir over the top of the test's own dir first: later
+			// sources below it must still be found.
+			{Source: empty, Target: "/" + strings.Split(dir, "/")[1]},
+			{Source: vol, Target: target, ReadOnly: true}, {Source: resolv, Target: "/etc/resolv.conf"},
+		},
 		Path:   "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"FOO=bar", "PATH=/usr/bin:/bin"},
 	}
 	var out bytes.Buffer

@@ -121,7 +121,14 @@ func waiting(reason string) func(*corev1.Pod) bool {
 func TestKubeletLite(t *testing.T) {
 	l := lab.Start(t, lab.Options{Nodes: 1, SkipDNS: true})
 	cs := l.Clientset()
-	if err := l.Apply(kubeletManifest); err != nil {
+	// The namespace's default ServiceAccount appears shortly after it.
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if err = l.Apply(kubeletManifest); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 

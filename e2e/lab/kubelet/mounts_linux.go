@@ -32,6 +32,12 @@ func newMountBuilder(scratch string) (*mountBuilder, error) {
 	if err := unix.Mount("tmpfs", scratch, "tmpfs", 0, "mode=755"); err != nil {
 		return nil, fmt.Errorf("mount scratch tmpfs: %w", err)
 	}
+	// Reach the scratch tmpfs by fd from now on: volumes may cover its path.
+	fd, err := unix.Open(scratch, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open scratch: %w", err)
+	}
+	scratch = "/proc/self/fd/" + strconv.Itoa(fd)
 	return &mountBuilder{scratch: scratch, owned: map[string]bool{scratch: true}}, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -344,10 +343,12 @@ func (w *podWorker) shimSpecFor(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	base := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=" + hostname}
 	env = append(base, env...)
 	argv := append(append([]string(nil), c.Command...), c.Args...)
+	// The image's entrypoint is its binary, mounted in imageBinDir.
+	imageBin := imageBinDir + "/" + filepath.Base(bin)
 	if len(c.Command) == 0 {
-		argv = append([]string{bin}, c.Args...)
-	} else if filepath.Base(c.Command[0]) == filepath.Base(bin) && !strings.HasPrefix(c.Command[0], imageBinDir+"/") {
-		argv[0] = bin
+		argv = append([]string{imageBin}, c.Args...)
+	} else if filepath.Base(c.Command[0]) == filepath.Base(bin) {
+		argv[0] = imageBin
 	}
 	argv = expandArgs(argv, env)
 	mounts, err := containerMounts(c, &w.vols)
@@ -368,9 +369,6 @@ func (w *podWorker) shimSpecFor(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	}
 	if _, err := os.Stat(filepath.Join(w.dir, "resolv.conf")); err == nil {
 		spec.Mounts = append(spec.Mounts, shimMount{Source: filepath.Join(w.dir, "resolv.conf"), Target: "/etc/resolv.conf"})
-	}
-	if !strings.HasPrefix(spec.Path, "/") && argv[0] == bin {
-		spec.Path = bin
 	}
 	return spec, nil
 }

@@ -66,13 +66,23 @@ func shimRun(specPath string) error {
 			return err
 		}
 	}
+	// Hold every source by fd first: a volume may cover the path of a
+	// later source (an emptyDir at /work hides a state dir below /work).
+	srcs := make([]string, len(spec.Mounts))
+	for i, m := range spec.Mounts {
+		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open mount source %s: %w", m.Source, err)
+		}
+		srcs[i] = "/proc/self/fd/" + strconv.Itoa(fd)
+	}
 	mb, err := newMountBuilder(spec.Scratch)
 	if err != nil {
 		return err
 	}
-	for _, m := range spec.Mounts {
-		if err := mb.bind(m.Source, m.Target, m.ReadOnly); err != nil {
-			return err
+	for i, m := range spec.Mounts {
+		if err := mb.bind(srcs[i], m.Target, m.ReadOnly); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Source, err)
 		}
 	}
 	return execIn(spec.WorkDir, spec.Path, spec.Args, spec.Env)
