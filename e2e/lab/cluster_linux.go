@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 		return nil, errors.New("the lab needs root (network namespaces, veths, mounts)")
 	}
 	if err := ValidateName(o.Name); err != nil {
+		return nil, err
+	}
+	if err := checkHostTools(); err != nil {
 		return nil, err
 	}
 	var bins Binaries
@@ -227,4 +231,18 @@ func (c *Cluster) writePhase(phase string, err error) {
 	if werr := writeState(c.Dir, c.state); werr != nil {
 		c.log.Warn("record lab phase", "phase", phase, "err", werr)
 	}
+}
+
+// checkHostTools reports missing host programs the lab's components exec.
+func checkHostTools() error {
+	var missing []string
+	for _, tool := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("kube-proxy needs %s: apt-get install -y iptables conntrack", strings.Join(missing, ", "))
+	}
+	return nil
 }

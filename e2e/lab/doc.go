@@ -1,14 +1,32 @@
 // Package lab builds and runs the Weft lab: a real multi-node Kubernetes
 // cluster on one Linux machine, made of network namespaces.
 //
-// A lab has an underlay bridge in its own network namespace, a control-plane
-// namespace running etcd, kube-apiserver, kube-controller-manager and
-// kube-scheduler, and one namespace per node running kube-proxy and
-// kubelet-lite (package kubelet). The host reaches the API server through a
-// veth into the underlay, so tests and kubectl run in the host namespace.
-// Every namespace, link, mount and state directory carries the lab's prefix,
-// so two labs can run at once and Down finds leftovers of a killed run.
+// # Layout
 //
-// The Kubernetes, etcd, CoreDNS and CNI binaries are built from the Go module
-// proxy by EnsureBinaries, from the pinned tools modules under k8s/.
+// A lab called NAME (also the prefix of everything it makes) has:
+//
+//   - NAME-ul: the underlay bridge br0. The host reaches it through the veth
+//     NAME-host, addressed 100.64.X.254/24, where X is the first /24 of
+//     100.64.0.0/16 no host route overlaps.
+//   - NAME-cp: etcd (127.0.0.1:2379), kube-apiserver (100.64.X.1:6443),
+//     kube-controller-manager and kube-scheduler.
+//   - NAME-node-N: node N at 100.64.X.(10+N) with pod CIDR 10.244.N.0/24,
+//     running kube-proxy (iptables mode) and kubelet-lite (package kubelet),
+//     with host-gw routes to the other nodes' pod CIDRs. Pods get their own
+//     namespaces NAME-pod-*, wired by the real ptp and host-local plugins.
+//
+// Services use 10.96.0.0/16; CoreDNS runs as a Deployment behind kube-dns at
+// 10.96.0.10. State (certificates, kubeconfigs, etcd data, component logs,
+// node roots) lives in _output/lab/NAME; the admin kubeconfig is
+// _output/lab/NAME/kubeconfig and component logs are in
+// _output/lab/NAME/logs.
+//
+// # Use
+//
+// Tests call Start, which starts a lab in the test process and removes it
+// through t.Cleanup. The weft-lab command runs Up in a detached supervisor
+// (Launch, Serve) so the lab outlives `weft-lab up`; Down stops it and finds
+// leftovers by prefix after a killed run. The Kubernetes, etcd, CoreDNS and
+// CNI binaries are built from the Go module proxy by EnsurePinned, from the
+// pinned tools modules under k8s/, once per change of their go.mod/go.sum.
 package lab
