@@ -126,7 +126,7 @@ func (c *conn) acquireRole(s *Stream) bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if !c.rbusy {
-		c.rbusy, c.rloop, c.rholder = true, false, s
+		c.rbusy, c.rloop, c.rholder, c.rurgent = true, false, s, false
 		return true
 	}
 	if !s.rqueued {

@@ -282,3 +282,37 @@ func TestManyReadersShareTheReadRole(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterWithoutReaderGetsWindowUpdates checks a stream that only
+// writes, right after reading (so nobody holds the read role), still
+// receives WINDOW_UPDATEs promptly.
+func TestWriterWithoutReaderGetsWindowUpdates(t *testing.T) {
+	const size = 8 << 20
+	got := make(chan int64, 1)
+	h := HandlerFunc(func(_ context.Context, r *Request) {
+		s, _ := r.Accept()
+		_, _ = s.Write([]byte("hi"))
+		n, _ := io.Copy(io.Discard, s)
+		got <- n
+		_ = s.CloseWrite()
+	})
+	ts := newSetup(t, h, func(s *Server) { s.Limits.StreamWindow = 64 << 10 }, nil)
+	s := ts.dial(t, nil)
+	defer func() { _ = s.Close() }()
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(s, b); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := s.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseWrite()
+	if n := <-got; n != size {
+		t.Fatalf("server read %d bytes, want %d", n, size)
+	}
+	// 128 window round trips; a stall of even a few ms each would show.
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("8 MiB through a 64 KiB window took %s", d)
+	}
+}
