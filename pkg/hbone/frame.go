@@ -67,6 +67,7 @@ var errCodeNames = [...]string{
 	"CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
 }
 
+// String returns the name RFC 9113 gives the code.
 func (e ErrCode) String() string {
 	if int(e) < len(errCodeNames) {
 		return errCodeNames[e]

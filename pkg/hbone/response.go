@@ -14,6 +14,7 @@ type StatusError struct {
 	Code int
 }
 
+// Error describes the status.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("hbone: CONNECT answered %d %s", e.Code, http.StatusText(e.Code))
 }

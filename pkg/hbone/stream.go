@@ -19,6 +19,7 @@ type StreamError struct {
 	Remote bool
 }
 
+// Error describes the reset.
 func (e *StreamError) Error() string {
 	who := "locally"
 	if e.Remote {
