@@ -92,7 +92,7 @@ func TestShimRun(t *testing.T) {
 			{Source: empty, Target: "/" + strings.Split(dir, "/")[1]},
 			{Source: vol, Target: target, ReadOnly: true}, {Source: resolv, Target: "/etc/resolv.conf"},
 		},
-		Path:   "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"FOO=bar", "PATH=/usr/bin:/bin"},
+		Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"FOO=bar", "PATH=/usr/bin:/bin"},
 	}
 	var out bytes.Buffer
 	cmd := exec.Command(shimPath(t), shimCommand, "run", writeSpec(t, dir, spec))
