@@ -80,6 +80,7 @@ func parse(args []string) (node.Config, error) {
 	str(&cfg.ReadinessAddr, "readiness-address", "READINESS_ADDRESS", "readiness listen address")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", envDuration("DRAIN_TIMEOUT", cfg.DrainTimeout), "graceful drain bound ($DRAIN_TIMEOUT)")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", envDuration("CONNECT_TIMEOUT", cfg.ConnectTimeout), "upstream connect timeout ($CONNECT_TIMEOUT)")
+	fs.DurationVar(&cfg.OnDemandTimeout, "on-demand-timeout", envDuration("ON_DEMAND_TIMEOUT", cfg.OnDemandTimeout), "wait this long for the control plane to describe an unknown destination; 0 disables ($ON_DEMAND_TIMEOUT)")
 	fs.BoolVar(&cfg.PreserveSource, "preserve-source", envBool("PRESERVE_SOURCE", cfg.PreserveSource), "connect to apps from the client's address ($PRESERVE_SOURCE)")
 	var lf weftlog.Flags
 	lf.Register(fs)

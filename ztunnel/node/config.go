@@ -41,6 +41,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// PreserveSource connects to applications from the client's address.
 	PreserveSource bool
+	// OnDemandTimeout, when positive, asks the control plane for an unknown
+	// destination address and waits this long before treating it as
+	// outside the mesh.
+	OnDemandTimeout time.Duration
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -88,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.TrustDomain == "" {
 		return errors.New("trust-domain: required")
+	}
+	if c.OnDemandTimeout < 0 {
+		return errors.New("on-demand-timeout: must not be negative")
 	}
 	if c.DrainTimeout <= 0 || c.ConnectTimeout <= 0 {
 		return errors.New("drain-timeout and connect-timeout: must be positive")

@@ -91,7 +91,8 @@ func Run(ctx context.Context, cfg Config) error {
 	px, err := proxy.New(proxy.Config{
 		Store: store, Certs: certs, Tunnels: tunnels, Inbound: inbound, Recorder: rec,
 		TrustDomain: cfg.TrustDomain, ClusterID: cfg.ClusterID, Network: cfg.Network,
-		ConnectTimeout: cfg.ConnectTimeout, PreserveSource: cfg.PreserveSource, Log: logs.Logger("proxy"),
+		ConnectTimeout: cfg.ConnectTimeout, PreserveSource: cfg.PreserveSource, OnDemandTimeout: cfg.OnDemandTimeout,
+		Log: logs.Logger("proxy"),
 	})
 	if err != nil {
 		return err
@@ -257,6 +258,7 @@ func redacted(cfg Config) map[string]any {
 		"trustDomain": cfg.TrustDomain, "network": cfg.Network, "nodeName": cfg.NodeName,
 		"zdsSocket": cfg.ZDSSocket, "drainTimeout": cfg.DrainTimeout.String(),
 		"connectTimeout": cfg.ConnectTimeout.String(), "preserveSource": cfg.PreserveSource,
+		"onDemandTimeout": cfg.OnDemandTimeout.String(),
 	}
 }
 

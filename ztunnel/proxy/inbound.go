@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"syscall"
 
 	"github.com/weftmesh/weft/pkg/identity"
@@ -59,8 +60,16 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundReq
 		rec.Failed("DENY", err)
 		return
 	}
+	// The application sees the client's address: the tunnel's source, or,
+	// through the destination's waypoint, the original client it forwards.
+	src := req.PeerAddr.Addr()
+	if dstW.Waypoint != nil {
+		if fwd, ok := forwardedFor(req.Header.Get("Forwarded")); ok {
+			src = fwd
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
-	upstream, err := p.dialApp(dctx, pod, req.PeerAddr.Addr(), target)
+	upstream, err := p.dialApp(dctx, pod, src, target)
 	cancel()
 	if err != nil {
 		s.Reject(http.StatusServiceUnavailable)
@@ -176,6 +185,29 @@ func (p *Proxy) dialApp(ctx context.Context, pod *inpod.Pod, src netip.Addr, tar
 		p.log.Debug("cannot preserve source address, connecting from the pod address", "error", err)
 	}
 	return pod.Dial(ctx, target)
+}
+
+// forwardedFor returns the address of the first for= element of a
+// Forwarded header (RFC 7239), e.g. for="10.0.0.1:4321" or
+// for="[fd00::1]:80".
+func forwardedFor(h string) (netip.Addr, bool) {
+	for _, elem := range strings.Split(h, ",") {
+		for _, pair := range strings.Split(elem, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || !strings.EqualFold(k, "for") {
+				continue
+			}
+			v = strings.Trim(v, `"`)
+			if ap, err := netip.ParseAddrPort(v); err == nil {
+				return ap.Addr().Unmap(), true
+			}
+			if a, err := netip.ParseAddr(strings.Trim(v, "[]")); err == nil {
+				return a.Unmap(), true
+			}
+			return netip.Addr{}, false
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // isZtunnelPort reports ztunnel's own in-pod ports, which are never a

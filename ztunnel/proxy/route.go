@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	wl "github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/ztunnel/state"
 )
@@ -41,6 +42,10 @@ func (p *Proxy) resolve(ctx context.Context, src *state.Workload, dst netip.Addr
 		cancel()
 	} else {
 		w, svc = p.cfg.Store.Lookup(na)
+	}
+	if svc != nil && svc.Proto.GetLoadBalancing().GetMode() == wl.LoadBalancing_PASSTHROUGH {
+		// No endpoint selection: the original destination is the target.
+		w, svc = p.cfg.Store.WorkloadByIP(na), nil
 	}
 	switch {
 	case svc != nil:

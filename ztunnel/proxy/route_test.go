@@ -87,6 +87,9 @@ func TestResolve(t *testing.T) {
 		res(t, wpKey, sv("waypoint", "10.96.0.50", nil)),
 		res(t, "ns/via-wp", sv("via-wp", "10.96.0.3", func(s *wl.Service) { s.Waypoint = wpByHost })),
 		res(t, "ns/empty", sv("empty", "10.96.0.4", nil)),
+		res(t, "ns/pass", sv("pass", "10.96.0.9", func(s *wl.Service) {
+			s.LoadBalancing = &wl.LoadBalancing{Mode: wl.LoadBalancing_PASSTHROUGH}
+		})),
 		res(t, "ns/bad-wp", sv("bad-wp", "10.96.0.5", func(s *wl.Service) {
 			s.Waypoint = &wl.GatewayAddress{Destination: &wl.GatewayAddress_Hostname{Hostname: &wl.NamespacedHostname{Namespace: "ns", Hostname: "gone"}}}
 		})),
@@ -117,6 +120,7 @@ func TestResolve(t *testing.T) {
 	}{
 		{"service to HBONE endpoint", client, "10.96.0.1:80", view{true, "10.0.0.2:15008", "10.0.0.2:8080", []identity.ID{id("shared"), id("echo")}, false}, nil},
 		{"pod IP over HBONE", client, "10.0.0.2:9000", view{true, "10.0.0.2:15008", "10.0.0.2:9000", []identity.ID{id("echo")}, false}, nil},
+		{"passthrough service targets the original destination", client, "10.96.0.9:80", view{false, "10.96.0.9:80", "", nil, false}, nil},
 		{"service to non-mesh endpoint", client, "10.96.0.2:80", view{false, "10.0.0.3:8080", "", nil, false}, nil},
 		{"non-mesh workload", client, "10.0.0.3:22", view{false, "10.0.0.3:22", "", nil, false}, nil},
 		{"outside the mesh passes through", client, "8.8.8.8:443", view{false, "8.8.8.8:443", "", nil, false}, nil},
@@ -143,5 +147,22 @@ func TestResolve(t *testing.T) {
 				t.Errorf("route (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestForwardedFor(t *testing.T) {
+	for in, want := range map[string]string{
+		`for="10.0.0.1:4321"`:                       "10.0.0.1",
+		`for="10.0.0.1:4321";host=echo.ns.svc`:      "10.0.0.1",
+		`for="[fd00::1]:80"`:                        "fd00::1",
+		`for=10.0.0.9`:                              "10.0.0.9",
+		`host=x;for="10.0.0.2:1", for="10.0.0.3:1"`: "10.0.0.2",
+		`for=_hidden`:                               "",
+		``:                                          "",
+	} {
+		got, ok := forwardedFor(in)
+		if (want == "") == ok || (ok && got.String() != want) {
+			t.Errorf("forwardedFor(%q) = %v, %v; want %q", in, got, ok, want)
+		}
 	}
 }
