@@ -497,3 +497,29 @@ func assertNothingLeft(t *testing.T, name, dir string) {
 	}
 
 }
+
+// TestFailedStartCleansUp starts a lab whose kubelets cannot run and checks
+// that the failed start removes everything it made.
+func TestFailedStartCleansUp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root")
+	}
+	root, err := lab.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	bins, err := lab.EnsureBinaries(ctx, root, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := lab.NewName()
+	c, err := lab.Up(ctx, lab.Options{Name: name, Nodes: 1, Root: root, Binaries: &bins, Shim: "/bin/false", SkipDNS: true})
+	if err == nil {
+		c.Close()
+		t.Fatal("Up with a kubelet that exits at once succeeded")
+	}
+	t.Logf("Up failed as expected: %v", err)
+	assertNothingLeft(t, name, lab.StateDir(root, name))
+}

@@ -64,6 +64,9 @@ func (c *Cluster) waitNodesReady(ctx context.Context) error {
 		return err
 	}
 	var missing []string
+	for _, n := range c.Plan.Nodes {
+		missing = append(missing, n.Name)
+	}
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, nodesReadyTimeout, true, func(ctx context.Context) (bool, error) {
 		if err := c.Err(); err != nil {
 			return false, err
