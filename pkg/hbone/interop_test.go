@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -175,4 +176,48 @@ func TestInteropServerWithStockClient(t *testing.T) {
 			t.Fatalf("status %d, want 401", resp.StatusCode)
 		}
 	})
+}
+
+// TestInteropStockClientDrain drains our server under a stock client with a
+// stream open: the stream finishes normally and Serve returns after it.
+func TestInteropStockClientDrain(t *testing.T) {
+	m := newMesh()
+	srv := &Server{Handler: echoHandler(), TLSConfig: m.serverTLS(t, serverID), DrainTimeout: 10 * time.Second}
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	ccfg, err := m.clientTLS(t, clientID)(NewKey(clientID, []string{serverID}, addr, netip.Addr{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http2.Transport{TLSClientConfig: ccfg} //nolint:staticcheck // x/net/http2 interop is the point
+	defer tr.CloseIdleConnections()               //nolint:staticcheck // x/net/http2 interop is the point
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodConnect, "https://"+addr.String(), pr)
+	resp, err := tr.RoundTrip(req) //nolint:staticcheck // x/net/http2 interop is the point
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	cancel() // drain: GOAWAY to the stock client
+	time.Sleep(50 * time.Millisecond)
+	go func() {
+		_, _ = pw.Write([]byte("draining"))
+		_ = pw.Close()
+	}()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "draining" {
+		t.Fatalf("stream during drain: %q, %v", b, err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after the stock client's stream ended")
+	}
 }

@@ -116,14 +116,22 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
 	var acceptErr error
+	var backoff acceptBackoff
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() == nil {
-				acceptErr = fmt.Errorf("hbone: accept: %w", err)
+			if ctx.Err() != nil {
+				break
 			}
+			if !errors.Is(err, net.ErrClosed) && backoff.wait(ctx) {
+				// Out of file descriptors or similar: retry, as net/http does.
+				log.Warn("hbone accept failed, retrying", "err", err)
+				continue
+			}
+			acceptErr = fmt.Errorf("hbone: accept: %w", err)
 			break
 		}
+		backoff.reset()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -287,3 +295,22 @@ func (srv *Server) onRequest(ctx context.Context, s *Stream, fields []hpack.Head
 		}
 	}()
 }
+
+// acceptBackoff spaces out retries after transient accept errors: 5 ms
+// doubling to 1 s.
+type acceptBackoff struct{ d time.Duration }
+
+// wait sleeps for the next delay; it reports false if ctx ended first.
+func (b *acceptBackoff) wait(ctx context.Context) bool {
+	b.d = min(max(2*b.d, 5*time.Millisecond), time.Second)
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (b *acceptBackoff) reset() { b.d = 0 }
