@@ -209,14 +209,14 @@ func TestPoolIdleRelease(t *testing.T) {
 func TestKeepalivePingsKeepIdleConnAlive(t *testing.T) {
 	ts := newSetup(t, echoHandler(),
 		func(s *Server) {
-			s.Limits.PingInterval, s.Limits.PingTimeout = 30*time.Millisecond, 90*time.Millisecond
+			s.Limits.PingInterval, s.Limits.PingTimeout = 40*time.Millisecond, 300*time.Millisecond
 		},
 		func(c *PoolConfig) {
-			c.Limits.PingInterval, c.Limits.PingTimeout = 30*time.Millisecond, 90*time.Millisecond
+			c.Limits.PingInterval, c.Limits.PingTimeout = 40*time.Millisecond, 300*time.Millisecond
 		})
 	s := ts.dial(t, nil)
 	defer func() { _ = s.Close() }()
-	time.Sleep(400 * time.Millisecond) // several ping timeouts without traffic
+	time.Sleep(700 * time.Millisecond) // two ping timeouts without traffic
 	if _, err := s.Write([]byte("hi")); err != nil {
 		t.Fatalf("Write after idle period: %v", err)
 	}
@@ -318,4 +318,42 @@ func TestPerConnAndPerPeerLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeepaliveClosesDeadPeer runs the pool against a peer that completes
+// TLS and sends SETTINGS but then never answers, and checks the pool drops
+// the connection after PingTimeout.
+func TestKeepaliveClosesDeadPeer(t *testing.T) {
+	m := newMesh()
+	ln := listen(t)
+	scfg := m.serverTLS(t, serverID)
+	acceptLoop(ln, func(c net.Conn) {
+		tc := tls.Server(c, scfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		_, _ = tc.Write(appendSettings(nil, false))
+		_, _ = io.Copy(io.Discard, tc) // read everything, answer nothing
+	})
+	pool, err := NewPool(PoolConfig{
+		TLSConfig: m.clientTLS(t, clientID),
+		Limits:    Limits{PingInterval: 30 * time.Millisecond, PingTimeout: 150 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pool.Close() }()
+	key := NewKey(clientID, []string{serverID}, ln.Addr().(*net.TCPAddr).AddrPort(), netip.Addr{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// The dial succeeds (SETTINGS arrived) but the CONNECT is never answered;
+	// the dead connection is detected and fails the waiting Dial.
+	_, err = pool.Dial(ctx, key, "10.0.0.1:80", nil)
+	if err == nil {
+		t.Fatal("Dial succeeded against a dead peer")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial = %v: the dead connection was not detected before the caller's deadline", err)
+	}
+	waitFor(t, func() bool { _, ok := pool.Stats()[key]; return !ok })
 }
