@@ -109,7 +109,11 @@ func dump(t testing.TB, m *Model) []byte {
 		slices.SortFunc(rs, func(a, b *Resource) int { return strings.Compare(a.Name, b.Name) })
 		entries := []dumpEntry{}
 		for _, r := range rs {
-			b, err := protojson.Marshal(r.Msg)
+			msg, err := r.Decode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := protojson.Marshal(msg)
 			if err != nil {
 				t.Fatal(err)
 			}

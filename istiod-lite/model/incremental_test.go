@@ -43,7 +43,11 @@ func workloadOf(t *testing.T, m *Model, ns, name string) *workloadapi.Workload {
 	if r == nil {
 		return nil
 	}
-	return r.Msg.(*workloadapi.Address).GetWorkload()
+	msg, err := r.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg.(*workloadapi.Address).GetWorkload()
 }
 
 func newTestModel(t *testing.T) (*Model, *recorder) {

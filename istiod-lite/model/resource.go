@@ -27,11 +27,19 @@ type Resource struct {
 	// Version is a hash of the content: equal content, equal version, on
 	// every replica.
 	Version string
-	// Any is the marshaled resource, ready to send.
+	// Any is the marshaled resource, ready to send; do not modify it. Only
+	// this encoded form is kept, to keep the model small.
 	Any *anypb.Any
-	// Msg is the resource itself (an *workloadapi.Address or
-	// *securityapi.Authorization); do not modify it.
-	Msg proto.Message
+}
+
+// Decode unmarshals the resource (an *workloadapi.Address or
+// *securityapi.Authorization) into a new message.
+func (r *Resource) Decode() (proto.Message, error) {
+	m, err := r.Any.UnmarshalNew()
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", r.Name, err)
+	}
+	return m, nil
 }
 
 func newResource(name string, aliases []string, msg proto.Message) (*Resource, error) {
@@ -46,7 +54,6 @@ func newResource(name string, aliases []string, msg proto.Message) (*Resource, e
 		Aliases: aliases,
 		Version: hex.EncodeToString(h.Sum(nil)),
 		Any:     &anypb.Any{TypeUrl: "type.googleapis.com/" + string(msg.ProtoReflect().Descriptor().FullName()), Value: b},
-		Msg:     msg,
 	}, nil
 }
 

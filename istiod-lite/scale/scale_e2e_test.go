@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -44,14 +47,20 @@ func TestScaleLab(t *testing.T) {
 	if os.Getenv("WEFT_SCALE_KEEP") == "" {
 		defer Cleanup(ctx, cfg)
 	}
-	took, err := Create(ctx, cfg)
-	if err != nil {
+	if os.Getenv("WEFT_SCALE_SKIP_CREATE") == "" { // objects kept by an earlier run
+		took, err := Create(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("created %d pods, %d services in %d namespaces in %s", cfg.Pods, cfg.Services, cfg.Namespaces, took)
+	}
+	// The CA runs too (it needs its namespace); the benchmark's clients use
+	// the plaintext port.
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	t.Logf("created %d pods, %d services in %d namespaces in %s", cfg.Pods, cfg.Services, cfg.Namespaces, took)
-
-	xdsAddr, monAddr := freePort(t), freePort(t)
-	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--xds-address=", "--plaintext-xds-address", xdsAddr,
+	xdsAddr, tlsAddr, monAddr := freePort(t), freePort(t), freePort(t)
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--xds-address", tlsAddr, "--plaintext-xds-address", xdsAddr,
 		"--monitoring-address", monAddr, "--debug-address=", "--log-level=warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cold, stop, err := ColdStart(ctx, cmd, "http://"+monAddr+"/ready", time.Minute)

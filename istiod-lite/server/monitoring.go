@@ -41,7 +41,12 @@ func debugMux(m *model.Model, srv *xds.Server) *http.ServeMux {
 			slices.SortFunc(rs, func(a, b *model.Resource) int { return strings.Compare(a.Name, b.Name) })
 			entries := []json.RawMessage{}
 			for _, res := range rs {
-				body, err := protojson.Marshal(res.Msg)
+				msg, err := res.Decode()
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				body, err := protojson.Marshal(msg)
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusInternalServerError)
 					return
