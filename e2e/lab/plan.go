@@ -34,11 +34,18 @@ func NewName() string {
 	return "wl" + hex.EncodeToString(b[:])
 }
 
+// reservedNames are directories beside the labs' state dirs.
+var reservedNames = map[string]bool{"bin": true}
+
 // ValidateName reports whether name can prefix every object of a lab: a
-// lower-case letter, then up to nine lower-case letters or digits.
+// lower-case letter, then up to nine lower-case letters or digits, and not
+// a reserved name ("bin").
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("lab name %q: want a lower-case letter then at most 9 lower-case letters or digits", name)
+	}
+	if reservedNames[name] {
+		return fmt.Errorf("lab name %q is reserved", name)
 	}
 	return nil
 }

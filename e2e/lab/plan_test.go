@@ -23,6 +23,7 @@ func TestValidateName(t *testing.T) {
 		{"1lab", false},
 		{"Lab", false},
 		{"my-lab", false}, // "-" separates the prefix from the rest
+		{"bin", false},    // _output/lab/bin holds the lab's binaries
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

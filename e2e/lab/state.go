@@ -94,7 +94,10 @@ func ListLabs(root string) ([]string, error) {
 		return nil, fmt.Errorf("list labs: %w", err)
 	}
 	for _, e := range entries {
-		if e.IsDir() && ValidateName(e.Name()) == nil {
+		if !e.IsDir() || ValidateName(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(stateFile(filepath.Join(LabsDir(root), e.Name()))); err == nil {
 			seen[e.Name()] = true
 		}
 	}
