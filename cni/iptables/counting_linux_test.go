@@ -20,7 +20,10 @@ func (w *writeCounter) note(op string) {
 	w.writes = append(w.writes, op)
 }
 
-func (w *writeCounter) NewChain(t, c string) error { w.note("-N " + c); return w.Backend.NewChain(t, c) }
+func (w *writeCounter) NewChain(t, c string) error {
+	w.note("-N " + c)
+	return w.Backend.NewChain(t, c)
+}
 func (w *writeCounter) ClearChain(t, c string) error {
 	w.note("-F " + c)
 	return w.Backend.ClearChain(t, c)
