@@ -88,9 +88,9 @@ func TestViewsGolden(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for name, body := range map[string]string{
-		"not json":          "<html>",
-		"bad workload":      `{"workloads":[{"uid":5}]}`,
-		"bad policy rules":  `{"policies":[{"rules":"x"}]}`,
+		"not json":         "<html>",
+		"bad workload":     `{"workloads":[{"uid":5}]}`,
+		"bad policy rules": `{"policies":[{"rules":"x"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Parse([]byte(body)); err == nil {

@@ -1,0 +1,17 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+func newCheckCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "check", Example: "  weftctl check"}
+}
+func newWaypointCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "waypoint", Example: "  weftctl waypoint list"}
+}
+func newNodeCmd(g *globals) *cobra.Command { return &cobra.Command{Use: "node", Example: "  weftctl node"} }
+func newExperimentalCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "x", Example: "  weftctl x"}
+}
+func newBugReportCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "bug-report", Example: "  weftctl bug-report"}
+}
