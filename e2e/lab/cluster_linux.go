@@ -52,6 +52,7 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Shim == "" {
 		o.Shim = bins.WeftLab
 	}
+	start = time.Now() // NodesReady counts from here: binaries are built
 	log := o.Log.With("lab", o.Name)
 	dir := StateDir(o.Root, o.Name)
 

@@ -35,7 +35,8 @@ type State struct {
 	Nodes           []NodeState
 	PIDs            map[string]int // component -> process id
 	StartedAt       time.Time
-	// NodesReady is the time from the start of Up to every node Ready.
+	// NodesReady is the time from the start of Up (binaries built) to
+	// every node Ready.
 	NodesReady time.Duration `json:",omitempty"`
 }
 
