@@ -15,7 +15,7 @@ import (
 //
 //	go test -run='^$' -bench=. -benchtime=2s ./pkg/hbone
 //
-// or, for a table: go test -run=TestBenchReport -hbone.report -v ./pkg/hbone
+// or, for a table: go test -run=TestBenchReport -v ./pkg/hbone -args -hbone.report
 
 const throughputChunk = 32 << 10
 
@@ -112,7 +112,8 @@ func measureLatency(tb testing.TB, c benchConn, n int) latencyResult {
 }
 
 // measurePaired times n 1 KiB round trips on each of conns, alternating
-// between them trip by trip so background load hits all alike.
+// between them trip by trip (in rotating order) so background load hits
+// all alike.
 func measurePaired(tb testing.TB, conns []benchConn, n int) []latencyResult {
 	req := make([]byte, 1<<10)
 	resp := make([]byte, 1<<10)
@@ -135,9 +136,12 @@ func measurePaired(tb testing.TB, conns []benchConn, n int) []latencyResult {
 	for i := range samples {
 		samples[i] = make([]time.Duration, 0, n)
 	}
-	for range n {
-		for i, c := range conns {
-			samples[i] = append(samples[i], trip(c))
+	for j := range n {
+		// Rotate the order so no path always follows the same other one
+		// (and inherits its leftover background work).
+		for k := range conns {
+			i := (j + k) % len(conns)
+			samples[i] = append(samples[i], trip(conns[i]))
 		}
 	}
 	out := make([]latencyResult, len(conns))

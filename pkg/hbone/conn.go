@@ -218,6 +218,7 @@ func (c *conn) keepalive() {
 			c.endWrite(false)
 		}
 	}
+	c.needReader() // control frames (PING, GOAWAY) get read at least this often
 	c.mu.Lock()
 	idle := len(c.streams) == 0 && c.lim.IdleTimeout > 0 && time.Since(c.idleSince) >= c.lim.IdleTimeout
 	c.mu.Unlock()

@@ -107,3 +107,50 @@ func (p *Pool) capacityOf(key Key) int {
 	}
 	return n
 }
+
+// TestDialRetriesAfterServerRestart closes the server under an idle pooled
+// connection and starts a new one on the same address: the next Dial must
+// notice the dead connection and succeed on a new one.
+func TestDialRetriesAfterServerRestart(t *testing.T) {
+	m := newMesh()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	serve := func(ln net.Listener) (stop func()) {
+		srv := &Server{Handler: echoHandler(), TLSConfig: m.serverTLS(t, serverID), DrainTimeout: time.Millisecond}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = srv.Serve(ctx, ln); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	stop := serve(ln)
+	pool, err := NewPool(PoolConfig{TLSConfig: m.clientTLS(t, clientID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pool.Close() }()
+	key := NewKey(clientID, []string{serverID}, addr, netip.Addr{})
+	s, err := pool.Dial(context.Background(), key, "10.0.0.1:80", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseWrite()
+	_, _ = io.ReadAll(s)
+	_ = s.Close()
+	stop()
+	ln2, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Skipf("cannot rebind %s: %v", addr, err)
+	}
+	stop2 := serve(ln2)
+	defer stop2()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err = pool.Dial(ctx, key, "10.0.0.1:80", nil)
+	if err != nil {
+		t.Fatalf("Dial after server restart: %v", err)
+	}
+	_ = s.Close()
+}

@@ -134,7 +134,8 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 // connection for key, sending hdr (forwarded, baggage, traceparent, ...)
 // with the request, and waits for the 200. A non-200 answer is returned as
 // a *StatusError. A stream refused before processing (GOAWAY,
-// REFUSED_STREAM) is retried on another connection. ctx bounds the whole
+// REFUSED_STREAM) or lost with its connection before an answer is retried
+// on another connection, at most three times. ctx bounds the whole
 // call, including a dial it has to wait for.
 func (p *Pool) Dial(ctx context.Context, key Key, authority string, hdr http.Header) (*Stream, error) {
 	if err := validAuthority(authority); err != nil {
@@ -154,7 +155,10 @@ func (p *Pool) Dial(ctx context.Context, key Key, authority string, hdr http.Hea
 		if err == nil {
 			return s, nil
 		}
-		if errors.Is(err, ErrRefused) && attempt < 3 && ctx.Err() == nil {
+		// Refused streams were not processed; a connection that died
+		// before answering (a peer restart) is retried too: CONNECT only
+		// asks for a TCP connection, so asking again is safe.
+		if (errors.Is(err, ErrRefused) || errors.Is(err, errConnClosed)) && attempt < 3 && ctx.Err() == nil {
 			continue
 		}
 		return nil, fmt.Errorf("hbone: dial %s via %s: %w", authority, key.DstAddr, err)

@@ -20,8 +20,11 @@ import (
 // Lock order: rmu before a stream's mu; nothing takes rmu while holding a
 // stream's mu.
 
-// roleIdle is how long the role stays free before the background loop
-// takes it back. Request/response traffic re-takes it well within this.
+// roleIdle is how long the role of a server connection stays free before
+// the background loop takes it back (a new stream waits at most this long
+// when no handler is reading). Request/response traffic re-takes it well
+// within this. A short timer re-armed at this rate costs measurable
+// latency in the Go runtime, so it is not shorter.
 const roleIdle = 2 * time.Millisecond
 
 var errKicked = errors.New("hbone: read kicked")
@@ -191,7 +194,12 @@ func (c *conn) releaseRole(lingering bool) bool {
 	c.rfreeSince = time.Now()
 	switch {
 	case c.isClosed():
+	case lingering && c.client:
+		// A client connection only receives what its streams asked for:
+		// readers, writers waiting for window and dialers take or request
+		// the role themselves, and the keepalive tick covers the rest.
 	case lingering:
+		// A server connection may receive new streams at any time.
 		c.armLoop(roleIdle)
 	default:
 		c.rurgent = true

@@ -17,7 +17,7 @@ var (
 
 // TestBenchReport prints the comparison table that make bench shows:
 //
-//	go test -run='^TestBenchReport$' -hbone.report [-hbone.rounds=9] -v ./pkg/hbone
+//	go test -run='^TestBenchReport$' -v ./pkg/hbone -args -hbone.report [-hbone.rounds=9]
 //
 // Paths are measured in rounds, and within a round the round trips of all
 // paths alternate one by one, so that noise from other load on the machine
