@@ -31,9 +31,17 @@ type fakeZtunnelClient struct {
 
 func dialFakeZtunnel(t *testing.T, ctx context.Context, path string) *fakeZtunnelClient {
 	t.Helper()
-	c, err := zds.Dial(ctx, path)
-	if err != nil {
-		t.Fatal(err)
+	// Like ztunnel, retry while the agent is still coming up.
+	var c *zds.Conn
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err = zds.Dial(ctx, path); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := c.SendHello(ctx, zdsapi.Version_V1); err != nil {
 		t.Fatal(err)
