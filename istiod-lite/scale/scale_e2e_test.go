@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,9 @@ func TestScaleLab(t *testing.T) {
 	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--xds-address", tlsAddr, "--plaintext-xds-address", xdsAddr,
 		"--monitoring-address", monAddr, "--debug-address=", "--log-level=warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// WEFT_ISTIOD_ENV adds environment (e.g. "GOGC=50 GOMEMLIMIT=40MiB") to
+	// istiod-lite only.
+	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("WEFT_ISTIOD_ENV"))...)
 	cold, stop, err := ColdStart(ctx, cmd, "http://"+monAddr+"/ready", time.Minute)
 	defer stop()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -30,8 +31,9 @@ func monitoringMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 	return mux
 }
 
-// debugMux serves the model and client dumps. It holds workload and policy
-// data, so it listens on loopback only (reach it with port-forward).
+// debugMux serves the model and client dumps and pprof. It exposes workload
+// and policy data, so it listens on loopback only (reach it with
+// port-forward).
 func debugMux(m *model.Model, srv *xds.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/model", func(w http.ResponseWriter, r *http.Request) {
@@ -70,6 +72,9 @@ func debugMux(m *model.Model, srv *xds.Server) *http.ServeMux {
 			"time":            time.Now(),
 		})
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 
