@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 // podNetwork identifies one pod attachment for the CNI chain.
@@ -32,8 +34,13 @@ type cniNetwork struct {
 
 func newCNINetwork(confDir, binDir, cacheDir string) *cniNetwork {
 	return &cniNetwork{
-		confDir:  confDir,
-		cni:      libcni.NewCNIConfigWithCacheDir([]string{binDir}, cacheDir, nil),
+		confDir: confDir,
+		// An explicit Exec: libcni creates its default lazily, which races
+		// when pod workers run the chain concurrently.
+		cni: libcni.NewCNIConfigWithCacheDir([]string{binDir}, cacheDir, &invoke.DefaultExec{
+			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
+			PluginDecoder: version.PluginDecoder{},
+		}),
 		cacheDir: cacheDir,
 	}
 }

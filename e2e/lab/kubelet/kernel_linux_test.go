@@ -1,7 +1,6 @@
 package kubelet
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -94,19 +93,25 @@ func TestShimRun(t *testing.T) {
 		},
 		Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"FOO=bar", "PATH=/usr/bin:/bin"},
 	}
-	var out bytes.Buffer
+	logPath := filepath.Join(dir, "log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
 	cmd := exec.Command(shimPath(t), shimCommand, "run", writeSpec(t, dir, spec))
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = shimProcAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "bar") && time.Now().Before(deadline) {
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(got, "bar") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
+		b, _ := os.ReadFile(logPath)
+		got = string(b)
 	}
-	got := out.String()
 	for _, want := range []string{"tok\n", "nameserver 10.96.0.10", "pod-a\n", "bar"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("container output lacks %q:\n%s", want, got)
