@@ -29,6 +29,10 @@ var baseline struct {
 type throughputResult struct {
 	bytesPerSec  float64
 	allocsPerMiB float64
+	// cpuPerMiB is the CPU time, both ends together, per MiB moved: the
+	// cost that bounds throughput on an idle machine, and much less noisy
+	// than throughput on a shared one.
+	cpuPerMiB time.Duration
 }
 
 // measureThroughput sends chunks 32 KiB writes to a sink and waits for its
@@ -37,6 +41,7 @@ func measureThroughput(tb testing.TB, c benchConn, chunks int) throughputResult 
 	buf := make([]byte, throughputChunk)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	cpu0 := cpuTime()
 	start := time.Now()
 	for range chunks {
 		if _, err := c.Write(buf); err != nil {
@@ -51,11 +56,13 @@ func measureThroughput(tb testing.TB, c benchConn, chunks int) throughputResult 
 		tb.Fatalf("sink ack %q, %v: %v", ack, err, errShortAck)
 	}
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	runtime.ReadMemStats(&ms1)
 	total := float64(chunks) * throughputChunk
 	return throughputResult{
 		bytesPerSec:  total / elapsed.Seconds(),
 		allocsPerMiB: float64(ms1.Mallocs-ms0.Mallocs) / (total / (1 << 20)),
+		cpuPerMiB:    time.Duration(float64(cpu) / (total / (1 << 20))),
 	}
 }
 
@@ -72,6 +79,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(r.bytesPerSec*8/1e9, "Gbit/s")
 			b.ReportMetric(r.allocsPerMiB, "allocs/MiB")
+			b.ReportMetric(float64(r.cpuPerMiB.Microseconds()), "cpu-µs/MiB")
 			baseline.Lock()
 			defer baseline.Unlock()
 			if p.name == "tls" {
@@ -190,4 +198,31 @@ func BenchmarkLatency(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkThroughputPaired alternates 8 MiB transfers over fresh plain TLS
+// and HBONE tunnels and reports both rates and HBONE's relative to TLS
+// over the same moments. b.N counts slices per path.
+func BenchmarkThroughputPaired(b *testing.B) {
+	m := newMesh()
+	paths := []benchPath{{"tls", openTLS}, {"hbone", openHBONE}}
+	const sliceChunks = 256 // 8 MiB
+	secs := make([]float64, len(paths))
+	cpu := make([]time.Duration, len(paths))
+	b.SetBytes(sliceChunks * throughputChunk * int64(len(paths)))
+	for range b.N {
+		for i, p := range paths {
+			b.StopTimer()
+			c := p.open(b, m, "sink")
+			b.StartTimer()
+			r := measureThroughput(b, c, sliceChunks)
+			secs[i] += sliceChunks * throughputChunk / r.bytesPerSec
+			cpu[i] += r.cpuPerMiB
+		}
+	}
+	total := float64(b.N) * sliceChunks * throughputChunk
+	b.ReportMetric(total/secs[0]*8/1e9, "tls-Gbit/s")
+	b.ReportMetric(total/secs[1]*8/1e9, "hbone-Gbit/s")
+	b.ReportMetric(secs[0]/secs[1], "x-tls")
+	b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "cpu-x-tls")
 }
