@@ -2,9 +2,6 @@ package cli
 
 import "github.com/spf13/cobra"
 
-func newCheckCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "check", Example: "  weftctl check"}
-}
 func newWaypointCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "waypoint", Example: "  weftctl waypoint list"}
 }
