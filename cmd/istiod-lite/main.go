@@ -67,6 +67,7 @@ func parse(args []string) (server.Config, error) {
 	qps := strconv.FormatFloat(float64(cfg.KubeQPS), 'f', -1, 32)
 	str(&qps, "kube-qps", "KUBE_QPS", "API client queries per second")
 	fs.IntVar(&cfg.KubeBurst, "kube-burst", cfg.KubeBurst, "API client burst")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "garbage collection target when GOGC is unset (0: Go's default)")
 	var lf weftlog.Flags
 	lf.Register(fs)
 	if err := fs.Parse(args); err != nil {
