@@ -56,6 +56,9 @@ type conn struct {
 	tooBig     bool
 	maxPeerID  uint32 // highest stream id the peer opened (server)
 	sawFirst   bool
+	dstStream  *Stream // a holder reading into its caller's buffer (readrole.go)
+	dst        []byte
+	dstN       int
 
 	// The read role (readrole.go), under rmu.
 	rmu         sync.Mutex

@@ -429,6 +429,12 @@ func (c *conn) onData(h frameHeader) error {
 		}
 		return nil
 	}
+	end := h.has(flagEndStream)
+	if s == c.dstStream && len(c.dst) > 0 && dataLen > 0 {
+		if ok, err := c.readDirect(s, frameLen, dataLen, pad, end); ok || err != nil {
+			return err
+		}
+	}
 	var buf *[]byte
 	var small []byte
 	switch {
@@ -455,7 +461,6 @@ func (c *conn) onData(h frameHeader) error {
 			return err
 		}
 	}
-	end := h.has(flagEndStream)
 	if !s.deliver(buf, small, frameLen, frameLen-int64(dataLen), end) {
 		c.creditConn(frameLen)
 		s.reset(ErrCodeFlowControl, false)
@@ -465,4 +470,52 @@ func (c *conn) onData(h frameHeader) error {
 		s.finishIfDone()
 	}
 	return nil
+}
+
+// readDirect reads a DATA payload for the stream holding the read role
+// straight into the buffer its Read passed (no intermediate copy), queuing
+// whatever does not fit. It reports false, having read nothing, when the
+// stream cannot take it that way (queued data first, window exceeded,
+// closed).
+func (c *conn) readDirect(s *Stream, frameLen int64, dataLen, pad int, end bool) (bool, error) {
+	s.mu.Lock()
+	if frameLen > s.recvWindow || s.rhead < len(s.rq) || s.localClosed || s.rerr != nil {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.recvWindow -= frameLen
+	s.unacked += frameLen - int64(dataLen)
+	s.mu.Unlock()
+	n := min(dataLen, len(c.dst))
+	if _, err := io.ReadFull(c.br, c.dst[:n]); err != nil {
+		return true, err
+	}
+	c.dstN, c.dst = n, nil
+	var rest *[]byte
+	if dataLen > n {
+		rest = getBuf(dataLen - n)
+		if _, err := io.ReadFull(c.br, *rest); err != nil {
+			putBuf(rest)
+			return true, err
+		}
+	}
+	if pad > 0 {
+		if _, err := c.br.Discard(pad); err != nil {
+			return true, err
+		}
+	}
+	s.mu.Lock()
+	if rest != nil {
+		s.rq = append(s.rq, rest)
+	}
+	if end {
+		s.remoteEnded.Store(true)
+	}
+	s.rcond.Signal()
+	s.mu.Unlock()
+	c.creditConn(frameLen - int64(dataLen))
+	if end {
+		s.finishIfDone()
+	}
+	return true, nil
 }

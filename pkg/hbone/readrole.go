@@ -239,8 +239,11 @@ func (s *Stream) readyLocked() bool {
 }
 
 // waitData blocks until s is ready, reading the connection itself when it
-// can take the read role. Called and returns with s.mu held.
-func (s *Stream) waitData() {
+// can take the read role. If dst is not empty, DATA for s that arrives
+// while s holds the role and has nothing queued is read straight into dst,
+// and waitData returns how many bytes it put there (the caller owns them
+// and must account them as consumed). Called and returns with s.mu held.
+func (s *Stream) waitData(dst []byte) int {
 	c := s.c
 	s.mu.Unlock()
 	took := c.acquireRole(s)
@@ -256,13 +259,17 @@ func (s *Stream) waitData() {
 			granted := c.cancelWait(s)
 			s.mu.Lock()
 			if !granted {
-				return
+				return 0
 			}
 		}
 	}
-	for !s.readyLocked() {
+	n := 0
+	for n == 0 && !s.readyLocked() {
 		s.mu.Unlock()
+		c.dstStream, c.dst, c.dstN = s, dst, 0
 		err := c.readOne()
+		n = c.dstN
+		c.dstStream, c.dst, c.dstN = nil, nil, 0
 		if err != nil && !errors.Is(err, errKicked) {
 			c.fail(err)
 		}
@@ -275,4 +282,5 @@ func (s *Stream) waitData() {
 	s.mu.Unlock()
 	c.releaseRole(lingering)
 	s.mu.Lock()
+	return n
 }

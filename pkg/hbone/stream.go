@@ -145,7 +145,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, errTimeout
 		}
-		s.waitData()
+		if n := s.waitData(p); n > 0 {
+			s.consumedLocked(n)
+			return n, nil
+		}
 	}
 }
 
@@ -187,7 +190,7 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 			s.mu.Unlock()
 			return total, errTimeout
 		}
-		s.waitData()
+		s.waitData(nil)
 	}
 }
 
