@@ -93,6 +93,9 @@ func runImages(args []string, out io.Writer) error {
 		}
 		specs = withoutMissing(cfg.BinDir, specs)
 		fmt.Fprintf(out, "skipping images without binaries: %s\n", strings.Join(missing, ", "))
+		if len(specs) == 0 {
+			return nil // an empty Specs would mean every image
+		}
 	}
 	cfg.Specs = specs
 	res, err := images.Build(cfg)
