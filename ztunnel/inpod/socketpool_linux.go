@@ -33,6 +33,7 @@ type socketPool struct {
 	fds       []int
 	refilling bool
 	closed    bool
+	inflight  sync.WaitGroup // a refill inside the netns
 }
 
 // take returns a ready socket, or -1 when none is left; it starts a refill
@@ -50,12 +51,14 @@ func (p *socketPool) take() int {
 	}
 	if len(p.fds) < socketPoolSize/2 && !p.refilling {
 		p.refilling = true
+		p.inflight.Add(1)
 		go p.refill()
 	}
 	return fd
 }
 
 func (p *socketPool) refill() {
+	defer p.inflight.Done()
 	var made []int
 	err := p.ns.Do(func() error {
 		for range socketPoolSize {
@@ -80,15 +83,17 @@ func (p *socketPool) refill() {
 	}
 }
 
-// close releases every pooled socket; later takes return -1.
+// close releases every pooled socket and waits for a refill in flight, so
+// the netns handle can be closed safely afterwards; later takes return -1.
 func (p *socketPool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
 	for _, fd := range p.fds {
 		_ = unix.Close(fd)
 	}
 	p.fds = nil
+	p.mu.Unlock()
+	p.inflight.Wait()
 }
 
 func newMarkedSocket(family int) (int, error) {
