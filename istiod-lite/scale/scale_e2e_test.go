@@ -63,6 +63,9 @@ func TestScaleLab(t *testing.T) {
 	xdsAddr, tlsAddr, monAddr := freePort(t), freePort(t), freePort(t)
 	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--xds-address", tlsAddr, "--plaintext-xds-address", xdsAddr,
 		"--monitoring-address", monAddr, "--debug-address=", "--log-level=warn")
+	// WEFT_ISTIOD_ARGS adds flags (later flags win), e.g.
+	// "--debug-address=127.0.0.1:9876" to profile during the run.
+	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("WEFT_ISTIOD_ARGS"))...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	// WEFT_ISTIOD_ENV adds environment (e.g. "GOGC=50 GOMEMLIMIT=40MiB") to
 	// istiod-lite only.
@@ -76,6 +79,9 @@ func TestScaleLab(t *testing.T) {
 	rep, err := Measure(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d, err := time.ParseDuration(os.Getenv("WEFT_SCALE_SETTLE")); err == nil {
+		time.Sleep(d) // let the runtime return the initial pushes' buffers
 	}
 	steady, err := MeasureProcess(cmd.Process.Pid)
 	if err != nil {
