@@ -32,9 +32,9 @@ func TestRunArgs(t *testing.T) {
 func TestInstallOnceAndUninstall(t *testing.T) {
 	d := t.TempDir()
 	conf := filepath.Join(d, "net.d")
-	os.MkdirAll(conf, 0o755)
-	os.WriteFile(filepath.Join(conf, "10-k.conflist"), []byte(`{"cniVersion":"1.0.0","name":"k","plugins":[{"type":"ptp"}]}`), 0o644)
-	os.WriteFile(filepath.Join(d, "weft-cni"), []byte("bin"), 0o755)
+	_ = os.MkdirAll(conf, 0o755)
+	_ = os.WriteFile(filepath.Join(conf, "10-k.conflist"), []byte(`{"cniVersion":"1.0.0","name":"k","plugins":[{"type":"ptp"}]}`), 0o644)
+	_ = os.WriteFile(filepath.Join(d, "weft-cni"), []byte("bin"), 0o755)
 	flags := []string{"--plugin-binary", filepath.Join(d, "weft-cni"), "--cni-bin-dir", filepath.Join(d, "bin"), "--cni-conf-dir", conf, "--log-format", "text"}
 	if err := run(context.Background(), append([]string{"install", "--once"}, flags...)); err != nil {
 		t.Fatal(err)

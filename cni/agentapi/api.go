@@ -106,13 +106,13 @@ func WriteEnrollment(path string, e *Enrollment) error {
 	if err != nil {
 		return fmt.Errorf("write enrollment file: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return fmt.Errorf("write enrollment file: %w", err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return fmt.Errorf("write enrollment file: %w", err)
 	}
 	if err := tmp.Close(); err != nil {

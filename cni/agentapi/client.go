@@ -71,7 +71,7 @@ func (c *Client) Healthy(ctx context.Context) error {
 	if err != nil {
 		return unwrapURL(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("agent health: %s", resp.Status)
 	}
@@ -92,7 +92,7 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	if err != nil {
 		return unwrapURL(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("read agent response: %w", err)

@@ -61,8 +61,8 @@ func FuzzInsert(f *testing.F) {
 			}
 			for i := range kept {
 				var x, y any
-				json.Unmarshal([]byte(kept[i]), &x)
-				json.Unmarshal([]byte(others[i]), &y)
+				_ = json.Unmarshal([]byte(kept[i]), &x)
+				_ = json.Unmarshal([]byte(others[i]), &y)
 				xb, _ := json.Marshal(x)
 				yb, _ := json.Marshal(y)
 				if string(xb) != string(yb) {

@@ -92,7 +92,7 @@ func TestInstallConflist(t *testing.T) {
 	}
 	var top map[string]any
 	b, _ := os.ReadFile(path)
-	json.Unmarshal(b, &top)
+	_ = json.Unmarshal(b, &top)
 	if top["disableCheck"] != false || top["name"] != "k8s-pod-network" {
 		t.Fatalf("top-level fields lost: %v", top)
 	}
@@ -198,7 +198,12 @@ func TestRunReinserts(t *testing.T) {
 	var readyState atomic.Bool
 	done := make(chan error, 1)
 	go func() { done <- n.inst.Run(ctx, readyState.Store) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
@@ -226,7 +231,7 @@ func TestRunReinserts(t *testing.T) {
 	n.write(t, "10-ptp.conflist", primaryList)
 	waitFor("insertion", func() bool { return hasWeft() && readyState.Load() })
 	for range 2 {
-		writeAtomic(path, []byte(primaryList), 0o644)
+		_ = writeAtomic(path, []byte(primaryList), 0o644)
 		waitFor("re-insertion", hasWeft)
 	}
 	if diff := cmp.Diff([]string{"ptp", "portmap", "weft-cni"}, types(t, path)); diff != "" {

@@ -52,7 +52,7 @@ func BenchmarkKernelInPodApply(b *testing.B) {
 		if err := r.Remove(ns); err != nil {
 			b.Fatal(err)
 		}
-		ns.Close()
+		_ = ns.Close()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(baseline.Nanoseconds())/float64(b.N), "baseline-ns/op")

@@ -30,7 +30,7 @@ func kernelNS(t *testing.T) *netns.NetNS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ns.Close() })
+	t.Cleanup(func() { _ = ns.Close() })
 	if err := ns.LoopbackUp(); err != nil {
 		t.Fatal(err)
 	}
@@ -196,22 +196,22 @@ func TestKernelCapture(t *testing.T) {
 	defer cancel()
 	lc := &net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
-		c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, ZtunnelMark) })
+		_ = c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, ZtunnelMark) })
 		return serr
 	}}
 	l, err := ns.Listen(ctx, lc, "tcp", "0.0.0.0:15001")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			c.Write([]byte("z"))
-			c.Close()
+			_, _ = c.Write([]byte("z"))
+			_ = c.Close()
 		}
 	}()
 
@@ -223,11 +223,11 @@ func TestKernelCapture(t *testing.T) {
 	if _, err := c.Read(buf); err != nil || buf[0] != 'z' {
 		t.Fatalf("read from capture listener: %q %v", buf, err)
 	}
-	c.Close()
+	_ = c.Close()
 
 	marked := &net.Dialer{Timeout: 300 * time.Millisecond, Control: lc.Control}
 	if c, err := ns.Dial(ctx, marked, "tcp", "10.99.0.2:80"); err == nil {
-		c.Close()
+		_ = c.Close()
 		t.Fatal("a socket with ztunnel's mark was captured")
 	}
 }
@@ -294,7 +294,7 @@ func TestKernelProbeSNAT(t *testing.T) {
 		t.Fatalf("probe snat: %v", err)
 	}
 	var listed map[string]string
-	node.Do(func() error { listed, err = probe.List(); return err })
+	_ = node.Do(func() error { listed, err = probe.List(); return err })
 	if err != nil || listed["uid-1"] != "10.98.0.2" || len(listed) != 1 {
 		t.Fatalf("List = %v, %v", listed, err)
 	}
@@ -305,12 +305,12 @@ func TestKernelProbeSNAT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close()
+	defer func() { _ = app.Close() }()
 	capture, err := pod.Listen(ctx, nil, "tcp", "0.0.0.0:15006")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer capture.Close()
+	defer func() { _ = capture.Close() }()
 	remote := make(chan string, 2)
 	for _, l := range []net.Listener{app, capture} {
 		go func() {
@@ -320,7 +320,7 @@ func TestKernelProbeSNAT(t *testing.T) {
 					return
 				}
 				remote <- c.LocalAddr().String() + " from " + c.RemoteAddr().(*net.TCPAddr).IP.String()
-				c.Close()
+				_ = c.Close()
 			}
 		}()
 	}
@@ -328,18 +328,18 @@ func TestKernelProbeSNAT(t *testing.T) {
 	if err != nil {
 		t.Fatalf("probe-style connection from the node: %v", err)
 	}
-	c.Close()
+	_ = c.Close()
 	if got := <-remote; got != "10.98.0.2:8080 from "+ProbeSNATAddr {
 		t.Fatalf("node connection arrived as %q, want at the app from %s", got, ProbeSNATAddr)
 	}
 
 	// Without the SNAT the same connection is captured by ztunnel's port.
-	node.Do(func() error { return probe.Delete("10.98.0.2", "uid-1") })
+	_ = node.Do(func() error { return probe.Delete("10.98.0.2", "uid-1") })
 	c, err = node.Dial(ctx, &net.Dialer{Timeout: 2 * time.Second}, "tcp", "10.98.0.2:8080")
 	if err != nil {
 		t.Fatalf("connection from the node: %v", err)
 	}
-	c.Close()
+	_ = c.Close()
 	if got := <-remote; got != "10.98.0.2:15006 from 10.98.0.1" {
 		t.Fatalf("uncaptured? got %q", got)
 	}

@@ -235,7 +235,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Wait()
 	a.mu.Lock()
 	for _, st := range a.pods {
-		st.ns.Close()
+		_ = st.ns.Close()
 	}
 	a.mu.Unlock()
 	return firstErr(errc, nil)

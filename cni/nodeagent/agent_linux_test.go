@@ -40,7 +40,7 @@ func TestAgentKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pod.Close()
+	defer func() { _ = pod.Close() }()
 	err = pod.Do(func() error {
 		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
 		if err := netlink.LinkAdd(v); err != nil {
@@ -56,7 +56,7 @@ func TestAgentKernel(t *testing.T) {
 	if err := pod.Do(func() error { proc = exec.Command("sleep", "60"); return proc.Start() }); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { proc.Process.Kill(); proc.Wait() }()
+	defer func() { _ = proc.Process.Kill(); _ = proc.Wait() }()
 	podIno, _ := pod.Inode()
 
 	mode := iptables.DetectMode(context.Background())
@@ -171,7 +171,7 @@ func TestAgentKernelCNIAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pod.Close(); netns.RemoveNamed(name) })
+	t.Cleanup(func() { _ = pod.Close(); _ = netns.RemoveNamed(name) })
 
 	mode := iptables.DetectMode(context.Background())
 	tables, err := iptables.NewBackend(mode)
@@ -194,7 +194,12 @@ func TestAgentKernelCNIAdd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 	waitFor(t, "zds socket", func() bool { _, err := os.Stat(cfg.ZDSSocket); return err == nil })
 	z := dialFakeZtunnel(t, ctx, cfg.ZDSSocket)
 	waitFor(t, "ztunnel connected", func() bool { return a.zt.Connected() == 1 })

@@ -431,13 +431,13 @@ func TestRestartAdoptsAndCleansUp(t *testing.T) {
 		if err := h.net.Apply(ns); err != nil {
 			t.Fatal(err)
 		}
-		ns.Close()
+		_ = ns.Close()
 	}
 	ps := iptables.ProbeSNAT{Tables: h.probes}
-	ps.Ensure()
-	ps.Add("10.244.1.5", "uid-web")
-	ps.Add("10.244.1.9", "uid-old")
-	ps.Add("10.244.1.99", "uid-gone")
+	_ = ps.Ensure()
+	_ = ps.Add("10.244.1.5", "uid-web")
+	_ = ps.Add("10.244.1.9", "uid-old")
+	_ = ps.Add("10.244.1.99", "uid-gone")
 	webOps := len(h.net.tables["10.244.1.5"].Ops)
 
 	h.start()

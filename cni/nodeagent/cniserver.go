@@ -32,7 +32,7 @@ func (a *Agent) serveCNI(ctx context.Context) error {
 		return fmt.Errorf("listen on cni socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
+		_ = l.Close()
 		return fmt.Errorf("chmod cni socket: %w", err)
 	}
 	srv := &http.Server{Handler: a.cniHandler(), ReadHeaderTimeout: 5 * time.Second}
@@ -47,9 +47,11 @@ func serveUntil(ctx context.Context, srv *http.Server, l net.Listener) error {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
-		<-errc
-		return nil
+		err := srv.Shutdown(sctx)
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			return serr
+		}
+		return err
 	case err := <-errc:
 		return err
 	}
@@ -69,7 +71,7 @@ func (a *Agent) cniHandler() http.Handler {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func writeErr(w http.ResponseWriter, code int, err error) {

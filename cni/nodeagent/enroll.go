@@ -86,7 +86,7 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips 
 	if cur := a.state(uid); cur != nil {
 		same, _ := cur.ns.SameAs(ns)
 		if same {
-			ns.Close()
+			_ = ns.Close()
 			if a.isAcked(cur) {
 				return a.annotate(ctx, cur)
 			}
@@ -98,7 +98,7 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips 
 	}
 
 	if err := a.rules.Apply(ns); err != nil {
-		ns.Close()
+		_ = ns.Close()
 		a.metrics.failure(reasonRules)
 		return fmt.Errorf("install redirect rules for pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
@@ -212,7 +212,7 @@ func (a *Agent) unenrollLocked(ctx context.Context, st *podState, clearAnnotatio
 			log.Warn("remove probe snat", "ip", ip, "err", err)
 		}
 	}
-	st.ns.Close()
+	_ = st.ns.Close()
 	a.mu.Lock()
 	if st.acked {
 		a.metrics.enrolled.Dec()

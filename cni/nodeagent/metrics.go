@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // metrics are the agent's Prometheus metrics.
@@ -51,7 +52,7 @@ func newMetrics() *metrics {
 		}, []string{"op", "source"}),
 	}
 	m.registry.MustRegister(m.enrolled, m.failures, m.addToAck, m.ztunnels, m.enrollOps,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

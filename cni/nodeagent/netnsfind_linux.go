@@ -38,7 +38,7 @@ func (f procFinder) Find(ips []string) (*netns.NetNS, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer self.Close()
+	defer func() { _ = self.Close() }()
 	selfIno, _ := self.Inode()
 
 	root := f.procRoot
@@ -71,7 +71,7 @@ func (f procFinder) Find(ips []string) (*netns.NetNS, error) {
 		if holdsIP(ns, want) {
 			return ns, nil
 		}
-		ns.Close()
+		_ = ns.Close()
 	}
 	return nil, fmt.Errorf("find netns for %v: %w", ips, ErrNetnsNotFound)
 }

@@ -21,7 +21,7 @@ func TestProcFinderKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pod.Close()
+	defer func() { _ = pod.Close() }()
 	err = pod.Do(func() error {
 		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
 		if err := netlink.LinkAdd(v); err != nil {
@@ -41,13 +41,13 @@ func TestProcFinderKernel(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
 	found, err := procFinder{}.Find([]string{"10.250.3.4"})
 	if err != nil {
 		t.Fatalf("Find: %v", err)
 	}
-	defer found.Close()
+	defer func() { _ = found.Close() }()
 	if same, _ := found.SameAs(pod); !same {
 		t.Fatal("Find returned another namespace")
 	}

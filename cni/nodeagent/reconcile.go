@@ -208,7 +208,7 @@ func (a *Agent) removeStale(ctx context.Context, pod *corev1.Pod) error {
 		switch {
 		case err == nil:
 			rerr := a.rules.Remove(ns)
-			ns.Close()
+			_ = ns.Close()
 			if rerr != nil {
 				a.metrics.failure(reasonRemove)
 				return rerr

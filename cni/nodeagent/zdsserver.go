@@ -97,7 +97,7 @@ func (s *zdsServer) Run(ctx context.Context, listening func()) error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if listening != nil {
 		listening()
 	}
@@ -132,13 +132,13 @@ func (s *zdsServer) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.conns {
-		c.c.Close()
+		_ = c.c.Close()
 	}
 }
 
 // serve runs one connection: hello, snapshot, then liveness watching.
 func (s *zdsServer) serve(ctx context.Context, c *zds.Conn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	s.mu.Lock()
 	s.nextID++
 	zc := &ztConn{id: s.nextID, c: c}
@@ -270,7 +270,7 @@ func (s *zdsServer) Add(ctx context.Context, w workload) error {
 			if !errors.As(err, &ackErr) {
 				// The connection is broken; let the liveness check or the
 				// next snapshot sort it out.
-				zc.c.Close()
+				_ = zc.c.Close()
 			}
 			return fmt.Errorf("zds add %s: %w", w.UID, err)
 		}

@@ -48,7 +48,7 @@ func dialFakeZtunnel(t *testing.T, ctx context.Context, path string) *fakeZtunne
 	}
 	z := &fakeZtunnelClient{t: t, conn: c, inos: map[string]uint64{}, done: make(chan struct{})}
 	go z.loop(ctx)
-	t.Cleanup(func() { c.Close(); <-z.done })
+	t.Cleanup(func() { _ = c.Close(); <-z.done })
 	return z
 }
 
@@ -65,12 +65,12 @@ func (z *fakeZtunnelClient) loop(ctx context.Context) {
 			ns, err := netns.FromFile(f)
 			if err != nil {
 				z.t.Errorf("add %s: fd is not a netns: %v", req.GetAdd().GetUid(), err)
-				f.Close()
-				z.conn.SendAck(ctx, err)
+				_ = f.Close()
+				_ = z.conn.SendAck(ctx, err)
 				continue
 			}
 			ino, _ := ns.Inode()
-			ns.Close()
+			_ = ns.Close()
 			z.mu.Lock()
 			z.inos[req.GetAdd().GetUid()] = ino
 			z.mu.Unlock()
@@ -121,7 +121,7 @@ func TestZDSServerKernel(t *testing.T) {
 	}
 	defer func() {
 		for _, h := range handles {
-			h.Close()
+			_ = h.Close()
 		}
 	}()
 	held := []workload{newWorkload("a"), newWorkload("b")}
@@ -136,7 +136,12 @@ func TestZDSServerKernel(t *testing.T) {
 	listening := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, func() { close(listening) }) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 	<-listening
 
 	// No ztunnel yet: an add waits, then fails clearly.
@@ -191,8 +196,8 @@ func TestZDSServerKernel(t *testing.T) {
 	}
 
 	// The old ztunnel going away is noticed.
-	z1.conn.Close()
+	_ = z1.conn.Close()
 	waitFor(t, "z1 gone", func() bool { return srv.Connected() == 1 })
-	z2.conn.Close()
+	_ = z2.conn.Close()
 	waitFor(t, "z2 gone", func() bool { return srv.Connected() == 0 })
 }

@@ -36,5 +36,5 @@ func openFileLog(conf *Config) (*slog.Logger, func()) {
 		return slog.New(slog.DiscardHandler), func() {}
 	}
 	h := slog.NewJSONHandler(f, &slog.HandlerOptions{Level: level})
-	return slog.New(h).With("component", "weft-cni", "pid", os.Getpid()), func() { f.Close() }
+	return slog.New(h).With("component", "weft-cni", "pid", os.Getpid()), func() { _ = f.Close() }
 }

@@ -39,12 +39,12 @@ func TestMain(m *testing.M) {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 			os.Exit(1)
 		}
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -71,10 +71,10 @@ func (a *fakeAgent) handler(kind string) http.HandlerFunc {
 		time.Sleep(delay)
 		if fail != "" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			json.NewEncoder(w).Encode(agentapi.ErrorResponse{Error: fail})
+			_ = json.NewEncoder(w).Encode(agentapi.ErrorResponse{Error: fail})
 			return
 		}
-		json.NewEncoder(w).Encode(agentapi.AddResponse{Enrolled: enrolled})
+		_ = json.NewEncoder(w).Encode(agentapi.AddResponse{Enrolled: enrolled})
 	}
 }
 
@@ -114,8 +114,8 @@ func newEnv(t *testing.T, agentUp bool) *env {
 		mux.Handle(agentapi.PathDel, e.agent.handler("del"))
 		mux.Handle(agentapi.PathCheck, e.agent.handler("check"))
 		srv := &http.Server{Handler: mux}
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Close() })
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Close() })
 	}
 	return e
 }

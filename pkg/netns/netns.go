@@ -76,6 +76,6 @@ func Do(path string, fn func() error) error {
 	if err != nil {
 		return err
 	}
-	defer n.Close()
+	defer func() { _ = n.Close() }()
 	return n.Do(fn)
 }

@@ -20,7 +20,7 @@ func Open(path string) (*NetNS, error) {
 		return nil, fmt.Errorf("open netns %s: %w", path, err)
 	}
 	if err := checkNetNS(f); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	return &NetNS{path: path, file: f}, nil
@@ -55,7 +55,7 @@ func New() (*NetNS, error) {
 			ch <- result{err: err}
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("unshare netns: %w", err)}
@@ -65,7 +65,7 @@ func New() (*NetNS, error) {
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 			// Leave the thread locked: it dies with this goroutine.
 			if created != nil {
-				created.Close()
+				_ = created.Close()
 			}
 			ch <- result{err: fmt.Errorf("switch back to original netns: %w", err)}
 			return
@@ -99,16 +99,16 @@ func NewNamed(name string) (*NetNS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create netns pin %s: %w", path, err)
 	}
-	f.Close()
+	_ = f.Close()
 	n, err := New()
 	if err != nil {
-		os.Remove(path)
+		_ = os.Remove(path)
 		return nil, err
 	}
 	src := fmt.Sprintf("/proc/self/fd/%d", n.Fd())
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-		n.Close()
-		os.Remove(path)
+		_ = n.Close()
+		_ = os.Remove(path)
 		return nil, fmt.Errorf("pin netns at %s: %w", path, err)
 	}
 	n.path = path
@@ -157,7 +157,7 @@ func (n *NetNS) Do(fn func() error) error {
 			ch <- result{err: err}
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("enter netns %s: %w", n.path, err)}
@@ -229,7 +229,7 @@ func (n *NetNS) LoopbackUp() error {
 		if err != nil {
 			return fmt.Errorf("loopback up: socket: %w", err)
 		}
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 		ifr, err := unix.NewIfreq("lo")
 		if err != nil {
 			return fmt.Errorf("loopback up: %w", err)

@@ -32,7 +32,7 @@ func newTestNS(t *testing.T) *NetNS {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { n.Close() })
+	t.Cleanup(func() { _ = n.Close() })
 	if err := n.LoopbackUp(); err != nil {
 		t.Fatalf("LoopbackUp: %v", err)
 	}
@@ -45,7 +45,7 @@ func hostInode(t *testing.T) uint64 {
 	if err != nil {
 		t.Fatalf("open host netns: %v", err)
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	ino, err := h.Inode()
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestDoEntersAndReturns(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			defer cur.Close()
+			defer func() { _ = cur.Close() }()
 			inside, err = cur.Inode()
 			return err
 		})
@@ -85,7 +85,7 @@ func TestDoEntersAndReturns(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := cur.Inode()
-		cur.Close()
+		_ = cur.Close()
 		if got != host {
 			t.Fatalf("after Do #%d caller is in netns %d, want host %d", i, got, host)
 		}
@@ -129,7 +129,7 @@ func TestOpenRejectsOtherFiles(t *testing.T) {
 	for _, path := range []string{"/proc/self/ns/mnt", "/etc/hostname", "/nonexistent/netns"} {
 		t.Run(path, func(t *testing.T) {
 			if n, err := Open(path); err == nil {
-				n.Close()
+				_ = n.Close()
 				t.Fatalf("Open(%s) succeeded", path)
 			}
 		})
@@ -142,7 +142,7 @@ func TestOpenRejectsOtherFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FromFile: %v", err)
 	}
-	n.Close()
+	_ = n.Close()
 }
 
 func TestListenDialInside(t *testing.T) {
@@ -153,27 +153,27 @@ func TestListenDialInside(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
-		defer c.Close()
-		io.WriteString(c, "hello from netns")
+		defer func() { _ = c.Close() }()
+		_, _ = io.WriteString(c, "hello from netns")
 	}()
 	addr := l.Addr().String()
 
 	// From the host namespace the listener is not reachable.
 	if c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr); err == nil {
-		c.Close()
+		_ = c.Close()
 		t.Fatalf("dial %s from host succeeded; listener is not in the netns", addr)
 	}
 	c, err := n.Dial(ctx, nil, "tcp", addr)
 	if err != nil {
 		t.Fatalf("Dial inside: %v", err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	b, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestListenControlHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
+	_ = l.Close()
 	if !called {
 		t.Fatal("Control hook was not called")
 	}
@@ -216,13 +216,13 @@ func TestNamed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewNamed: %v", err)
 	}
-	t.Cleanup(func() { n.Close(); RemoveNamed(name) })
+	t.Cleanup(func() { _ = n.Close(); _ = RemoveNamed(name) })
 	again, err := Open(NamedDir + "/" + name)
 	if err != nil {
 		t.Fatalf("Open pinned: %v", err)
 	}
 	same, err := again.SameAs(n)
-	again.Close()
+	_ = again.Close()
 	if err != nil || !same {
 		t.Fatalf("pinned netns is not the created one: same=%v err=%v", same, err)
 	}

@@ -20,8 +20,8 @@ func BenchmarkRequestAck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer agent.Close()
-	defer zt.Close()
+	defer func() { _ = agent.Close() }()
+	defer func() { _ = zt.Close() }()
 	req := delReq("uid-0123456789")
 	reqBytes, _ := proto.Marshal(req)
 	ackBytes := []byte{0x0a, 0x00}
@@ -31,8 +31,8 @@ func BenchmarkRequestAck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ra.Close()
-	defer rb.Close()
+	defer func() { _ = ra.Close() }()
+	defer func() { _ = rb.Close() }()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -57,7 +57,7 @@ func BenchmarkRequestAck(b *testing.B) {
 		}
 	}
 	baseline := time.Since(start)
-	ra.Close()
+	_ = ra.Close()
 	<-done
 
 	go func() {

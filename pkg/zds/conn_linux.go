@@ -42,12 +42,12 @@ func Pair() (*Conn, *Conn, error) {
 	}
 	a, err := fdConn(fds[0])
 	if err != nil {
-		unix.Close(fds[1])
+		_ = unix.Close(fds[1])
 		return nil, nil, err
 	}
 	b, err := fdConn(fds[1])
 	if err != nil {
-		a.Close()
+		_ = a.Close()
 		return nil, nil, err
 	}
 	return a, b, nil
@@ -55,14 +55,14 @@ func Pair() (*Conn, *Conn, error) {
 
 func fdConn(fd int) (*Conn, error) {
 	f := os.NewFile(uintptr(fd), "zds-socketpair")
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	c, err := net.FileConn(f)
 	if err != nil {
 		return nil, fmt.Errorf("zds socketpair conn: %w", err)
 	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("zds socketpair conn: unexpected type %T", c)
 	}
 	return NewConn(uc), nil
@@ -117,7 +117,7 @@ func dirOf(path string) string {
 // Accept waits for the next ztunnel connection until ctx is done. It does
 // not read the hello; call RecvHello next.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
-	stop := context.AfterFunc(ctx, func() { l.ul.SetDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { _ = l.ul.SetDeadline(time.Now()) })
 	defer stop()
 	uc, err := l.ul.AcceptUnix()
 	if err != nil {
@@ -159,7 +159,7 @@ func (c *Conn) send(ctx context.Context, msg proto.Message, ns *os.File) error {
 	if err := c.uc.SetWriteDeadline(c.deadline(ctx, true)); err != nil {
 		return fmt.Errorf("set zds write deadline: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.uc.SetWriteDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { _ = c.uc.SetWriteDeadline(time.Now()) })
 	defer stop()
 	n, _, err := c.uc.WriteMsgUnix(b, oob, nil)
 	// Keep the file (and its descriptor) alive until the kernel has it.
@@ -182,7 +182,7 @@ func (c *Conn) recv(ctx context.Context, bounded bool) ([]byte, []*os.File, erro
 	if err := c.uc.SetReadDeadline(c.deadline(ctx, bounded)); err != nil {
 		return nil, nil, fmt.Errorf("set zds read deadline: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.uc.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { _ = c.uc.SetReadDeadline(time.Now()) })
 	defer stop()
 	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.buf, c.oob)
 	files, ferr := parseRights(c.oob[:oobn])
@@ -238,7 +238,7 @@ func parseRights(oob []byte) ([]*os.File, error) {
 
 func closeAll(files []*os.File) {
 	for _, f := range files {
-		f.Close()
+		_ = f.Close()
 	}
 }
 

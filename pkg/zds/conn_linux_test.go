@@ -25,7 +25,7 @@ func pair(t *testing.T) (*Conn, *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close(); b.Close() })
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
 	return a, b
 }
 
@@ -98,7 +98,7 @@ func TestAddCarriesNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	agent, ztunnel := pair(t)
 	ctx := context.Background()
 
@@ -119,7 +119,7 @@ func TestAddCarriesNetns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("received fd is not a netns: %v", err)
 	}
-	defer got.Close()
+	defer func() { _ = got.Close() }()
 	if same, err := got.SameAs(ns); err != nil || !same {
 		t.Fatalf("received netns differs: same=%v err=%v", same, err)
 	}
@@ -136,7 +136,7 @@ func TestAddCarriesNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f2.Close()
+	_ = f2.Close()
 	if err := ztunnel.SendAck(ctx, errors.New("no listeners")); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestSendValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer devnull.Close()
+	defer func() { _ = devnull.Close() }()
 	cases := []struct {
 		name string
 		req  *zdsapi.WorkloadRequest
@@ -202,7 +202,7 @@ func TestRecvRejectsBadPacketsAndClosesFDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer devnull.Close()
+	defer func() { _ = devnull.Close() }()
 	dn := int(devnull.Fd())
 	mustMarshal := func(m proto.Message) []byte {
 		b, err := proto.Marshal(m)
@@ -228,7 +228,7 @@ func TestRecvRejectsBadPacketsAndClosesFDs(t *testing.T) {
 			rawSend(t, agent, tc.b, tc.fds...)
 			if _, f, err := ztunnel.RecvRequest(ctx); !errors.Is(err, ErrInvalidMessage) {
 				if f != nil {
-					f.Close()
+					_ = f.Close()
 				}
 				t.Fatalf("err = %v, want ErrInvalidMessage", err)
 			}
@@ -287,11 +287,11 @@ func TestPeerCloseIsEOF(t *testing.T) {
 	if _, _, err := ztunnel.RecvRequest(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	agent.Close()
+	_ = agent.Close()
 	if !ztunnel.PeerClosed() {
 		t.Fatal("PeerClosed false after the peer closed")
 	}
-	agent.Close()
+	_ = agent.Close()
 	if _, _, err := ztunnel.RecvRequest(context.Background()); err == nil {
 		t.Fatal("RecvRequest after peer close succeeded")
 	}
@@ -309,12 +309,12 @@ func TestListenDial(t *testing.T) {
 		t.Fatal(err)
 	}
 	l1.ul.SetUnlinkOnClose(false)
-	l1.Close()
+	_ = l1.Close()
 	l, err := Listen(path)
 	if err != nil {
 		t.Fatalf("Listen over stale socket: %v", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 
 	accepted := make(chan *Conn, 1)
 	go func() {
@@ -330,7 +330,7 @@ func TestListenDial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer zt.Close()
+	defer func() { _ = zt.Close() }()
 	if err := zt.SendHello(ctx, zdsapi.Version_V1); err != nil {
 		t.Fatal(err)
 	}
@@ -338,11 +338,11 @@ func TestListenDial(t *testing.T) {
 	if ag == nil {
 		t.FailNow()
 	}
-	defer ag.Close()
+	defer func() { _ = ag.Close() }()
 	if _, err := ag.RecvHello(ctx); err != nil {
 		t.Fatal(err)
 	}
-	go func() { ag.Request(ctx, snapReq(), nil) }()
+	go func() { _ = ag.Request(ctx, snapReq(), nil) }()
 	if _, _, err := zt.RecvRequest(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func TestListenDial(t *testing.T) {
 	if _, err := l.Accept(actx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Accept err = %v, want deadline exceeded", err)
 	}
-	l.Close()
+	_ = l.Close()
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("socket file left after Close: %v", err)
 	}
@@ -365,7 +365,7 @@ func TestListenRefusesNonSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	if l, err := Listen(path); err == nil {
-		l.Close()
+		_ = l.Close()
 		t.Fatal("Listen over a regular file succeeded")
 	}
 }
