@@ -205,7 +205,9 @@ func TestScenarios(t *testing.T) {
 			delete(c.bodies, "ztunnel-bbbb:15000/config_dump")
 		}},
 		{name: "old-kubernetes-no-crds", breakIt: func(t *testing.T, c *cluster) { c.minor = "28" }},
-		{name: "api-unreachable", breakIt: func(t *testing.T, c *cluster) { c.apiErr = errors.New("dial tcp 10.0.0.1:6443: connect: connection refused") }},
+		{name: "api-unreachable", breakIt: func(t *testing.T, c *cluster) {
+			c.apiErr = errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
+		}},
 		{name: "no-control-plane", breakIt: func(t *testing.T, c *cluster) {
 			c.del(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "weft-system"}})
 		}},

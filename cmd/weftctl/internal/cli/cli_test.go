@@ -104,7 +104,7 @@ func newHarness(t *testing.T, objs []runtime.Object, gwObjs ...runtime.Object) *
 			"ztunnel-aaaa:15000/logging?level=proxy%3Adebug": []byte(`{"default":"info","components":{"proxy":"debug"}}`),
 		}, errs: map[string]error{}},
 		kube: fake.NewClientset(objs...),
-		gw:   gwfake.NewClientset(gwObjs...),
+		gw:   gwfake.NewSimpleClientset(gwObjs...),
 	}
 }
 

@@ -2,10 +2,9 @@ package cli
 
 import "github.com/spf13/cobra"
 
-func newWaypointCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "waypoint", Example: "  weftctl waypoint list"}
+func newNodeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "node", Example: "  weftctl node"}
 }
-func newNodeCmd(g *globals) *cobra.Command { return &cobra.Command{Use: "node", Example: "  weftctl node"} }
 func newExperimentalCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "x", Example: "  weftctl x"}
 }
