@@ -29,7 +29,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if installDir != "" {
-		os.RemoveAll(installDir)
+		_ = os.RemoveAll(installDir)
 	}
 	os.Exit(code)
 }

@@ -47,8 +47,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "images":
 		return runImages(args[1:], out)
 	case "version":
-		fmt.Fprintln(out, version.String())
-		return nil
+		_, err := fmt.Fprintln(out, version.String())
+		return err
 	}
 	return fmt.Errorf("unknown command %q; %s", args[0], usage)
 }
@@ -64,7 +64,9 @@ func runCRDs(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	for _, f := range files {
-		fmt.Fprintf(out, "%s: %d CRDs from %s %s\n", f.Path, len(f.CRDs), f.Module, f.Version)
+		if _, err := fmt.Fprintf(out, "%s: %d CRDs from %s %s\n", f.Path, len(f.CRDs), f.Module, f.Version); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -92,7 +94,9 @@ func runImages(args []string, out io.Writer) error {
 				cfg.BinDir, strings.Join(missing, ", "))
 		}
 		specs = withoutMissing(cfg.BinDir, specs)
-		fmt.Fprintf(out, "skipping images without binaries: %s\n", strings.Join(missing, ", "))
+		if _, err := fmt.Fprintf(out, "skipping images without binaries: %s\n", strings.Join(missing, ", ")); err != nil {
+			return err
+		}
 		if len(specs) == 0 {
 			return nil // an empty Specs would mean every image
 		}
@@ -100,7 +104,9 @@ func runImages(args []string, out io.Writer) error {
 	cfg.Specs = specs
 	res, err := images.Build(cfg)
 	for _, r := range res {
-		fmt.Fprintf(out, "%s\t%s\t%s\t%s\n", r.Path, r.Ref, r.Arch, r.Digest)
+		if _, werr := fmt.Fprintf(out, "%s\t%s\t%s\t%s\n", r.Path, r.Ref, r.Arch, r.Digest); werr != nil {
+			return errors.Join(err, werr)
+		}
 	}
 	return err
 }

@@ -17,7 +17,7 @@ func inspectBinary(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: not a Linux executable: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return "", fmt.Errorf("%s: ELF type %s is not an executable", path, f.Type)
 	}

@@ -131,11 +131,11 @@ func buildOne(cfg Config, s Spec) (Result, error) {
 	p := filepath.Join(cfg.OutDir, s.Name+".tar")
 	tmp := p + ".tmp"
 	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return Result{}, fmt.Errorf("write %s: %w", p, err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return Result{}, fmt.Errorf("write %s: %w", p, err)
 	}
 	return Result{Ref: ref.String(), Path: p, Digest: digest.String(), Arch: arch}, nil

@@ -29,7 +29,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if tinyDir != "" {
-		os.RemoveAll(tinyDir)
+		_ = os.RemoveAll(tinyDir)
 	}
 	os.Exit(code)
 }
@@ -198,7 +198,7 @@ func layerFiles(t *testing.T, l v1.Layer) map[string]fileInfo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	tr := tar.NewReader(rc)
 	out := map[string]fileInfo{}
 	for {

@@ -102,7 +102,7 @@ func (h *hostTools) addNeeds(p string) error {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if arch, err := elfArch(f); err != nil || arch != h.arch {
 		return fmt.Errorf("host tool %s is not a %s binary: the image's binaries and the build machine's tools must share an architecture", p, h.arch)
 	}

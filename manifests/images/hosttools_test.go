@@ -95,7 +95,7 @@ func TestHostTools(t *testing.T) {
 // extract writes a flattened image filesystem into dir.
 func extract(t *testing.T, rc io.ReadCloser, dir string) {
 	t.Helper()
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
