@@ -186,7 +186,14 @@ func (w *podWorker) run(ctx context.Context) {
 	}
 	for _, c := range w.inits {
 		if c.st.Sidecar {
+			// A sidecar runs for the pod's life; the next init container
+			// waits until it has started.
 			wg.Go(func() { c.supervise(ctx) })
+			for st := c.snapshot(); !(st.Running && st.Started); st = c.snapshot() {
+				if !w.wait(ctx, 100*time.Millisecond) {
+					return
+				}
+			}
 			continue
 		}
 		t := c.supervise(ctx)
