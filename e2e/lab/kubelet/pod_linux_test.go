@@ -276,3 +276,25 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+func TestSidecarInit(t *testing.T) {
+	l := startTestKubelet(t)
+	always := v1.ContainerRestartPolicyAlways
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "side", Namespace: "demo", UID: types.UID("uid-side-" + randSuffix())},
+		Spec: v1.PodSpec{NodeName: "n1", TerminationGracePeriodSeconds: ptr.To[int64](1),
+			InitContainers: []v1.Container{
+				{Name: "sidecar", Image: "test/sh", RestartPolicy: &always, Command: []string{"sh", "-c", "exec sleep 300"}},
+				{Name: "init", Image: "test/sh", Command: []string{"true"}},
+			},
+			Containers: []v1.Container{{Name: "main", Image: "test/sh", Command: []string{"sh", "-c", "exec sleep 300"}}},
+		},
+	}
+	if _, err := l.client.CoreV1().Pods("demo").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := l.waitPod("side", "Ready", podReady)
+	if ics := got.Status.InitContainerStatuses; len(ics) != 2 || ics[0].State.Running == nil || ics[1].State.Terminated == nil {
+		t.Errorf("init container statuses: %+v", ics)
+	}
+}
