@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"github.com/weftmesh/weft/istiod-lite/model"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -46,36 +47,10 @@ func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	return out
 }
 
-func slimPod(p *corev1.Pod) *corev1.Pod {
-	out := &corev1.Pod{
-		ObjectMeta: slimMeta(p.ObjectMeta),
-		Spec: corev1.PodSpec{
-			NodeName:           p.Spec.NodeName,
-			ServiceAccountName: p.Spec.ServiceAccountName,
-			HostNetwork:        p.Spec.HostNetwork,
-		},
-		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP},
-	}
-	if len(p.Status.PodIPs) > 1 {
-		out.Status.PodIPs = p.Status.PodIPs
-	}
-	for _, c := range p.Spec.Containers {
-		var ports []corev1.ContainerPort
-		for _, cp := range c.Ports {
-			if cp.Name != "" {
-				ports = append(ports, corev1.ContainerPort{Name: cp.Name, ContainerPort: cp.ContainerPort, Protocol: cp.Protocol})
-			}
-		}
-		if len(ports) > 0 {
-			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Ports: ports})
-		}
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
-		}
-	}
-	return out
+// slimPod keeps the pod in the model's compact form.
+func slimPod(p *corev1.Pod) *model.Pod {
+	p.ObjectMeta = slimMeta(p.ObjectMeta)
+	return model.PodFrom(p)
 }
 
 func slimService(s *corev1.Service) *corev1.Service {
@@ -111,8 +86,8 @@ func slimGateway(g *gatewayv1.Gateway) *gatewayv1.Gateway {
 	return out
 }
 
-// Transform slims every watched kind; it is the informers' transform
-// function and is safe for concurrent use.
+// Transform slims every watched kind (pods become *model.Pod); it is the
+// informers' transform function and is safe for concurrent use.
 func Transform(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/weftmesh/weft/istiod-lite/model"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	istioinformers "istio.io/client-go/pkg/informers/externalversions"
@@ -27,7 +28,7 @@ import (
 type Sink interface {
 	UpsertNamespace(*corev1.Namespace)
 	DeleteNamespace(name string)
-	UpsertPod(*corev1.Pod)
+	UpsertCompactPod(*model.Pod)
 	DeletePod(ns, name string)
 	UpsertService(*corev1.Service)
 	DeleteService(ns, name string)
@@ -96,7 +97,7 @@ func New(c Clients, sink Sink, cfg Config) (*Watcher, error) {
 	}
 	errs := []error{
 		add(w.core.Core().V1().Namespaces().Informer(), handler(sink.UpsertNamespace, func(_, n string) { sink.DeleteNamespace(n) })),
-		add(w.core.Core().V1().Pods().Informer(), handler(sink.UpsertPod, sink.DeletePod)),
+		add(w.core.Core().V1().Pods().Informer(), handler(sink.UpsertCompactPod, sink.DeletePod)),
 		add(w.core.Core().V1().Services().Informer(), handler(sink.UpsertService, sink.DeleteService)),
 		add(w.slices.Discovery().V1().EndpointSlices().Informer(), handler(sink.UpsertEndpointSlice, sink.DeleteEndpointSlice)),
 	}

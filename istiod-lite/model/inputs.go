@@ -64,7 +64,10 @@ func (m *Model) recomputeNamespace(ns string) {
 }
 
 // UpsertPod records a pod add or update.
-func (m *Model) UpsertPod(p *corev1.Pod) {
+func (m *Model) UpsertPod(p *corev1.Pod) { m.UpsertCompactPod(PodFrom(p)) }
+
+// UpsertCompactPod records a pod add or update in compact form.
+func (m *Model) UpsertCompactPod(p *Pod) {
 	m.update(func() {
 		k := key(p.Namespace, p.Name)
 		m.pods[k] = p

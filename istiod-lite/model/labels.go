@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	"github.com/weftmesh/weft/pkg/api/workloadapi"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // canonicalName follows Istio: service.istio.io/canonical-name,
@@ -33,7 +32,7 @@ func canonicalRevision(labels map[string]string) string {
 // pod's controller: a ReplicaSet is reported as its Deployment (name
 // without the pod-template-hash suffix), a Job as JOB, other controllers as
 // DEPLOYMENT with their own name, and bare pods as POD.
-func workloadOwner(p *corev1.Pod) (workloadapi.WorkloadType, string) {
+func workloadOwner(p *Pod) (workloadapi.WorkloadType, string) {
 	for _, o := range p.OwnerReferences {
 		if o.Controller == nil || !*o.Controller {
 			continue

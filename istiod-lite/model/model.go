@@ -56,7 +56,7 @@ type Model struct {
 
 	// Inputs, keyed "<ns>/<name>" (namespaces by name).
 	namespaces   map[string]*corev1.Namespace
-	pods         map[string]*corev1.Pod
+	pods         map[string]*Pod
 	podsByNS     map[string]set
 	services     map[string]*corev1.Service
 	servicesByNS map[string]set
@@ -97,7 +97,7 @@ func New(cfg Config, log *slog.Logger) *Model {
 		cfg:            cfg.withDefaults(),
 		log:            log,
 		namespaces:     map[string]*corev1.Namespace{},
-		pods:           map[string]*corev1.Pod{},
+		pods:           map[string]*Pod{},
 		podsByNS:       map[string]set{},
 		services:       map[string]*corev1.Service{},
 		servicesByNS:   map[string]set{},

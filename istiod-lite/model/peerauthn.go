@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	secv1beta1 "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // PeerAuthentication in ambient: STRICT becomes a DENY of every connection
@@ -61,14 +60,14 @@ func (m *Model) inheritedMode(ns string) secv1beta1.PeerAuthentication_MutualTLS
 	return secv1beta1.PeerAuthentication_MutualTLS_PERMISSIVE
 }
 
-func (m *Model) workloadPeerAuthn(p *corev1.Pod) *securityv1.PeerAuthentication {
+func (m *Model) workloadPeerAuthn(p *Pod) *securityv1.PeerAuthentication {
 	return m.oldestPeerAuthn(p.Namespace, func(pa *securityv1.PeerAuthentication) bool {
 		return selects(pa.Spec.GetSelector().GetMatchLabels(), p.Labels)
 	})
 }
 
 // podPeerAuthnPolicies lists the converted policy names that apply to p.
-func (m *Model) podPeerAuthnPolicies(p *corev1.Pod) []string {
+func (m *Model) podPeerAuthnPolicies(p *Pod) []string {
 	mode := secv1beta1.PeerAuthentication_MutualTLS_UNSET
 	if pa := m.workloadPeerAuthn(p); pa != nil {
 		if len(pa.Spec.GetPortLevelMtls()) > 0 {

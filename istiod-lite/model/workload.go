@@ -47,15 +47,15 @@ func (m *Model) alias(ip []byte) string {
 
 // podHasWorkload: pods get a workload once they have an IP and until they
 // terminate.
-func podHasWorkload(p *corev1.Pod) bool {
-	if p.Status.PodIP == "" && len(p.Status.PodIPs) == 0 {
+func podHasWorkload(p *Pod) bool {
+	if len(p.IPs) == 0 {
 		return false
 	}
-	return p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+	return p.Phase != corev1.PodSucceeded && p.Phase != corev1.PodFailed
 }
 
-func (m *Model) buildWorkload(uid, k string, p *corev1.Pod) *workloadapi.Workload {
-	sa := p.Spec.ServiceAccountName
+func (m *Model) buildWorkload(uid, k string, p *Pod) *workloadapi.Workload {
+	sa := p.ServiceAccount
 	if sa == "" {
 		sa = labelServiceAccountFallback
 	}
@@ -68,7 +68,7 @@ func (m *Model) buildWorkload(uid, k string, p *corev1.Pod) *workloadapi.Workloa
 		Network:           m.cfg.Network,
 		TrustDomain:       m.cfg.TrustDomain,
 		ServiceAccount:    sa,
-		Node:              p.Spec.NodeName,
+		Node:              p.NodeName,
 		CanonicalName:     canonicalName(p.Labels, wname),
 		CanonicalRevision: canonicalRevision(p.Labels),
 		WorkloadType:      wtype,
@@ -79,7 +79,7 @@ func (m *Model) buildWorkload(uid, k string, p *corev1.Pod) *workloadapi.Workloa
 	if podReady(p) {
 		w.Status = workloadapi.WorkloadStatus_HEALTHY
 	}
-	if p.Spec.HostNetwork {
+	if p.HostNetwork {
 		w.NetworkMode = workloadapi.NetworkMode_HOST_NETWORK
 	} else if m.enrolled(p) {
 		w.TunnelProtocol = workloadapi.TunnelProtocol_HBONE
@@ -98,7 +98,7 @@ func (m *Model) buildWorkload(uid, k string, p *corev1.Pod) *workloadapi.Workloa
 // opts out, "ambient" opts in), else its namespace's; sidecar-injected pods
 // never are; with RequireRedirection the node agent must also have
 // annotated the pod.
-func (m *Model) enrolled(p *corev1.Pod) bool {
+func (m *Model) enrolled(p *Pod) bool {
 	if _, sidecar := p.Annotations[AnnotationSidecarStatus]; sidecar {
 		return false
 	}
@@ -114,28 +114,13 @@ func (m *Model) enrolled(p *corev1.Pod) bool {
 	return !m.cfg.RequireRedirection || p.Annotations[AnnotationRedirection] == redirectionEnabled
 }
 
-func podReady(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+func podReady(p *Pod) bool {
+	return p.Ready && p.DeletionTimestamp == nil
 }
 
-func podAddresses(p *corev1.Pod) [][]byte {
-	var ips []string
-	for _, ip := range p.Status.PodIPs {
-		ips = append(ips, ip.IP)
-	}
-	if len(ips) == 0 {
-		ips = []string{p.Status.PodIP}
-	}
+func podAddresses(p *Pod) [][]byte {
 	var out [][]byte
-	for _, s := range ips {
+	for _, s := range p.IPs {
 		if a, err := netip.ParseAddr(s); err == nil {
 			out = append(out, a.Unmap().AsSlice())
 		}
@@ -146,7 +131,7 @@ func podAddresses(p *corev1.Pod) [][]byte {
 // podServices is the port map of every service in the pod's namespace
 // whose selector matches the pod, with named target ports resolved against
 // the pod's container ports (unresolvable ports are left out).
-func (m *Model) podServices(p *corev1.Pod) map[string]*workloadapi.PortList {
+func (m *Model) podServices(p *Pod) map[string]*workloadapi.PortList {
 	var out map[string]*workloadapi.PortList
 	for sk := range m.servicesByNS[p.Namespace] {
 		s := m.services[sk]
@@ -172,7 +157,7 @@ func (m *Model) podServices(p *corev1.Pod) map[string]*workloadapi.PortList {
 	return out
 }
 
-func resolveTargetPort(sp corev1.ServicePort, p *corev1.Pod) (uint32, bool) {
+func resolveTargetPort(sp corev1.ServicePort, p *Pod) (uint32, bool) {
 	tp := sp.TargetPort
 	if tp.StrVal == "" {
 		if tp.IntVal == 0 {
@@ -180,11 +165,9 @@ func resolveTargetPort(sp corev1.ServicePort, p *corev1.Pod) (uint32, bool) {
 		}
 		return uint32(tp.IntVal), true
 	}
-	for _, c := range p.Spec.Containers {
-		for _, cp := range c.Ports {
-			if cp.Name == tp.StrVal && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP) {
-				return uint32(cp.ContainerPort), true
-			}
+	for _, np := range p.NamedPorts {
+		if np.Name == tp.StrVal {
+			return uint32(np.Port), true
 		}
 	}
 	return 0, false
@@ -192,7 +175,7 @@ func resolveTargetPort(sp corev1.ServicePort, p *corev1.Pod) (uint32, bool) {
 
 // podPolicies lists the workload-selector authorizations (and converted
 // PeerAuthentications) that apply to the pod, sorted.
-func (m *Model) podPolicies(p *corev1.Pod) []string {
+func (m *Model) podPolicies(p *Pod) []string {
 	var out []string
 	add := func(ns string) {
 		for k := range m.authzByNS[ns] {
