@@ -315,6 +315,15 @@ func (c *ctr) kill(grace time.Duration, final bool) {
 	if p == nil {
 		return
 	}
+	if lc := c.spec.Lifecycle; lc != nil && lc.PreStop != nil {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		if err := c.runHook(ctx, lc.PreStop, p.Pid); err != nil {
+			c.w.event(c.fieldPath(), v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: "+err.Error())
+		}
+		cancel()
+		grace = max(grace-time.Since(start), 0)
+	}
 	p.Signal(syscall.SIGTERM)
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()

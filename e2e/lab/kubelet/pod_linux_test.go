@@ -298,3 +298,36 @@ func TestSidecarInit(t *testing.T) {
 		t.Errorf("init container statuses: %+v", ics)
 	}
 }
+
+func TestPreStopHook(t *testing.T) {
+	l := startTestKubelet(t)
+	ctx := context.Background()
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: "demo", UID: types.UID("uid-hook-" + randSuffix())},
+		Spec: v1.PodSpec{NodeName: "n1", TerminationGracePeriodSeconds: ptr.To[int64](5),
+			Containers: []v1.Container{{
+				Name: "main", Image: "test/sh", Command: []string{"sh", "-c", "exec sleep 300"},
+				Lifecycle:    &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"sh", "-c", "echo bye > /shared/prestop"}}}},
+				VolumeMounts: []v1.VolumeMount{{Name: "shared", MountPath: "/shared"}},
+			}},
+			Volumes: []v1.Volume{{Name: "shared", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/shared"}}}},
+		},
+	}
+	if _, err := l.client.CoreV1().Pods("demo").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := l.waitPod("hook", "Ready", podReady)
+	got.DeletionTimestamp = ptr.To(metav1.Now())
+	if _, err := l.client.CoreV1().Pods("demo").Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(l.k.cfg.RootDir, "shared", "prestop")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(marker); err == nil && string(b) == "bye\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("preStop hook did not run")
+		}
+	}
+}

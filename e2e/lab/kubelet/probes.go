@@ -271,3 +271,23 @@ func dialInNetns(ctx context.Context, path, network, addr string) (net.Conn, err
 	})
 	return conn, err
 }
+
+// runHook runs a lifecycle hook (exec, HTTP GET or sleep) for the
+// container instance with process id pid.
+func (c *ctr) runHook(ctx context.Context, h *v1.LifecycleHandler, pid int) error {
+	switch {
+	case h.Sleep != nil:
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		}
+		return nil
+	case h.Exec != nil:
+		return c.probeOnce(ctx, &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: h.Exec}}, pid)
+	case h.HTTPGet != nil:
+		return c.probeOnce(ctx, &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: h.HTTPGet}}, pid)
+	case h.TCPSocket != nil:
+		return c.probeOnce(ctx, &v1.Probe{ProbeHandler: v1.ProbeHandler{TCPSocket: h.TCPSocket}}, pid)
+	}
+	return nil
+}
