@@ -5,9 +5,6 @@ import "github.com/spf13/cobra"
 func newNodeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "node", Example: "  weftctl node"}
 }
-func newExperimentalCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "x", Example: "  weftctl x"}
-}
 func newBugReportCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "bug-report", Example: "  weftctl bug-report"}
 }

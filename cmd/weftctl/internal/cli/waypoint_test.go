@@ -12,7 +12,7 @@ import (
 func TestWaypointCommands(t *testing.T) {
 	gwType := metav1.TypeMeta{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}
 	prog := &gwv1.Gateway{
-		TypeMeta: gwType,
+		TypeMeta:   gwType,
 		ObjectMeta: metav1.ObjectMeta{Name: "waypoint", Namespace: "shop", Labels: map[string]string{"istio.io/waypoint-for": "all"}},
 		Spec:       gwv1.GatewaySpec{GatewayClassName: "istio-waypoint"},
 		Status: gwv1.GatewayStatus{

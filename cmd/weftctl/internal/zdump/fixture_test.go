@@ -60,6 +60,8 @@ func TestRegenFixture(t *testing.T) {
 		pj(&workloadapi.Workload{Uid: "Kubernetes//Pod/demo/echo-2", Name: "echo-2", Namespace: "demo", Addresses: [][]byte{ip("10.244.2.7")},
 			TunnelProtocol: workloadapi.TunnelProtocol_HBONE, ServiceAccount: "echo", Node: "node-b", ClusterId: "Kubernetes", Waypoint: wp,
 			Status: workloadapi.WorkloadStatus_UNHEALTHY, Services: map[string]*workloadapi.PortList{echoSvc: port}, AuthorizationPolicies: []string{"demo/allow-client"}}),
+		pj(&workloadapi.Workload{Uid: "Kubernetes//Pod/legacy/batch-0", Name: "batch-0", Namespace: "legacy", Addresses: [][]byte{ip("10.244.2.8")},
+			TunnelProtocol: workloadapi.TunnelProtocol_HBONE, Node: "node-b", ClusterId: "Kubernetes"}),
 		pj(&workloadapi.Workload{Uid: "Kubernetes//Pod/legacy/old-0", Name: "old-0", Namespace: "legacy", Addresses: [][]byte{ip("10.244.2.9")},
 			Node: "node-b", ClusterId: "Kubernetes"}),
 	}
