@@ -205,3 +205,26 @@ func TestWriteFiles(t *testing.T) {
 		t.Error("stale key sub/b not removed")
 	}
 }
+
+func TestServiceLinkEnv(t *testing.T) {
+	got := serviceLinkEnv([]v1.Service{
+		{ObjectMeta: metav1.ObjectMeta{Name: "echo-v1"}, Spec: v1.ServiceSpec{ClusterIP: "10.96.0.20",
+			Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "headless"}, Spec: v1.ServiceSpec{ClusterIP: "None", Ports: []v1.ServicePort{{Port: 80}}}},
+	})
+	want := []string{
+		"ECHO_V1_SERVICE_HOST=10.96.0.20", "ECHO_V1_SERVICE_PORT=80", "ECHO_V1_SERVICE_PORT_HTTP=80",
+		"ECHO_V1_PORT=tcp://10.96.0.20:80", "ECHO_V1_PORT_80_TCP=tcp://10.96.0.20:80",
+		"ECHO_V1_PORT_80_TCP_PROTO=tcp", "ECHO_V1_PORT_80_TCP_PORT=80", "ECHO_V1_PORT_80_TCP_ADDR=10.96.0.20",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("service links (-want +got):\n%s", diff)
+	}
+}
+
+func TestDedupeEnv(t *testing.T) {
+	got := dedupeEnv([]string{"A=1", "B=2", "A=3", "C=", "B=4"})
+	if diff := cmp.Diff([]string{"A=3", "B=4", "C="}, got); diff != "" {
+		t.Errorf("dedupeEnv (-want +got):\n%s", diff)
+	}
+}

@@ -348,7 +348,10 @@ func (w *podWorker) shimSpecFor(ctx context.Context, pod *v1.Pod, c *v1.Containe
 		hostname = pod.Name
 	}
 	base := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=" + hostname}
-	env = append(base, env...)
+	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
+		base = append(base, serviceLinkEnv(w.k.namespaceServices(ctx, pod.Namespace))...)
+	}
+	env = dedupeEnv(append(base, env...))
 	argv := append(append([]string(nil), c.Command...), c.Args...)
 	// The image's entrypoint is its binary, mounted in imageBinDir.
 	imageBin := imageBinDir + "/" + filepath.Base(bin)
