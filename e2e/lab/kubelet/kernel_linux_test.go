@@ -183,7 +183,7 @@ func TestCNIAddDel(t *testing.T) {
 
 func cniBinDir(t *testing.T) string {
 	t.Helper()
-	for _, d := range []string{os.Getenv("WEFT_CNI_BIN_DIR"), "../../../_output/k8s", "/tmp/wt-kubelet-cni"} {
+	for _, d := range []string{os.Getenv("WEFT_CNI_BIN_DIR"), "../../../_output/k8s"} {
 		if d == "" {
 			continue
 		}
