@@ -35,8 +35,8 @@ spec:
   initContainers:
   - name: init
     image: weft/echo:latest
-    command: ["sh", "-c", "echo from-init > /work/init"]
-    volumeMounts: [{name: work, mountPath: /work}]
+    command: ["sh", "-c", "echo from-init > /data/init"]
+    volumeMounts: [{name: work, mountPath: /data}]
   containers:
   - name: app
     image: weft/echo:latest
@@ -45,7 +45,7 @@ spec:
     readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
     livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 2}
     volumeMounts:
-    - {name: work, mountPath: /work}
+    - {name: work, mountPath: /data}
     - {name: cfg, mountPath: /etc/cfg}
   volumes:
   - {name: work, emptyDir: {}}
@@ -141,7 +141,7 @@ func TestKubeletLite(t *testing.T) {
 			}
 			return false
 		})
-		out, err := l.Kubectl("exec", "-n", "kl", "life", "-c", "app", "--", "sh", "-c", "cat /work/init /etc/cfg/greeting; hostname")
+		out, err := l.Kubectl("exec", "-n", "kl", "life", "-c", "app", "--", "sh", "-c", "cat /data/init /etc/cfg/greeting; hostname")
 		if err != nil || out != "from-init\nhellolife\n" {
 			t.Errorf("exec = %q, %v", out, err)
 		}

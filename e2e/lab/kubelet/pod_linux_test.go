@@ -140,17 +140,17 @@ func TestPodLifecycle(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo", UID: "0a1b2c3d-0000-0000-0000-000000000001"},
 		Spec: v1.PodSpec{
 			NodeName: "n1", ServiceAccountName: "web", TerminationGracePeriodSeconds: ptr.To[int64](2),
-			InitContainers: []v1.Container{{Name: "init", Image: "test/sh", Command: []string{"sh", "-c", "echo init > /work/init.txt"},
-				VolumeMounts: []v1.VolumeMount{{Name: "work", MountPath: "/work"}}}},
+			InitContainers: []v1.Container{{Name: "init", Image: "test/sh", Command: []string{"sh", "-c", "echo init > /data/init.txt"},
+				VolumeMounts: []v1.VolumeMount{{Name: "work", MountPath: "/data"}}}},
 			Containers: []v1.Container{{
 				Name: "web", Image: "test/python:1",
-				Command:        []string{"python3", "-u", "-c", "import http.server,os;print('serving', os.environ['POD_IP'], open('/work/init.txt').read().strip(), open('/var/run/secrets/kubernetes.io/serviceaccount/token').read());http.server.HTTPServer(('0.0.0.0',8080),http.server.SimpleHTTPRequestHandler).serve_forever()"},
+				Command:        []string{"python3", "-u", "-c", "import http.server,os;print('serving', os.environ['POD_IP'], open('/data/init.txt').read().strip(), open('/var/run/secrets/kubernetes.io/serviceaccount/token').read());http.server.HTTPServer(('0.0.0.0',8080),http.server.SimpleHTTPRequestHandler).serve_forever()"},
 				Env:            []v1.EnvVar{{Name: "POD_IP", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
 				Ports:          []v1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 				ReadinessProbe: &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}}, PeriodSeconds: 1},
 				LivenessProbe:  &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}}, PeriodSeconds: 1},
 				VolumeMounts: []v1.VolumeMount{
-					{Name: "work", MountPath: "/work"},
+					{Name: "work", MountPath: "/data"},
 					{Name: "kube-api-access", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
 				},
 			}},

@@ -67,7 +67,7 @@ func shimRun(specPath string) error {
 		}
 	}
 	// Hold every source by fd first: a volume may cover the path of a
-	// later source (an emptyDir at /work hides a state dir below /work).
+	// later source (an emptyDir over a parent of the state dir hides it).
 	srcs := make([]string, len(spec.Mounts))
 	for i, m := range spec.Mounts {
 		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
