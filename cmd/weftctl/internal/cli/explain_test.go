@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,5 +32,27 @@ func TestExplainCommand(t *testing.T) {
 			}
 			golden(t, tc.name, []byte(out))
 		})
+	}
+}
+
+func TestNodeDiagnoseCommand(t *testing.T) {
+	objs := append(baseObjects(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo", Labels: map[string]string{"istio.io/dataplane-mode": "ambient"}}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "client-7d9f", Namespace: "demo", Annotations: map[string]string{"ambient.istio.io/redirection": "enabled"}},
+			Spec: corev1.PodSpec{NodeName: "node-a"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "echo-1", Namespace: "demo", Annotations: map[string]string{"ambient.istio.io/redirection": "enabled"}},
+			Spec: corev1.PodSpec{NodeName: "node-a"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "far-0", Namespace: "demo"}, Spec: corev1.PodSpec{NodeName: "node-b"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+	)
+	h := newHarness(t, objs)
+	h.http.bodies["ztunnel-aaaa:15020/metrics"] = []byte("istio_tcp_connections_failed_total{response_flags=\"DENY\"} 3\n")
+	out, errOut, code := h.run(t, "node", "diagnose", "node-a")
+	if code != 1 { // the fixture's echo identity has no certificate
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	golden(t, "node-diagnose", []byte(out))
+	_, errOut, code = h.run(t, "node", "diagnose", "node-x")
+	if code != 1 || !strings.Contains(errOut, `node "node-x" not found; nodes are: node-a, node-b`) {
+		t.Fatalf("unknown node: exit %d: %s", code, errOut)
 	}
 }

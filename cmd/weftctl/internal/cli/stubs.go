@@ -2,9 +2,6 @@ package cli
 
 import "github.com/spf13/cobra"
 
-func newNodeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "node", Example: "  weftctl node"}
-}
 func newBugReportCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "bug-report", Example: "  weftctl bug-report"}
 }

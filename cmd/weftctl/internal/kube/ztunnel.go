@@ -61,7 +61,7 @@ func FindZtunnel(ctx context.Context, kc kubernetes.Interface, systemNS, node, p
 	}
 	if node != "" {
 		if _, err := kc.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("node %q not found; nodes are: %s", node, nodeNames(ctx, kc))
+			return nil, fmt.Errorf("node %q not found; nodes are: %s", node, NodeNames(ctx, kc))
 		} else if err != nil {
 			return nil, fmt.Errorf("get node %s: %w", node, err)
 		}
@@ -83,7 +83,8 @@ func FindZtunnel(ctx context.Context, kc kubernetes.Interface, systemNS, node, p
 	return nil, fmt.Errorf("no ztunnel pods in namespace %s: is Weft installed there? (run `weftctl check`, or pass -i/--weft-namespace)", systemNS)
 }
 
-func nodeNames(ctx context.Context, kc kubernetes.Interface) string {
+// NodeNames lists the cluster's nodes for error messages.
+func NodeNames(ctx context.Context, kc kubernetes.Interface) string {
 	l, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil || len(l.Items) == 0 {
 		return "(none found; `kubectl get nodes`)"
