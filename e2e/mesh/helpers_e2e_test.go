@@ -238,3 +238,12 @@ func (e *meshEnv) applyYAML(ctx context.Context, t *testing.T, y string) {
 		}
 	})
 }
+
+func parseReply(t *testing.T, line string) echo.Reply {
+	t.Helper()
+	var res echo.Result
+	if err := json.Unmarshal([]byte(line), &res); err != nil || res.Reply == nil {
+		t.Fatalf("echo client output %q: %v", line, err)
+	}
+	return *res.Reply
+}
