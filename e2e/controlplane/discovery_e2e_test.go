@@ -161,6 +161,16 @@ func testDiscovery(t *testing.T, e *env) {
 		t.Fatalf("initial state lacks %s/%s", systemNS, zt.Name)
 	}
 
+	t.Run("plaintext xDS is off by default", func(t *testing.T) {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := e.node1.Dial(dctx, nil, "tcp", podAddr(istiod, "15010"))
+		if err == nil {
+			c.Close()
+			t.Errorf("%s accepts connections; the manifests should leave plaintext xDS off", podAddr(istiod, "15010"))
+		}
+	})
+
 	const podName = "disc-1"
 	var uid types.UID
 	t.Run("new pod within 1s of Ready", func(t *testing.T) {
