@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -48,7 +49,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 			}
 			c, err := g.clients()
 			if err == nil {
-				v.Components, err = componentVersions(cmd, g, c)
+				v.Components, err = componentVersions(cmd.Context(), g, c)
 			}
 			if f.Structured() {
 				if werr := printer.WriteObject(g.env.Out, f, v); werr != nil {
@@ -76,12 +77,12 @@ func newVersionCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func componentVersions(cmd *cobra.Command, g *globals, c *kube.Clients) ([]ComponentVersion, error) {
+func componentVersions(ctx context.Context, g *globals, c *kube.Clients) ([]ComponentVersion, error) {
 	var out []ComponentVersion
 	for _, comp := range []struct{ name, selector string }{
 		{"istiod-lite", kube.IstiodSelector}, {"ztunnel", kube.ZtunnelSelector}, {"weft-cni-agent", kube.AgentSelector},
 	} {
-		pods, err := kube.PodsBySelector(cmd.Context(), c.Kube, g.systemNS, comp.selector)
+		pods, err := kube.PodsBySelector(ctx, c.Kube, g.systemNS, comp.selector)
 		if err != nil {
 			return out, err
 		}
