@@ -23,7 +23,9 @@ func NewArchive() *Archive { return &Archive{files: map[string][]byte{}} }
 func (a *Archive) Add(path string, data []byte) { a.files[path] = Redact(append([]byte(nil), data...)) }
 
 // Fail records that path could not be collected and why.
-func (a *Archive) Fail(path string, err error) { a.errors = append(a.errors, fmt.Sprintf("%s: %v", path, err)) }
+func (a *Archive) Fail(path string, err error) {
+	a.errors = append(a.errors, fmt.Sprintf("%s: %v", path, err))
+}
 
 // Paths lists the stored paths, sorted.
 func (a *Archive) Paths() []string {
