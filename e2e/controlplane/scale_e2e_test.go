@@ -39,7 +39,8 @@ const (
 // runs), 1000 services in 50 namespaces, cold-starts the istiod-lite binary
 // (_output/bin) on the host against the lab's API server with them present,
 // connects 10 xDS clients and times pod changes to every client's ACK. It
-// runs once whatever b.N is; use -benchtime 1x.
+// runs once whatever b.N is; use -benchtime 1x. WEFT_ISTIOD_LITE names
+// another istiod-lite binary to measure.
 func BenchmarkScale(b *testing.B) {
 	// The benchmark needs only the API server: no CoreDNS wait.
 	e := &env{l: lab.Start(b, lab.Options{Nodes: 2, SkipDNS: true})}
@@ -47,6 +48,9 @@ func BenchmarkScale(b *testing.B) {
 	defer cancel()
 	root := e.l.Cluster().Root
 	bin := filepath.Join(root, "_output", "bin", "istiod-lite")
+	if v := os.Getenv("WEFT_ISTIOD_LITE"); v != "" { // a binary to compare
+		bin = v
+	}
 	if _, err := os.Stat(bin); err != nil {
 		b.Fatalf("istiod-lite binary (make build): %v", err)
 	}
