@@ -104,7 +104,12 @@ func TestPodsBeforeAndAfterLabel(t *testing.T) {
 	before := e.startPod(ctx, t, "demo", "early", "early", client.Spec.NodeName, nil)
 	e.labelNamespace(ctx, t, "demo", "ambient")
 	t.Cleanup(func() { e.labelNamespace(context.Background(), t, "demo", "") })
+	cniBefore := e.cniEnrollments(ctx, t, client.Spec.NodeName)
 	after := e.startPod(ctx, t, "demo", "late", "late", client.Spec.NodeName, nil)
+	// Enrolled during its CNI ADD: captured before its first packet.
+	if n := e.cniEnrollments(ctx, t, client.Spec.NodeName); n != cniBefore+1 {
+		t.Errorf("node agent on %s enrolled %v pods from CNI ADD, want %v", client.Spec.NodeName, n, cniBefore+1)
+	}
 	optOut := e.startPod(ctx, t, "demo", "optout", "optout", client.Spec.NodeName, map[string]string{ambientLabel: "none"})
 
 	for _, c := range []struct {
@@ -129,4 +134,22 @@ func TestPodsBeforeAndAfterLabel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cniEnrollments is the node agent's count of pods enrolled during their
+// CNI ADD (before their containers start) on node.
+func (e *meshEnv) cniEnrollments(ctx context.Context, t *testing.T, node string) float64 {
+	t.Helper()
+	for _, a := range e.readyPods(ctx, t, "weft-system", "app=weft-cni-agent", 2) {
+		if a.Spec.NodeName != node {
+			continue
+		}
+		out, err := e.exec(ctx, a.Namespace, a.Name, "curl", "-sf", "--max-time", "5", "http://127.0.0.1:15014/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counter(out, "weft_cni_enrollments_total", `op="enroll"`, `source="cni"`)
+	}
+	t.Fatalf("no node agent on %s", node)
+	return 0
 }
