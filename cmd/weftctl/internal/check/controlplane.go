@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,7 +114,7 @@ func ztunnelsSynced(ctx context.Context, r *run) Result {
 		return fail(desc, "no ztunnel pods", "install the ztunnel DaemonSet: `kubectl apply -k manifests`")
 	}
 	var problems []string
-	versions := map[string]map[string][]string{} // type -> version -> nodes
+	versions := map[string]map[string][]string{} // type -> resource count -> nodes
 	var silent, stale []string
 	for i := range pods {
 		p := &pods[i]
@@ -137,17 +138,20 @@ func ztunnelsSynced(ctx context.Context, r *run) Result {
 			if versions[t] == nil {
 				versions[t] = map[string][]string{}
 			}
-			versions[t][ts.Version] = append(versions[t][ts.Version], p.Spec.NodeName)
+			n := strconv.Itoa(ts.Resources)
+			versions[t][n] = append(versions[t][n], p.Spec.NodeName)
 		}
 	}
-	for t, vs := range versions {
-		if len(vs) > 1 {
+	// Versions are per istiod-lite replica, so compare what ztunnels hold:
+	// every ztunnel subscribes to everything, so counts should agree.
+	for t, counts := range versions {
+		if len(counts) > 1 {
 			var parts []string
-			for v, nodes := range vs {
-				parts = append(parts, fmt.Sprintf("%s on %s", v, strings.Join(nodes, ",")))
+			for n, nodes := range counts {
+				parts = append(parts, fmt.Sprintf("%s on %s", n, strings.Join(nodes, ",")))
 			}
 			sort.Strings(parts)
-			stale = append(stale, fmt.Sprintf("ztunnels hold different %s versions: %s", shortType(t), strings.Join(parts, "; ")))
+			stale = append(stale, fmt.Sprintf("ztunnels hold different numbers of %s resources: %s", shortType(t), strings.Join(parts, "; ")))
 		}
 	}
 	sort.Strings(problems)

@@ -57,7 +57,8 @@ func (f *PortForwarder) Get(ctx context.Context, namespace, pod string, port int
 	done := make(chan error, 1)
 	go func() { done <- fw.ForwardPorts() }()
 	defer func() {
-		fw.Close()
+		// Cancelling the context stops the forwarder and closes its
+		// listener once (Close as well would close it twice).
 		cancel()
 		<-done
 	}()
