@@ -193,6 +193,20 @@ func TestScenarios(t *testing.T) {
 			d["xds"] = map[string]any{"Connected": false}
 			c.bodies["ztunnel-bbbb:15000/config_dump"] = jsonMarshal(d)
 		}},
+		{name: "ztunnels-disagree", success: true, breakIt: func(t *testing.T, c *cluster) {
+			var d map[string]any
+			_ = jsonUnmarshal(c.bodies["ztunnel-bbbb:15000/config_dump"], &d)
+			types := d["xds"].(map[string]any)["Types"].(map[string]any)
+			types["type.googleapis.com/istio.workload.Address"].(map[string]any)["Resources"] = 4
+			c.bodies["ztunnel-bbbb:15000/config_dump"] = jsonMarshal(d)
+		}},
+		{name: "ztunnel-nack", breakIt: func(t *testing.T, c *cluster) {
+			var d map[string]any
+			_ = jsonUnmarshal(c.bodies["ztunnel-aaaa:15000/config_dump"], &d)
+			types := d["xds"].(map[string]any)["Types"].(map[string]any)
+			types["type.googleapis.com/istio.security.Authorization"].(map[string]any)["LastNACK"] = "policy demo/x: rules[0].clauses[0].matches[0].source_ips[0]: bad prefix"
+			c.bodies["ztunnel-aaaa:15000/config_dump"] = jsonMarshal(d)
+		}},
 		{name: "label-typo", breakIt: func(t *testing.T, c *cluster) {
 			c.set(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"istio.io/dataplane-mode": "ambinet"}}})
 		}},

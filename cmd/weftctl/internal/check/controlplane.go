@@ -115,7 +115,7 @@ func ztunnelsSynced(ctx context.Context, r *run) Result {
 	}
 	var problems []string
 	versions := map[string]map[string][]string{} // type -> resource count -> nodes
-	var silent, stale []string
+	var silent, stale, nacks []string
 	for i := range pods {
 		p := &pods[i]
 		if !kube.PodReady(p) {
@@ -133,7 +133,7 @@ func ztunnelsSynced(ctx context.Context, r *run) Result {
 		}
 		for t, ts := range x.Types {
 			if ts.LastNACK != "" {
-				problems = append(problems, fmt.Sprintf("ztunnel on %s rejected %s: %s", p.Spec.NodeName, shortType(t), ts.LastNACK))
+				nacks = append(nacks, fmt.Sprintf("ztunnel on %s rejected %s: %s", p.Spec.NodeName, shortType(t), ts.LastNACK))
 			}
 			if versions[t] == nil {
 				versions[t] = map[string][]string{}
@@ -158,6 +158,11 @@ func ztunnelsSynced(ctx context.Context, r *run) Result {
 	if len(silent) > 0 {
 		return fail(desc, "ztunnel admin did not answer: "+strings.Join(silent, "\n"),
 			fmt.Sprintf("check the pods' logs: `kubectl -n %s logs -l %s`", r.d.SystemNS, kube.ZtunnelSelector))
+	}
+	if len(nacks) > 0 {
+		sort.Strings(nacks)
+		return fail(desc, strings.Join(append(nacks, problems...), "\n"),
+			"ztunnel rejected configuration istiod-lite sent: fix the resource named above (e.g. `kubectl get authorizationpolicy -A`); istiod-lite should not have sent it, so report it with `weftctl bug-report`")
 	}
 	if len(problems) > 0 {
 		return fail(desc, strings.Join(problems, "\n"),
