@@ -209,6 +209,9 @@ func TestScenarios(t *testing.T) {
 		}},
 		{name: "label-typo", breakIt: func(t *testing.T, c *cluster) {
 			c.set(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"istio.io/dataplane-mode": "ambinet"}}})
+			p := appPod("solo-0", "default", "node-a", false)
+			p.Labels = map[string]string{"istio.io/dataplane-mode": "Ambient"}
+			c.set(p)
 		}},
 		{name: "pod-not-redirected-and-unheld", breakIt: func(t *testing.T, c *cluster) {
 			c.set(appPod("fresh-0", "default", "node-b", false))

@@ -33,6 +33,14 @@ func workloads(ctx context.Context, r *run) (Category, bool) {
 		}
 	}
 	sort.Strings(enrolled)
+	labelled, err := r.d.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: enroll.DataplaneModeLabel})
+	if err == nil {
+		for _, p := range labelled.Items {
+			if v := p.Labels[enroll.DataplaneModeLabel]; v != enroll.DataplaneModeAmbient && v != enroll.DataplaneModeNone {
+				bad = append(bad, fmt.Sprintf("pod %s/%s: %s=%q is neither %q nor %q", p.Namespace, p.Name, enroll.DataplaneModeLabel, v, enroll.DataplaneModeAmbient, enroll.DataplaneModeNone))
+			}
+		}
+	}
 	const ldesc = "dataplane-mode labels are valid"
 	if len(bad) > 0 {
 		c.Results = append(c.Results, fail(ldesc, strings.Join(bad, "\n"),
