@@ -64,6 +64,7 @@ func who(ns, name, addr string) string {
 
 // classify names the reason of an access-log error and its detail.
 func classify(errText string) (reason, detail string) {
+	errText = strings.TrimSpace(errText)
 	e := strings.ToLower(errText)
 	switch {
 	case strings.Contains(e, "denied"):
