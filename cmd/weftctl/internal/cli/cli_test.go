@@ -92,7 +92,7 @@ type harness struct {
 
 func newHarness(t *testing.T, objs []runtime.Object, gwObjs ...runtime.Object) *harness {
 	t.Helper()
-	dump, err := os.ReadFile("testdata/config_dump.json")
+	dump, err := os.ReadFile("../zdump/testdata/config_dump.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestZtunnelConfigGolden(t *testing.T) {
 		{"zc-certificates", []string{"zc", "certificates", "--node", "node-b"}},
 		{"zc-connections", []string{"zc", "connections", "--node", "node-a"}},
 		{"zc-all", []string{"zc", "all", "--node", "node-a"}},
-		{"zc-all-file", []string{"zc", "all", "-f", "testdata/config_dump.json", "--workload-namespace", "legacy"}},
+		{"zc-all-file", []string{"zc", "all", "-f", "../zdump/testdata/config_dump.json", "--workload-namespace", "legacy"}},
 		{"zc-log", []string{"zc", "log", "--node", "node-a"}},
 		{"zc-log-set-json", []string{"zc", "log", "--node", "node-a", "--level", "proxy:debug", "-o", "json"}},
 		{"version", []string{"version"}},
