@@ -19,7 +19,6 @@ const globalLock = "/run/weft-lab.lock"
 // Ready (and, unless SkipDNS, CoreDNS is applied). On error everything made
 // so far is removed. The caller must Close the Cluster.
 func Up(ctx context.Context, o Options) (c *Cluster, err error) {
-	start := time.Now()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -52,7 +51,7 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Shim == "" {
 		o.Shim = bins.WeftLab
 	}
-	start = time.Now() // NodesReady counts from here: binaries are built
+	start := time.Now() // NodesReady counts from here: binaries are built
 	log := o.Log.With("lab", o.Name)
 	dir := StateDir(o.Root, o.Name)
 

@@ -112,14 +112,6 @@ func kubeProxyArgs(n NodePlan, kubeconfig string) []string {
 	}
 }
 
-// componentUsers are the identities of the control-plane clients, as the
-// default RBAC bindings name them.
-var componentUsers = map[string][]string{
-	"kube-controller-manager": {"system:kube-controller-manager"},
-	"kube-scheduler":          {"system:kube-scheduler"},
-	"kube-proxy":              {"system:kube-proxy"},
-}
-
 func kubeconfigPath(dir, user string) string {
 	return filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(user, "system:"), ":", "-")+".kubeconfig")
 }

@@ -49,7 +49,7 @@ func netnsHasIP(path string, ip net.IP) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }() // a read-only handle
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return false, err

@@ -4,6 +4,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 )
 
 const netnsDir = "/run/netns"
+
+var errNotSupported = errors.New("the lab needs Linux")
 
 // Up needs Linux; elsewhere it returns an error.
 func Up(context.Context, Options) (*Cluster, error) { return nil, errNotSupported }

@@ -50,7 +50,7 @@ func Launch(ctx context.Context, o LaunchOptions) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("create supervisor log: %w", err)
 	}
-	defer lf.Close()
+	defer func() { _ = lf.Close() }() // the supervisor holds its own descriptor
 	args := []string{"serve", "--name", o.Name, "--nodes", strconv.Itoa(o.Nodes), "--root", o.Root}
 	if o.Echo != "" {
 		args = append(args, "--echo", o.Echo)

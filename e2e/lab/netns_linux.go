@@ -33,7 +33,7 @@ func createNetns(name string) error {
 	if err != nil {
 		return fmt.Errorf("create netns %s: %w", name, err)
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }() // the namespace stays bound by name
 	if err := ns.LoopbackUp(); err != nil {
 		return fmt.Errorf("loopback up in %s: %w", name, err)
 	}

@@ -87,7 +87,7 @@ func openNS(name string) (*nsHandle, error) {
 	}
 	nl, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		ns.Close()
+		_ = ns.Close()
 		return nil, fmt.Errorf("netlink in netns %s: %w", name, err)
 	}
 	return &nsHandle{ns: ns, nl: nl}, nil
@@ -95,7 +95,7 @@ func openNS(name string) (*nsHandle, error) {
 
 func (h *nsHandle) Close() {
 	h.nl.Close()
-	h.ns.Close()
+	_ = h.ns.Close() // a read-only handle
 }
 
 func (h *nsHandle) up(name string) error {

@@ -40,7 +40,7 @@ func startProc(s procSpec, log *slog.Logger) (*proc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log for %s: %w", s.name, err)
 	}
-	defer lf.Close() // the child holds its own descriptor
+	defer func() { _ = lf.Close() }() // the child holds its own descriptor
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
