@@ -166,7 +166,7 @@ func testDiscovery(t *testing.T, e *env) {
 		defer cancel()
 		c, err := e.node1.Dial(dctx, nil, "tcp", podAddr(istiod, "15010"))
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 			t.Errorf("%s accepts connections; the manifests should leave plaintext xDS off", podAddr(istiod, "15010"))
 		}
 	})

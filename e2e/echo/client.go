@@ -172,7 +172,7 @@ func httpCall(ctx context.Context, hc *http.Client, c ClientConfig) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", method, c.URL, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only; the read error is checked
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return Result{}, fmt.Errorf("read response: %w", err)
@@ -193,7 +193,7 @@ func tcpCall(ctx context.Context, c ClientConfig) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("dial %s: %w", c.TCPAddr, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // every read and write below is checked
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}

@@ -22,8 +22,11 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
 
 // startServer runs the echo server on loopback and returns its HTTP, TCP
@@ -48,7 +51,7 @@ func startServer(t *testing.T) (httpAddr, tcpAddr, grpcAddr string) {
 		up := 0
 		for _, a := range []string{httpAddr, tcpAddr, grpcAddr} {
 			if c, err := net.Dial("tcp", a); err == nil {
-				c.Close()
+				_ = c.Close() // only probing that it listens
 				up++
 			}
 		}
@@ -119,7 +122,7 @@ func TestHealthz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != 200 {
 		t.Errorf("status = %d, want 200", resp.StatusCode)
 	}

@@ -95,7 +95,7 @@ func grpcCall(ctx context.Context, addr, message string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("grpc client for %s: %w", addr, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the call's error is what matters
 	out := new(wrapperspb.StringValue)
 	if err := conn.Invoke(ctx, GRPCMethod, wrapperspb.String(message), out); err != nil {
 		return Result{}, fmt.Errorf("grpc call %s: %w", addr, err)

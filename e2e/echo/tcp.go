@@ -46,7 +46,7 @@ func (s *tcpServer) serve() error {
 }
 
 func (s *tcpServer) handle(c net.Conn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }() // connection done; nothing to report to
 	rep := Reply{Pod: s.pod, Protocol: "tcp", Source: c.RemoteAddr().String(), Local: c.LocalAddr().String()}
 	b, _ := json.Marshal(rep)
 	if _, err := c.Write(append(b, '\n')); err != nil {
