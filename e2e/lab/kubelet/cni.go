@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -77,15 +78,33 @@ func loadConfFile(f string) (*libcni.NetworkConfigList, error) {
 		}
 		return l, nil
 	}
-	conf, err := libcni.ConfFromFile(f)
+	b, err := os.ReadFile(f)
 	if err != nil {
 		return nil, fmt.Errorf("load cni conf %s: %w", f, err)
 	}
-	l, err := libcni.ConfListFromConf(conf)
+	l, err := wrapPluginConf(b)
 	if err != nil {
-		return nil, fmt.Errorf("wrap cni conf %s: %w", f, err)
+		return nil, fmt.Errorf("load cni conf %s: %w", f, err)
 	}
 	return l, nil
+}
+
+// wrapPluginConf parses a single-plugin network configuration and returns
+// it as a list holding that one plugin, as a kubelet's runtime still does.
+func wrapPluginConf(b []byte) (*libcni.NetworkConfigList, error) {
+	plugin, err := libcni.NetworkPluginConfFromBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	list, err := json.Marshal(struct {
+		Name       string            `json:"name"`
+		CNIVersion string            `json:"cniVersion"`
+		Plugins    []json.RawMessage `json:"plugins"`
+	}{plugin.Network.Name, plugin.Network.CNIVersion, []json.RawMessage{plugin.Bytes}})
+	if err != nil {
+		return nil, fmt.Errorf("wrap in a list: %w", err)
+	}
+	return libcni.NetworkConfFromBytes(list)
 }
 
 func (c *cniNetwork) runtimeConf(p podNetwork) *libcni.RuntimeConf {

@@ -236,7 +236,7 @@ func (c *ctr) runOnce(ctx context.Context) (*termination, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = shimProcAttr()
 	err = cmd.Start()
-	logf.Close()
+	_ = logf.Close() // the shim holds its own descriptor
 	if err != nil {
 		c.update(func(s *ctrStatus) { s.WaitingReason, s.WaitingMsg = "RunContainerError", err.Error() })
 		w.event(c.fieldPath(), v1.EventTypeWarning, "Failed", "Error: start shim: "+err.Error())
@@ -253,7 +253,7 @@ func (c *ctr) runOnce(ctx context.Context) (*termination, error) {
 	stopping := c.stopping
 	c.mu.Unlock()
 	if stopping { // raced with stop before the process was visible
-		cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Process.Signal(syscall.SIGKILL) // it may have exited already
 	}
 	w.statusChanged()
 	w.event(c.fieldPath(), v1.EventTypeNormal, "Started", "Started container "+c.spec.Name)
@@ -263,7 +263,7 @@ func (c *ctr) runOnce(ctx context.Context) (*termination, error) {
 	werr := cmd.Wait()
 	cancelProbes()
 	probesDone.Wait()
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the container's leftover children
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the container's leftover children, if any
 	t := &termination{StartedAt: started, FinishedAt: time.Now(), ID: id, Reason: "Completed"}
 	var ee *exec.ExitError
 	if errors.As(werr, &ee) {
@@ -324,7 +324,7 @@ func (c *ctr) kill(grace time.Duration, final bool) {
 		cancel()
 		grace = max(grace-time.Since(start), 0)
 	}
-	p.Signal(syscall.SIGTERM)
+	_ = p.Signal(syscall.SIGTERM) // an exited process is seen by the loop below
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -335,8 +335,8 @@ func (c *ctr) kill(grace time.Duration, final bool) {
 		}
 		select {
 		case <-deadline.C:
-			syscall.Kill(-p.Pid, syscall.SIGKILL)
-			p.Signal(syscall.SIGKILL)
+			_ = syscall.Kill(-p.Pid, syscall.SIGKILL) // best effort: it may be gone
+			_ = p.Signal(syscall.SIGKILL)
 		case <-tick.C:
 		}
 	}

@@ -73,12 +73,20 @@ func TestShimRun(t *testing.T) {
 	dir := t.TempDir()
 	ns := newTestNetns(t, dir, "wt-kubelet-"+randSuffix())
 	empty := filepath.Join(dir, "empty")
-	os.MkdirAll(empty, 0o755)
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	vol := filepath.Join(dir, "vol")
-	os.MkdirAll(vol, 0o755)
-	os.WriteFile(filepath.Join(vol, "token"), []byte("tok"), 0o644)
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, "token"), []byte("tok"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	resolv := filepath.Join(dir, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver 10.96.0.10\n"), 0o644)
+	if err := os.WriteFile(resolv, []byte("nameserver 10.96.0.10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	top := "/wt-kubelet-" + randSuffix()
 	target := top + "/secrets/sa"
 	script := "cat " + target + "/token; echo; cat /etc/resolv.conf; hostname; ls /sys/class/net; echo $FOO; " +
@@ -98,14 +106,14 @@ func TestShimRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }() // only the shim writes to it
 	cmd := exec.Command(shimPath(t), shimCommand, "run", writeSpec(t, dir, spec))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = shimProcAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // Wait reports the kill
 	var got string
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(got, "bar") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
@@ -210,7 +218,9 @@ func writeConflist(t *testing.T, dir, name, ipamDir, subnet string) {
 
 func writeConflistWith(t *testing.T, dir, name, ipamDir, subnet, more string) {
 	t.Helper()
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	conf := `{"cniVersion":"1.0.0","name":"lab","plugins":[
  {"type":"ptp","ipMasq":false,"ipam":{"type":"host-local","dataDir":"` + ipamDir + `","ranges":[[{"subnet":"` + subnet + `"}]],"routes":[{"dst":"0.0.0.0/0"}]}}` + more + `]}`
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o644); err != nil {
@@ -234,7 +244,11 @@ func TestNetnsPropagation(t *testing.T) {
 	if err := bindNetns(first, view(first)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeNetns(view(first)) })
+	t.Cleanup(func() {
+		if err := removeNetns(view(first)); err != nil {
+			t.Error(err)
+		}
+	})
 	spec := shimSpec{
 		Mounts: []shimMount{{Source: k.netnsView, Target: "/var/run/netns"}},
 		Path:   "/bin/sleep", Args: []string{"sleep", "30"},
@@ -244,13 +258,17 @@ func TestNetnsPropagation(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // Wait reports the kill
 	time.Sleep(300 * time.Millisecond)
 	second := newTestNetns(t, dir, "wt-kubelet-b-"+randSuffix())
 	if err := bindNetns(second, view(second)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeNetns(view(second)) })
+	t.Cleanup(func() {
+		if err := removeNetns(view(second)); err != nil {
+			t.Error(err)
+		}
+	})
 	out, err := exec.Command(shimPath(t), shimCommand, "exec", strconv.Itoa(cmd.Process.Pid), "--",
 		"stat", "-f", "-c", "%T", "/var/run/netns/"+filepath.Base(first), "/var/run/netns/"+filepath.Base(second)).CombinedOutput()
 	if err != nil {

@@ -112,7 +112,7 @@ func (s *apiServer) serveLogs(w http.ResponseWriter, r *http.Request) {
 		if cur, _ := c.logPathFor(false); cur != path || c.pid() == 0 {
 			// The instance ended: drain what is left and stop.
 			rest, _ := io.ReadAll(f)
-			out.Write(bytes.Clone(rest))
+			_, _ = out.Write(bytes.Clone(rest)) // last write; the client may be gone
 			return
 		}
 		select {

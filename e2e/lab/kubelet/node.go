@@ -132,7 +132,7 @@ func (n *nodeAgent) register(ctx context.Context) error {
 	}
 	if n.cfg.PodCIDR != "" && cur.Spec.PodCIDR == "" {
 		cur.Spec.PodCIDR, cur.Spec.PodCIDRs = n.cfg.PodCIDR, []string{n.cfg.PodCIDR}
-		if cur, err = n.client.CoreV1().Nodes().Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		if _, err := n.client.CoreV1().Nodes().Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("set node pod CIDR: %w", err)
 		}
 	}

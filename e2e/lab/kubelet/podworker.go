@@ -189,7 +189,7 @@ func (w *podWorker) run(ctx context.Context) {
 			// A sidecar runs for the pod's life; the next init container
 			// waits until it has started.
 			wg.Go(func() { c.supervise(ctx) })
-			for st := c.snapshot(); !(st.Running && st.Started); st = c.snapshot() {
+			for st := c.snapshot(); !st.Running || !st.Started; st = c.snapshot() {
 				if !w.wait(ctx, 100*time.Millisecond) {
 					return
 				}

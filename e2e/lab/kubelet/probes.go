@@ -17,14 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-type probeKind string
-
-const (
-	probeStartup   probeKind = "Startup"
-	probeLiveness  probeKind = "Liveness"
-	probeReadiness probeKind = "Readiness"
-)
-
 // startProbes runs the container's probes until ctx ends. Without a
 // readiness probe the container is ready once started.
 func (c *ctr) startProbes(ctx context.Context, pid int) *sync.WaitGroup {

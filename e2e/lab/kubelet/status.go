@@ -102,7 +102,7 @@ func computeStatus(pod *v1.Pod, s podSnapshot, now time.Time) v1.PodStatus {
 	for _, c := range s.Inits {
 		st.InitContainerStatuses = append(st.InitContainerStatuses, containerStatus(c))
 		if c.Sidecar {
-			if !(c.Running && c.Started) {
+			if !c.Running || !c.Started {
 				initialized = false
 			}
 		} else if c.Current == nil || c.Current.ExitCode != 0 {
