@@ -46,7 +46,7 @@ func loadObjects(t testing.TB, path string) []runtime.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	dec := serializer.NewCodecFactory(testScheme(t)).UniversalDeserializer()
 	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
 	var out []runtime.Object

@@ -40,7 +40,7 @@ func (p *Pod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind 
 // DeepCopyObject implements runtime.Object.
 func (p *Pod) DeepCopyObject() runtime.Object {
 	c := *p
-	p.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
+	p.DeepCopyInto(&c.ObjectMeta) // the embedded ObjectMeta's
 	c.NamedPorts = append([]NamedPort(nil), p.NamedPorts...)
 	c.IPs = append([]string(nil), p.IPs...)
 	return &c

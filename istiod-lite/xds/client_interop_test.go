@@ -55,14 +55,20 @@ func TestSharedClientInterop(t *testing.T) {
 	addr := lis.Addr().String()
 	g := grpc.NewServer(ServerOptions()...)
 	h.srv.Register(g)
-	go g.Serve(lis)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
 
 	st := &state{have: map[string]string{}}
 	c := xdsclient.NewClient(xdsclient.Config{Address: addr, Types: []string{model.AddressType, model.AuthorizationType}, Handler: st, Log: slog.New(slog.DiscardHandler), InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("client Run: %v", err)
+		}
+	}()
 
 	select {
 	case <-c.Synced():
@@ -77,6 +83,9 @@ func TestSharedClientInterop(t *testing.T) {
 
 	// Restart the server's listener; the client resumes.
 	g.Stop()
+	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		t.Errorf("grpc Serve: %v", err)
+	}
 	h.m.DeletePod("ns", "p42")
 	lis2, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -84,8 +93,14 @@ func TestSharedClientInterop(t *testing.T) {
 	}
 	g2 := grpc.NewServer(ServerOptions()...)
 	h.srv.Register(g2)
-	go g2.Serve(lis2)
-	defer g2.Stop()
+	served2 := make(chan error, 1)
+	go func() { served2 <- g2.Serve(lis2) }()
+	defer func() {
+		g2.Stop()
+		if err := <-served2; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.Errorf("grpc Serve after restart: %v", err)
+		}
+	}()
 	waitFor(t, func() bool { return !st.has(model.AddressType + " " + uid(42)) })
 	if s := c.Status(); s.Streams < 2 || !s.Connected {
 		t.Errorf("status %+v", s)

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -43,24 +44,30 @@ func newHarness(t *testing.T) *harness {
 	}
 	srv := New(m, Config{Debounce: time.Millisecond, MaxDebounce: 5 * time.Millisecond, Metrics: met})
 	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { srv.Run(ctx); close(runDone) }()
+	runDone := make(chan error, 1)
+	go func() { runDone <- srv.Run(ctx) }()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer(ServerOptions()...)
 	srv.Register(g)
-	go g.Serve(lis)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cc.Close()
+		_ = cc.Close() // teardown; the tests checked their calls
 		g.Stop()
 		cancel()
-		<-runDone
+		if err := <-runDone; err != nil {
+			t.Errorf("server Run: %v", err)
+		}
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.Errorf("grpc Serve: %v", err)
+		}
 	})
 	return &harness{m: m, srv: srv, metrics: met, conn: cc}
 }

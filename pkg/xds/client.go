@@ -218,7 +218,7 @@ func (c *Client) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("xds client: dial %s: %w", c.cfg.Address, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // nothing left to report to once Run ends
 	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 
 	bo := newBackoff(c.cfg.InitialBackoff, c.cfg.MaxBackoff)

@@ -66,8 +66,14 @@ func startFake(t *testing.T) (*fakeServer, string) {
 	f := &fakeServer{streams: make(chan *fakeStream, 10)}
 	srv := grpc.NewServer()
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, f)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.Errorf("grpc Serve: %v", err)
+		}
+	})
 	return f, lis.Addr().String()
 }
 
