@@ -84,6 +84,16 @@ func TestEnrollByLabel(t *testing.T) {
 		<-done
 	})
 
+	t.Run("the demo's command: kubectl exec, Service by DNS name", func(t *testing.T) {
+		out, err := e.kubectl(ctx, nil, "-n", "demo", "exec", "deploy/client", "--", "/usr/local/bin/echo", "client", "--url", "http://echo.demo:8080/demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := parseReply(t, strings.TrimSpace(out)); rep.Pod.Namespace != "demo" || !strings.HasPrefix(rep.Pod.Name, "echo-") {
+			t.Errorf("answered by %+v", rep.Pod)
+		}
+	})
+
 	t.Run("destination logs the client identity", func(t *testing.T) {
 		logs, err := e.kubectl(ctx, nil, "-n", "weft-system", "logs", zs.Name)
 		if err != nil {
