@@ -84,7 +84,7 @@ func (s *apiServer) serveLogs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("container %q has no logs yet", c.spec.Name), http.StatusBadRequest)
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	b, _ := io.ReadAll(f)
 	b = tailLines(b, tail)
 	var out io.Writer = w

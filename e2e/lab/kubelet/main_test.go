@@ -11,6 +11,8 @@ func TestMain(m *testing.M) {
 		os.Exit(ShimMain(os.Args[1:]))
 	}
 	// The fake clientset does not serve streaming watch-list.
-	os.Setenv("KUBE_FEATURE_WatchListClient", "false")
+	if err := os.Setenv("KUBE_FEATURE_WatchListClient", "false"); err != nil {
+		panic(err)
+	}
 	os.Exit(m.Run())
 }

@@ -184,7 +184,7 @@ func (b *mountBuilder) mirror(dir string) error {
 		default:
 			var f *os.File
 			if f, err = os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-				f.Close()
+				err = f.Close()
 			}
 		}
 		if err != nil {

@@ -21,7 +21,7 @@ func createNetns(path string) error {
 	if err != nil {
 		return fmt.Errorf("create netns file: %w", err)
 	}
-	f.Close()
+	_ = f.Close() // an empty read-only mount point
 	// Unshare on this thread, bind the new namespace, and switch back. The
 	// thread must survive: containers started from it carry a parent-death
 	// signal tied to the thread that forked them.
@@ -34,7 +34,7 @@ func createNetns(path string) error {
 			errc <- fmt.Errorf("open current netns: %w", err)
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("unshare netns: %w", err)
@@ -54,7 +54,7 @@ func createNetns(path string) error {
 		errc <- merr
 	}()
 	if err := <-errc; err != nil {
-		os.Remove(path)
+		_ = os.Remove(path) // best effort; err says what failed
 		return err
 	}
 	return nil
@@ -81,9 +81,9 @@ func bindNetns(src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("create netns view file: %w", err)
 	}
-	f.Close()
+	_ = f.Close() // an empty read-only mount point
 	if err := unix.Mount(src, dst, "none", unix.MS_BIND, ""); err != nil {
-		os.Remove(dst)
+		_ = os.Remove(dst) // best effort; the mount error is what matters
 		return fmt.Errorf("bind netns view: %w", err)
 	}
 	return nil
@@ -112,14 +112,14 @@ func inNetns(path string, fn func() error) error {
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", path, err)
 	}
-	defer target.Close()
+	defer func() { _ = target.Close() }()
 	runtime.LockOSThread()
 	orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
 	if err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("open current netns: %w", err)
 	}
-	defer orig.Close()
+	defer func() { _ = orig.Close() }()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("enter netns %s: %w", path, err)

@@ -180,7 +180,7 @@ func TestPodLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if want := "serving " + p.Status.PodIP + " init token-for-istio-ca"; !strings.Contains(string(logs), want) {
 		t.Errorf("logs = %q, want %q", logs, want)
 	}
@@ -199,11 +199,19 @@ func TestPodLifecycle(t *testing.T) {
 	}
 
 	a, b := net.Pipe()
-	go (&forwarder{s: srv, ns: "demo", pod: "web"}).PortForward(ctx, "demo/web", "", 8080, a)
-	io.WriteString(b, "GET / HTTP/1.0\r\n\r\n")
+	forwarded := make(chan error, 1)
+	go func() {
+		forwarded <- (&forwarder{s: srv, ns: "demo", pod: "web"}).PortForward(ctx, "demo/web", "", 8080, a)
+	}()
+	if _, err := io.WriteString(b, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+		t.Errorf("port-forward request: %v", err)
+	}
 	reply, _ := io.ReadAll(b)
 	if !strings.HasPrefix(string(reply), "HTTP/1.0 200") {
 		t.Errorf("port-forward reply = %.60q", reply)
+	}
+	if err := <-forwarded; err != nil {
+		t.Errorf("PortForward: %v", err)
 	}
 
 	netns := netnsPath(l.k.cfg, string(pod.UID))

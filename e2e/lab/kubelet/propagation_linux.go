@@ -56,7 +56,7 @@ func mountState(dir string) (isMount, shared bool, err error) {
 	if err != nil {
 		return false, false, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -126,7 +126,7 @@ func unescapeMountPath(s string) string {
 func releaseSharedMount(dir string) {
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		if isMount, _, _ := mountState(real); isMount {
-			unix.Unmount(real, unix.MNT_DETACH)
+			_ = unix.Unmount(real, unix.MNT_DETACH) // best effort, like the rest of teardown
 		}
 		sharedDirs.Delete(real)
 	}

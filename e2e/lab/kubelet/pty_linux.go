@@ -20,17 +20,17 @@ func openPTY() (master, slave *os.File, err error) {
 		return nil, nil, fmt.Errorf("open ptmx: %w", err)
 	}
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
+		_ = m.Close()
 		return nil, nil, fmt.Errorf("unlock pty: %w", err)
 	}
 	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
 	if err != nil {
-		m.Close()
+		_ = m.Close()
 		return nil, nil, fmt.Errorf("pty number: %w", err)
 	}
 	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		m.Close()
+		_ = m.Close()
 		return nil, nil, fmt.Errorf("open pty slave: %w", err)
 	}
 	return m, s, nil
@@ -43,11 +43,11 @@ func runWithTTY(ctx context.Context, cmd *exec.Cmd, in io.Reader, out io.Writer,
 	if err != nil {
 		return err
 	}
-	defer master.Close()
+	defer func() { _ = master.Close() }()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	err = cmd.Start()
-	slave.Close()
+	_ = slave.Close() // the command holds its own descriptors
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runWithTTY(ctx context.Context, cmd *exec.Cmd, in io.Reader, out io.Writer,
 					if !ok {
 						return
 					}
-					unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+					_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
 				}
 			}
 		})
@@ -73,9 +73,9 @@ func runWithTTY(ctx context.Context, cmd *exec.Cmd, in io.Reader, out io.Writer,
 		go io.Copy(master, in) //nolint:errcheck // owned by the stream's lifetime
 	}
 	if out != nil {
-		wg.Go(func() { io.Copy(out, master) }) // EIO once the command exits
+		wg.Go(func() { _, _ = io.Copy(out, master) }) // EIO once the command exits
 	} else {
-		wg.Go(func() { io.Copy(io.Discard, master) })
+		wg.Go(func() { _, _ = io.Copy(io.Discard, master) })
 	}
 	werr := cmd.Wait()
 	close(done)

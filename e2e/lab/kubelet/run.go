@@ -83,7 +83,9 @@ func (k *kubelet) releaseLeftovers(ctx context.Context) {
 			w := &podWorker{k: k, log: k.log.With("pod", st.Namespace+"/"+st.Name), dir: d}
 			w.teardownNetwork(ctx, st)
 		}
-		os.RemoveAll(d)
+		if err := os.RemoveAll(d); err != nil {
+			k.log.Warn("remove leftover pod state", "dir", d, "err", err)
+		}
 	}
 }
 

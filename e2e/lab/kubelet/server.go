@@ -30,7 +30,7 @@ type apiServer struct {
 // client certificate signed by the ClientCA (checked by the TLS layer).
 func (s *apiServer) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprint(w, "ok") })
 	mux.Handle("GET /containerLogs/{ns}/{pod}/{container}", s.authn(s.serveLogs))
 	mux.Handle("/exec/{ns}/{pod}/{container}", s.authn(s.serveExec))
 	mux.Handle("/exec/{ns}/{pod}/{uid}/{container}", s.authn(s.serveExec))
@@ -98,9 +98,9 @@ func (s *apiServer) serve(ctx context.Context) error {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		srv.Shutdown(shut)
-		srv.Close() // hijacked streams
-		<-errc
+		_ = srv.Shutdown(shut) // past the deadline, Close ends what is left
+		_ = srv.Close()        // hijacked streams
+		_ = <-errc             // ErrServerClosed once shut down
 		return nil
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {

@@ -134,7 +134,7 @@ func setnsPath(path string, flag int) error {
 	if err != nil {
 		return fmt.Errorf("open namespace: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := unix.Setns(int(f.Fd()), flag); err != nil {
 		return fmt.Errorf("enter namespace %s: %w", path, err)
 	}

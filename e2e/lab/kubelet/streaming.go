@@ -80,7 +80,7 @@ var _ portforward.PortForwarder = (*forwarder)(nil)
 
 // PortForward implements portforward.PortForwarder.
 func (f *forwarder) PortForward(ctx context.Context, _, _ string, port int32, stream io.ReadWriteCloser) error {
-	defer stream.Close()
+	defer func() { _ = stream.Close() }()
 	w, _, err := f.s.findContainer(f.ns, f.pod, "")
 	if err != nil {
 		return err
@@ -96,17 +96,18 @@ func (f *forwarder) PortForward(ctx context.Context, _, _ string, port int32, st
 	if err != nil {
 		return fmt.Errorf("dial port %d in pod %s/%s: %w", port, f.ns, f.pod, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
+	// Copy errors are how either side hangs up; there is no one to tell.
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		io.Copy(conn, stream)
+		_, _ = io.Copy(conn, stream)
 		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.CloseWrite()
+			_ = tc.CloseWrite()
 		}
 	})
-	io.Copy(stream, conn)
-	stream.Close()
-	conn.Close()
+	_, _ = io.Copy(stream, conn)
+	_ = stream.Close()
+	_ = conn.Close()
 	wg.Wait()
 	return nil
 }
