@@ -449,7 +449,7 @@ func portForward(ctx context.Context, t *testing.T, l *lab.Lab, pod corev1.Pod) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var rep echo.Reply
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		t.Fatal(err)
@@ -517,7 +517,9 @@ func TestFailedStartCleansUp(t *testing.T) {
 	name := lab.NewName()
 	c, err := lab.Up(ctx, lab.Options{Name: name, Nodes: 1, Root: root, Binaries: &bins, Shim: "/bin/false", SkipDNS: true})
 	if err == nil {
-		c.Close()
+		if cerr := c.Close(); cerr != nil {
+			t.Errorf("close: %v", cerr)
+		}
 		t.Fatal("Up with a kubelet that exits at once succeeded")
 	}
 	t.Logf("Up failed as expected: %v", err)

@@ -188,7 +188,7 @@ func labMounts(dir, name string) ([]mount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mounts: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	nsDir := netnsDir
 	if real, err := filepath.EvalSymlinks(netnsDir); err == nil {
 		nsDir = real
