@@ -54,7 +54,7 @@ func ColdStart(ctx context.Context, cmd *exec.Cmd, readyURL string, limit time.D
 			case err := <-exited:
 				exited <- err
 			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
+				_ = cmd.Process.Kill() // it may exit just now; Wait tells
 				exited <- <-exited
 			}
 		})
@@ -64,7 +64,7 @@ func ColdStart(ctx context.Context, cmd *exec.Cmd, readyURL string, limit time.D
 	for {
 		resp, err := hc.Get(readyURL)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // only the status counts
 			if resp.StatusCode == http.StatusOK {
 				res.Ready = time.Since(start)
 				break

@@ -162,7 +162,12 @@ func Measure(ctx context.Context, cfg Config) (Report, error) {
 			Handler: obs.client(i), Log: cfg.Log,
 		})
 		wg.Add(1)
-		go func() { defer wg.Done(); c.Run(cctx) }()
+		go func() {
+			defer wg.Done()
+			if err := c.Run(cctx); err != nil {
+				cfg.Log.Error("xds client", "client", i, "err", err)
+			}
+		}()
 	}
 	uids := make([]string, cfg.Pods)
 	for i := range uids {

@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -41,15 +42,17 @@ func TestRunInProcess(t *testing.T) {
 	g := grpc.NewServer(xds.ServerOptions()...)
 	srv.Register(g)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 3)
-	go func() { w.Run(ctx); done <- struct{}{} }()
-	go func() { srv.Run(ctx); done <- struct{}{} }()
-	go func() { g.Serve(lis); done <- struct{}{} }()
+	done := make(chan error, 3)
+	go func() { done <- w.Run(ctx) }()
+	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- g.Serve(lis) }()
 	defer func() {
 		cancel()
 		g.Stop()
 		for range 3 {
-			<-done
+			if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				t.Errorf("watcher, xDS server or gRPC serve: %v", err)
+			}
 		}
 	}()
 

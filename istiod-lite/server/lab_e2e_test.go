@@ -88,7 +88,11 @@ func TestLab(t *testing.T) {
 	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { kc.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		if err := kc.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete namespace %s: %v", ns, err)
+		}
+	})
 
 	cfg := Defaults()
 	cfg.Kubeconfig = kubeconfig
@@ -109,9 +113,14 @@ func TestLab(t *testing.T) {
 	st := &labState{wl: map[string]*workloadapi.Workload{}, authz: map[string]bool{}, seen: map[string]time.Time{}}
 	c := xdsclient.NewClient(xdsclient.Config{Address: cfg.PlaintextAddr, Types: []string{xdsclient.AddressType, xdsclient.AuthorizationType}, Handler: st, InitialBackoff: 50 * time.Millisecond})
 	cctx, ccancel := context.WithCancel(ctx)
-	cdone := make(chan struct{})
-	go func() { c.Run(cctx); close(cdone) }()
-	t.Cleanup(func() { ccancel(); <-cdone })
+	cdone := make(chan error, 1)
+	go func() { cdone <- c.Run(cctx) }()
+	t.Cleanup(func() {
+		ccancel()
+		if err := <-cdone; err != nil {
+			t.Errorf("xds client Run: %v", err)
+		}
+	})
 	select {
 	case <-c.Synced():
 	case <-ctx.Done():

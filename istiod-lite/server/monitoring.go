@@ -24,9 +24,9 @@ func monitoringMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 			http.Error(w, "not ready: informers syncing", http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ok\n")) // a failed write means the prober left
 	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux
 }
@@ -87,7 +87,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(b.Bytes())
+	_, _ = w.Write(b.Bytes()) // a failed write means the client left
 }
 
 // modelCollector exports model sizes as weft_model_objects{kind}.

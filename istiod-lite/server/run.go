@@ -155,7 +155,7 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 		l, err := lc.Listen(ctx, "tcp", s.addr)
 		if err != nil {
 			for _, o := range listeners[:i] {
-				o.Close()
+				_ = o.Close() // unused; the listen error is what matters
 			}
 			return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
 		}
@@ -216,7 +216,7 @@ func grpcStop(gs *grpc.Server) func(context.Context) {
 func httpStop(s *http.Server) func(context.Context) {
 	return func(ctx context.Context) {
 		if err := s.Shutdown(ctx); err != nil {
-			s.Close()
+			_ = s.Close() // out of time: drop what is left
 		}
 	}
 }

@@ -33,8 +33,11 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
 
 type seen struct {
@@ -95,7 +98,7 @@ func TestRunServesXDSAndCA(t *testing.T) {
 		if err != nil {
 			return 0, err.Error()
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
@@ -113,15 +116,17 @@ func TestRunServesXDSAndCA(t *testing.T) {
 	c := xdsclient.NewClient(xdsclient.Config{Address: cfg.XDSAddr, TLS: tlsCfg, Types: []string{model.AddressType, model.AuthorizationType}, Handler: st,
 		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(bearer("good"))}})
 	cctx, ccancel := context.WithCancel(ctx)
-	cdone := make(chan struct{})
-	go func() { c.Run(cctx); close(cdone) }()
+	cdone := make(chan error, 1)
+	go func() { cdone <- c.Run(cctx) }()
 	waitFor(t, func() bool { return st.has("Kubernetes//Pod/demo/a") })
 
 	// A bad token is refused.
 	bad := xdsclient.NewClient(xdsclient.Config{Address: cfg.XDSAddr, TLS: tlsCfg, Types: []string{model.AddressType}, Handler: &seen{have: map[string]bool{}},
 		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(bearer("bad"))}, InitialBackoff: time.Hour})
 	bctx, bcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	bad.Run(bctx)
+	if err := bad.Run(bctx); err != nil {
+		t.Errorf("bad-token client Run: %v", err)
+	}
 	bcancel()
 	if bad.Status().Types[model.AddressType].ACKs != 0 {
 		t.Error("bad token got data")
@@ -151,7 +156,9 @@ func TestRunServesXDSAndCA(t *testing.T) {
 		t.Errorf("shutdown took %s", d)
 	}
 	ccancel()
-	<-cdone
+	if err := <-cdone; err != nil {
+		t.Errorf("xds client Run: %v", err)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
