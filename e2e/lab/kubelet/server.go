@@ -100,7 +100,9 @@ func (s *apiServer) serve(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(shut) // past the deadline, Close ends what is left
 		_ = srv.Close()        // hijacked streams
-		_ = <-errc             // ErrServerClosed once shut down
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err // it failed on its own before the shutdown
+		}
 		return nil
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
