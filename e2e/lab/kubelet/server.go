@@ -101,7 +101,7 @@ func (s *apiServer) serve(ctx context.Context) error {
 		_ = srv.Shutdown(shut) // past the deadline, Close ends what is left
 		_ = srv.Close()        // hijacked streams
 		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			return err // it failed on its own before the shutdown
+			return fmt.Errorf("kubelet api: %w", err) // it failed on its own before the shutdown
 		}
 		return nil
 	case err := <-errc:
