@@ -100,7 +100,7 @@ func (s *apiServer) serve(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(shut) // past the deadline, Close ends what is left
 		_ = srv.Close()        // hijacked streams
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("kubelet api: %w", err) // it failed on its own before the shutdown
 		}
 		return nil
