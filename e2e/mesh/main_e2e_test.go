@@ -221,6 +221,13 @@ func (e *meshEnv) dumpDiagnostics() {
 		out, _ := e.kubectl(ctx, nil, "-n", "weft-system", "logs", "-l", sel, "--all-containers", "--tail=60", "--prefix")
 		fmt.Fprintf(os.Stderr, "== logs %s\n%s\n", sel, out)
 	}
+	for _, n := range e.c.Plan.Nodes {
+		b, _ := os.ReadFile(filepath.Join(e.c.Dir, "nodes", n.Name, "root", "var", "log", "weft-cni.log"))
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		fmt.Fprintf(os.Stderr, "== weft-cni plugin log on %s\n%s\n", n.Name, b)
+	}
 }
 
 // exec runs argv in the network namespace of pod ns/name.

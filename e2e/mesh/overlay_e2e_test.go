@@ -15,8 +15,8 @@ import (
 // plugin's view of /var/run/weft is the node root's. labOverlay is a
 // kustomization on top of manifests/ that changes only these: the
 // install container copies the plugin from a hostPath the test fills, and
-// writes the agent socket and enrollment file into the conflist as paths
-// under the node's root ($(NODE_NAME) is expanded by the kubelet).
+// writes the agent socket, enrollment file and plugin log into the
+// conflist as paths under the node's root ($(NODE_NAME) is expanded by the kubelet).
 // Everything else is applied as a user applies it.
 const labOverlay = `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -34,6 +34,7 @@ patches:
       - --cni-conf-dir=/host/etc/cni/net.d
       - --agent-socket=%[2]s/$(NODE_NAME)/root/var/run/weft/cni-agent.sock
       - --enrollment-file=%[2]s/$(NODE_NAME)/root/var/run/weft/enrollment.json
+      - --plugin-log-file=%[2]s/$(NODE_NAME)/root/var/log/weft-cni.log
     - op: add
       path: /spec/template/spec/initContainers/0/env
       value:
