@@ -26,7 +26,7 @@ func TestServiceVIPSpreads(t *testing.T) {
 		t.Fatal(err)
 	}
 	zc := e.ztunnelOn(ctx, t, client.Spec.NodeName)
-	labels := []string{`source_workload="client"`, `destination_workload="echo"`, `connection_security_policy="mutual_tls"`, `reporter="source"`}
+	labels := []string{`source_workload="client"`, `destination_workload="echo"`, `destination_service="echo.demo.svc.cluster.local"`, `connection_security_policy="mutual_tls"`, `reporter="source"`}
 	before := e.opened(ctx, t, zc, labels...)
 	const n = 12
 	out, err := e.exec(ctx, client.Namespace, client.Name, "echo", "client", "--count", "12", "--tcp", net.JoinHostPort(svc.Spec.ClusterIP, "9000"))
