@@ -54,8 +54,9 @@ func (f *PortForwarder) Get(ctx context.Context, namespace, pod string, port int
 	if err != nil {
 		return nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, port, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- fw.ForwardPorts() }()
+	done := make(chan struct{})
+	var fwdErr error // written before done is closed
+	go func() { fwdErr = fw.ForwardPorts(); close(done) }()
 	defer func() {
 		// Cancelling the context stops the forwarder and closes its
 		// listener once (Close as well would close it twice).
@@ -64,9 +65,8 @@ func (f *PortForwarder) Get(ctx context.Context, namespace, pod string, port int
 	}()
 	select {
 	case <-ready:
-	case err := <-done:
-		done <- err
-		return nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, port, err)
+	case <-done:
+		return nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, port, fwdErr)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, port, ctx.Err())
 	}
