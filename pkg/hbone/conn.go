@@ -39,6 +39,7 @@ var errConnClosed = errors.New("hbone: connection closed")
 // before mu; a stream's mu is a leaf.
 type conn struct {
 	nc     net.Conn
+	cork   *corkConn // under nc when nc is TLS over a corkConn
 	lim    Limits
 	client bool
 	log    *slog.Logger
@@ -125,6 +126,7 @@ type conn struct {
 func newConn(nc net.Conn, lim Limits, client bool, log *slog.Logger) *conn {
 	c := &conn{
 		nc:             nc,
+		cork:           corkOf(nc),
 		lim:            lim,
 		client:         client,
 		log:            log,

@@ -45,7 +45,7 @@ func (c *conn) endWrite(inline bool) {
 		buf := c.wbuf
 		c.wbuf = c.wspare[:0]
 		c.wmu.Unlock()
-		_, err := c.nc.Write(buf)
+		err := c.writeOut(buf)
 		c.wmu.Lock()
 		if cap(buf) <= 4*wbufLimit {
 			c.wspare = buf[:0]
@@ -64,6 +64,22 @@ func (c *conn) endWrite(inline bool) {
 	if err != nil {
 		c.fail(fmt.Errorf("hbone: write: %w", err))
 	}
+}
+
+// writeOut writes buf to the connection, corking the socket under TLS
+// when buf makes several records so they leave in one system call.
+func (c *conn) writeOut(buf []byte) error {
+	cc := c.cork
+	if cc == nil || len(buf) <= corkMin {
+		_, err := c.nc.Write(buf)
+		return err
+	}
+	cc.cork()
+	_, err := c.nc.Write(buf)
+	if uerr := cc.uncork(); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 func (c *conn) writeLoop() {

@@ -288,7 +288,7 @@ func (p *Pool) connect(key Key) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hbone: dial %s: %w", key.DstAddr, err)
 	}
-	tc := tls.Client(nc, cfg)
+	tc := tls.Client(newCorkConn(nc), cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("hbone: tls handshake with %s: %w", key.DstAddr, err)

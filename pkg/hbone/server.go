@@ -178,7 +178,7 @@ func (srv *Server) drain(set *connSet) {
 func (srv *Server) serveTLS(ctx context.Context, set *connSet, nc net.Conn, lim Limits, log *slog.Logger) error {
 	hctx, cancel := context.WithTimeout(ctx, lim.HandshakeTimeout)
 	defer cancel()
-	tc := tls.Server(nc, srv.TLSConfig)
+	tc := tls.Server(newCorkConn(nc), srv.TLSConfig)
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = nc.Close()
 		return fmt.Errorf("tls handshake: %w", err)
