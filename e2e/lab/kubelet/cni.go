@@ -33,15 +33,20 @@ type cniNetwork struct {
 	cacheDir string
 }
 
-func newCNINetwork(confDir, binDir, cacheDir string) *cniNetwork {
-	return &cniNetwork{
-		confDir: confDir,
+// newCNINetwork runs plugins with exec, or directly in the kubelet's own
+// mount namespace when exec is nil.
+func newCNINetwork(confDir, binDir, cacheDir string, exec invoke.Exec) *cniNetwork {
+	if exec == nil {
 		// An explicit Exec: libcni creates its default lazily, which races
 		// when pod workers run the chain concurrently.
-		cni: libcni.NewCNIConfigWithCacheDir([]string{binDir}, cacheDir, &invoke.DefaultExec{
+		exec = &invoke.DefaultExec{
 			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
 			PluginDecoder: version.PluginDecoder{},
-		}),
+		}
+	}
+	return &cniNetwork{
+		confDir:  confDir,
+		cni:      libcni.NewCNIConfigWithCacheDir([]string{binDir}, cacheDir, exec),
 		cacheDir: cacheDir,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
 )
 
 func requireRoot(t *testing.T) {
@@ -156,12 +159,17 @@ func TestCNIAddDel(t *testing.T) {
 	pod := newTestNetns(t, dir, "wt-kubelet-pod-"+randSuffix())
 	confDir := filepath.Join(dir, "net.d")
 	writeConflist(t, confDir, "10-ptp.conflist", filepath.Join(dir, "ipam"), "10.250.7.0/24")
-	cni := newCNINetwork(confDir, bin, filepath.Join(dir, "cache"))
+	// Through the shim, as the kubelet runs plugins in the lab.
+	view, err := newNodeViewExec(shimPath(t), filepath.Join(dir, "root"), filepath.Join(dir, "cni-scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cni := newCNINetwork(confDir, bin, filepath.Join(dir, "cache"), view)
 	pn := podNetwork{ContainerID: sandboxID("uid-1"), NetNS: pod, Namespace: "demo", Name: "p", UID: "uid-1"}
 	ctx := context.Background()
 	var ips []string
 	var conf []byte
-	err := inNetns(node, func() error {
+	err = inNetns(node, func() error {
 		var err error
 		ips, conf, err = cni.Add(ctx, pn)
 		return err
@@ -280,5 +288,45 @@ func TestNetnsPropagation(t *testing.T) {
 	// A dir with mounts below it is never bound on itself.
 	if err := ensureSharedMount(filepath.Dir(first)); err == nil {
 		t.Error("ensureSharedMount accepted a dir with netns mounts below it")
+	}
+}
+
+// TestNodeViewExec runs a fake plugin through the shim: it must see the
+// node root's /var/run/weft, /var/run/ztunnel and /var/log, get stdin and
+// the environment, and its CNI error must come back typed.
+func TestNodeViewExec(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	plugin := filepath.Join(dir, "fake-plugin")
+	script := `#!/bin/sh
+cat > /var/run/weft/stdin
+echo "$CNI_COMMAND" > /var/log/wt-fake-plugin.log
+test -d /var/run/ztunnel || exit 9
+if [ "$CNI_COMMAND" = DEL ]; then echo '{"code":7,"msg":"boom"}'; exit 1; fi
+echo '{"ok":true}'
+`
+	if err := os.WriteFile(plugin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e, err := newNodeViewExec(shimPath(t), root, filepath.Join(dir, "scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stderr = nil
+	ctx := context.Background()
+	out, err := e.ExecPlugin(ctx, plugin, []byte("conf"), append(os.Environ(), "CNI_COMMAND=ADD"))
+	if err != nil || string(out) != "{\"ok\":true}\n" {
+		t.Fatalf("ExecPlugin = %q, %v", out, err)
+	}
+	for path, want := range map[string]string{"var/run/weft/stdin": "conf", "var/log/wt-fake-plugin.log": "ADD\n"} {
+		if b, err := os.ReadFile(filepath.Join(root, path)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", path, b, err, want)
+		}
+	}
+	_, err = e.ExecPlugin(ctx, plugin, nil, append(os.Environ(), "CNI_COMMAND=DEL"))
+	var cniErr *types.Error
+	if !errors.As(err, &cniErr) || cniErr.Code != 7 || cniErr.Msg != "boom" {
+		t.Errorf("failing plugin: err = %v, want code 7 boom", err)
 	}
 }

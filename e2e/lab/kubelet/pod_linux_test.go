@@ -90,7 +90,7 @@ func startTestKubelet(t *testing.T) *testLab {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	k := newKubelet(cfg, client, &nodeNetworker{node: node, cni: newCNINetwork(confDir, bin, filepath.Join(cfg.StateDir, "cni-cache"))}, log)
+	k := newKubelet(cfg, client, &nodeNetworker{node: node, cni: newCNINetwork(confDir, bin, filepath.Join(cfg.StateDir, "cni-cache"), nil)}, log)
 	if err := k.setupNetnsView(); err != nil {
 		t.Fatal(err)
 	}

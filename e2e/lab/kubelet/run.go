@@ -40,7 +40,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("create state dir: %w", err)
 		}
 	}
-	network := newCNINetwork(cfg.CNIConfDir, cfg.CNIBinDir, filepath.Join(cfg.StateDir, "cni-cache"))
+	// Plugins see the node root's /var/run/weft etc., like hostPath pods.
+	pluginExec, err := newNodeViewExec(cfg.ShimPath, cfg.RootDir, filepath.Join(cfg.StateDir, "cni-scratch"))
+	if err != nil {
+		return err
+	}
+	network := newCNINetwork(cfg.CNIConfDir, cfg.CNIBinDir, filepath.Join(cfg.StateDir, "cni-cache"), pluginExec)
 	k := newKubelet(&cfg, client, network, log)
 	k.releaseLeftovers(ctx)
 	if err := k.setupNetnsView(); err != nil {

@@ -19,6 +19,9 @@ import (
 //	run SPECFILE           enter the pod netns, set up a private mount
 //	                       namespace with the pod's volumes, exec the binary
 //	exec PID -- CMD ARGS   run CMD in the namespaces and root of process PID
+//	cni SCRATCH ROOT -- PLUGIN
+//	                       run a CNI plugin (stdin, env as given) in a private
+//	                       mount namespace where nodeViewPaths show ROOT's
 func ShimMain(args []string) int {
 	if len(args) > 0 && args[0] == shimCommand {
 		args = args[1:]
@@ -30,8 +33,10 @@ func ShimMain(args []string) int {
 		err = shimRun(args[1])
 	case len(args) >= 4 && args[0] == "exec" && args[2] == "--":
 		err = shimExec(args[1], args[3:])
+	case len(args) == 5 && args[0] == "cni" && args[3] == "--":
+		err = shimCNI(args[1], args[2], args[4])
 	default:
-		err = fmt.Errorf("usage: %s run SPECFILE | exec PID -- CMD [ARGS...]", shimCommand)
+		err = fmt.Errorf("usage: %s run SPECFILE | exec PID -- CMD [ARGS...] | cni SCRATCH ROOT -- PLUGIN", shimCommand)
 	}
 	fmt.Fprintf(os.Stderr, "kubelet-shim: %v\n", err)
 	if strings.Contains(err.Error(), "executable file not found") {
@@ -49,6 +54,22 @@ func shimRun(specPath string) error {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return fmt.Errorf("parse spec: %w", err)
 	}
+	return shimStart(spec)
+}
+
+// shimCNI execs a CNI plugin with the shim's own environment, stdin and
+// network namespace, with the node root's nodeViewPaths bound over the
+// host's (hostPathFor maps them; the sources must exist).
+func shimCNI(scratch, rootDir, plugin string) error {
+	spec := shimSpec{Scratch: scratch, Path: plugin, Args: []string{plugin}, Env: os.Environ()}
+	for _, p := range nodeViewPaths {
+		spec.Mounts = append(spec.Mounts, shimMount{Source: hostPathFor(rootDir, "", p), Target: p})
+	}
+	return shimStart(spec)
+}
+
+// shimStart applies spec's namespaces and mounts and execs its binary.
+func shimStart(spec shimSpec) error {
 	flags := unix.CLONE_NEWNS
 	if spec.Hostname != "" {
 		flags |= unix.CLONE_NEWUTS
