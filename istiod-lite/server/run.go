@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/weftmesh/weft/istiod-lite/ca"
+	"github.com/weftmesh/weft/istiod-lite/gatewayclass"
 	"github.com/weftmesh/weft/istiod-lite/kube"
 	"github.com/weftmesh/weft/istiod-lite/model"
 	"github.com/weftmesh/weft/istiod-lite/xds"
@@ -167,6 +168,13 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 	g.Go(func() error { return srv.Run(gctx) })
 	if authority != nil {
 		g.Go(func() error { return authority.Run(gctx) })
+	}
+	if clients.Gateway != nil {
+		// Created here, not by the install: the install applies the
+		// Gateway API CRDs, and a GatewayClass in the same apply fails.
+		g.Go(func() error {
+			return gatewayclass.Run(gctx, clients.Gateway.GatewayV1(), gatewayclass.Config{Log: log.With("component", "gatewayclass")})
+		})
 	}
 	g.Go(func() error {
 		select {

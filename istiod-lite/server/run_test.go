@@ -15,16 +15,19 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/weftmesh/weft/istiod-lite/ca"
+	"github.com/weftmesh/weft/istiod-lite/gatewayclass"
 	"github.com/weftmesh/weft/istiod-lite/kube"
 	"github.com/weftmesh/weft/istiod-lite/model"
 	xdsclient "github.com/weftmesh/weft/pkg/xds"
 	"google.golang.org/grpc"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 )
 
 func freeAddr(t *testing.T) string {
@@ -91,7 +94,8 @@ func TestRunServesXDSAndCA(t *testing.T) {
 	cfg.Log = slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, kube.Clients{Kube: kc}, time.Now()) }()
+	gw := gwfake.NewClientset()
+	go func() { done <- run(ctx, cfg, kube.Clients{Kube: kc, Gateway: gw}, time.Now()) }()
 
 	get := func(addr, path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
@@ -103,6 +107,12 @@ func TestRunServesXDSAndCA(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	waitFor(t, func() bool { code, _ := get(cfg.MonitoringAddr, "/ready"); return code == 200 })
+
+	// The waypoint GatewayClass is created and accepted by istiod-lite, not the install.
+	waitFor(t, func() bool {
+		gc, err := gw.GatewayV1().GatewayClasses().Get(ctx, gatewayclass.Name, metav1.GetOptions{})
+		return err == nil && apimeta.IsStatusConditionTrue(gc.Status.Conditions, "Accepted")
+	})
 
 	sec, err := kc.CoreV1().Secrets("istio-system").Get(ctx, ca.SelfSignedSecretName, metav1.GetOptions{})
 	if err != nil {
