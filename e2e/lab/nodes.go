@@ -115,6 +115,7 @@ func prepareNode(labDir string, p Plan, n NodePlan, k *pki, bins Binaries, image
 		ServingKey:    servingKey,
 		ClientCA:      k.caFile,
 		ShimPath:      shim,
+		ImageFiles:    imageFiles(images),
 		NetnsPrefix:   p.PodNetnsPrefix(),
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
@@ -146,6 +147,21 @@ func Images(root string, bins Binaries) (map[string]string, error) {
 	images["weft/echo"] = bins.Echo
 	images[CoreDNSImage] = bins.CoreDNS
 	return images, nil
+}
+
+// imageFiles adds to images the extra binaries they ship on a real
+// registry: weft/weft-cni-agent carries the weft-cni plugin, which its
+// install container copies into the node's CNI bin dir. An entry is left
+// out when the binary is not built.
+func imageFiles(images map[string]string) map[string]map[string]string {
+	plugin, ok := images["weft/weft-cni"]
+	if !ok {
+		return nil
+	}
+	if st, err := os.Stat(plugin); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	return map[string]map[string]string{"weft/weft-cni-agent": {"/usr/local/bin/weft-cni": plugin}}
 }
 
 // CoreDNSImage is the image repository of the cluster DNS Deployment.
