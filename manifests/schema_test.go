@@ -2,25 +2,32 @@ package manifests
 
 import (
 	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/istiod-lite/gatewayclass"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 )
 
 // TestCustomResourcesMatchTheirCRDs validates every custom resource of the
-// install (and of the samples) against the OpenAPI schema of its CRD, as
-// the API server does (lengths, enums, patterns, required fields; not the
-// CEL rules).
+// install (and of the samples), and the GatewayClass istiod-lite creates,
+// against the OpenAPI schema of its CRD, as the API server does (lengths,
+// enums, patterns, required fields; not the CEL rules).
 func TestCustomResourcesMatchTheirCRDs(t *testing.T) {
 	install := renderInstall(t)
 	samples, err := Render("samples")
 	if err != nil {
 		t.Fatal(err)
 	}
+	samples = append(samples, istiodGatewayClass(t))
 	schemas := map[string]*apiextensionsv1.JSONSchemaProps{} // "group/version/Kind"
 	s := typedScheme(t)
 	for _, u := range install {
@@ -57,4 +64,26 @@ func TestCustomResourcesMatchTheirCRDs(t *testing.T) {
 	if checked == 0 {
 		t.Error("no custom resource was checked (the GatewayClass should be)")
 	}
+}
+
+// istiodGatewayClass is the GatewayClass istiod-lite creates and accepts,
+// spec and status, as it would reach the API server.
+func istiodGatewayClass(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	c := gwfake.NewClientset()
+	if err := gatewayclass.Ensure(t.Context(), c.GatewayV1(), time.Now); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := c.GatewayV1().GatewayClasses().Get(t.Context(), gatewayclass.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc.ManagedFields = nil
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetGroupVersionKind(gatewayv1.SchemeGroupVersion.WithKind("GatewayClass"))
+	return u
 }
