@@ -2,6 +2,7 @@ package hbone
 
 import (
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -144,11 +145,18 @@ func measurePaired(tb testing.TB, conns []benchConn, n int) []latencyResult {
 	for i := range samples {
 		samples[i] = make([]time.Duration, 0, n)
 	}
-	for j := range n {
-		// Rotate the order so no path always follows the same other one
-		// (and inherits its leftover background work).
-		for k := range conns {
-			i := (j + k) % len(conns)
+	// Shuffle the order of every round so each path follows every other
+	// one equally often and no path always inherits the same neighbour's
+	// leftover background work (a plain rotation puts every path after
+	// the same predecessor each time).
+	order := make([]int, len(conns))
+	for i := range order {
+		order[i] = i
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range n {
+		rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, i := range order {
 			samples[i] = append(samples[i], trip(conns[i]))
 		}
 	}

@@ -3,6 +3,7 @@ package hbone
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"testing"
@@ -33,12 +34,22 @@ func TestBenchReport(t *testing.T) {
 	m := newMesh()
 	type row struct{ gbps, allocs, cpu, p50, p99, xThru, xCPU, xP99 []float64 }
 	rows := make([]row, len(benchPaths))
+	order := make([]int, len(benchPaths))
+	for i := range order {
+		order[i] = i
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
 	for range rounds {
 		// Throughput alternates too: 16 slices of 8 MiB per path, each on a
 		// fresh tunnel, the paths taking turns slice by slice.
 		secs, mallocs, cpu := make([]float64, len(benchPaths)), make([]float64, len(benchPaths)), make([]float64, len(benchPaths))
 		for range nSlices {
-			for i, p := range benchPaths {
+			// A shuffled order per slice, as in measurePaired: process CPU
+			// time and throughput of a slice include what the previous
+			// path left running (stock HTTP/2 leaves the most).
+			rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+			for _, i := range order {
+				p := benchPaths[i]
 				c := p.open(t, m, "sink")
 				thr := measureThroughput(t, c, chunks/nSlices)
 				secs[i] += sliceBytes / thr.bytesPerSec
