@@ -125,7 +125,7 @@ func setup() (*meshEnv, error) {
 		}
 		return nil, err
 	}
-	if err := step("install weft (kubectl apply -k manifests/)", func() error { return e.install(ctx, filepath.Join(binDir, "weft-cni")) }); err != nil {
+	if err := step("install weft (kubectl apply -k manifests/)", func() error { return e.install(ctx) }); err != nil {
 		return e, err
 	}
 	if err := step("wait for istiod-lite, ztunnel, weft-cni-agent", func() error {
@@ -155,20 +155,15 @@ func setup() (*meshEnv, error) {
 }
 
 // install applies the manifests as the README says: the CRDs first, until
-// they are Established, then the whole kustomization (through labOverlay,
-// which only adapts the CNI plugin's paths to the lab).
-func (e *meshEnv) install(ctx context.Context, plugin string) error {
-	dir, err := e.writeLabOverlay(plugin)
-	if err != nil {
-		return err
-	}
+// they are Established, then the whole kustomization, unchanged.
+func (e *meshEnv) install(ctx context.Context) error {
 	if _, err := e.kubectl(ctx, nil, "apply", "--server-side", "-k", filepath.Join(e.root, "manifests", "base", "crds")); err != nil {
 		return err
 	}
 	if _, err := e.kubectl(ctx, nil, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"); err != nil {
 		return err
 	}
-	_, err = e.kubectl(ctx, nil, "apply", "--server-side", "-k", dir)
+	_, err := e.kubectl(ctx, nil, "apply", "--server-side", "-k", filepath.Join(e.root, "manifests"))
 	return err
 }
 
@@ -202,13 +197,9 @@ func (e *meshEnv) kubectl(ctx context.Context, stdin *string, args ...string) (s
 	return e.c.Kubectl(ctx, nil, args...)
 }
 
-// close tears the lab down and removes the overlay written for it.
+// close tears the lab down.
 func (e *meshEnv) close() error {
-	err := e.c.Close()
-	if rmErr := os.RemoveAll(e.overlayDir()); err == nil {
-		err = rmErr
-	}
-	return err
+	return e.c.Close()
 }
 
 // dumpDiagnostics prints the pods and the logs of Weft's components.
