@@ -84,6 +84,7 @@ func istiodGatewayClass(t *testing.T) *unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	u := &unstructured.Unstructured{Object: obj}
-	u.SetGroupVersionKind(gatewayv1.SchemeGroupVersion.WithKind("GatewayClass"))
+	u.SetAPIVersion(gatewayv1.GroupVersion.String())
+	u.SetKind("GatewayClass")
 	return u
 }
