@@ -117,3 +117,49 @@ func (c *conn) writeWindowUpdate(streamID uint32, incr uint32) {
 	c.wbuf = appendWindowUpdate(c.wbuf, streamID, incr)
 	c.endWrite(false)
 }
+
+// tlsRecord is the most plaintext crypto/tls puts in one record.
+const tlsRecord = 16 << 10
+
+// directMin is the smallest DATA payload sent mostly from the writer's own
+// buffer instead of being copied into wbuf.
+const directMin = 2 * tlsRecord
+
+// writeDataDirect sends one DATA frame carrying p, copying into wbuf only
+// its header and as much of p as fills the TLS record the header starts;
+// the rest of p goes to TLS from the caller's buffer, under the same cork,
+// so the frame costs the same records and system calls as a copied one.
+// Called with wmu held by a writer that found nobody flushing and a cork
+// under TLS; returns with wmu released.
+func (c *conn) writeDataDirect(id uint32, p []byte) {
+	c.wbuf = appendFrameHeader(c.wbuf, len(p), frameData, 0, id)
+	k := min(len(p), tlsRecord-len(c.wbuf)%tlsRecord)
+	c.wbuf = append(c.wbuf, p[:k]...)
+	buf := c.wbuf
+	c.wbuf = c.wspare[:0]
+	c.flushing = true
+	c.wmu.Unlock()
+	c.cork.cork()
+	_, err := c.nc.Write(buf)
+	if err == nil {
+		_, err = c.nc.Write(p[k:])
+	}
+	if uerr := c.cork.uncork(); err == nil {
+		err = uerr
+	}
+	c.wmu.Lock()
+	if cap(buf) <= 4*wbufLimit {
+		c.wspare = buf[:0]
+	} else {
+		c.wspare = nil
+	}
+	c.flushing = false
+	c.wcond.Broadcast()
+	if err != nil {
+		c.werr = err
+		c.wmu.Unlock()
+		c.fail(fmt.Errorf("hbone: write: %w", err))
+		return
+	}
+	c.endWrite(true) // what others queued meanwhile
+}

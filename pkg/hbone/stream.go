@@ -311,6 +311,10 @@ func (s *Stream) writeFrame(p []byte, end bool) error {
 		}
 		return s.writeErr()
 	}
+	if !end && len(p) >= directMin && s.c.cork != nil && !s.c.flushing {
+		s.c.writeDataDirect(s.id, p)
+		return nil
+	}
 	s.c.wbuf = appendDataFrame(s.c.wbuf, s.id, end, p)
 	if end {
 		s.wstate = wEnded
