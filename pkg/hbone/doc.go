@@ -19,7 +19,10 @@
 // hop, and a background loop takes the role only when nobody else reads
 // (see readrole.go). Writes are combined by whichever goroutine finds the
 // connection idle, so a lone writer reaches the socket without a hop while
-// concurrent writers are batched into large TLS writes. Windows are large (stream
+// concurrent writers are batched into large TLS writes. A write that spans
+// several TLS records leaves in one system call (cork.go), and a large DATA
+// payload goes to TLS from the writer's buffer with only the part filling
+// its header's record copied. Windows are large (stream
 // 4 MiB, connection 16 MiB) and frames up to 1 MiB are accepted; frames
 // sent never exceed what the peer's SETTINGS allow (16 KiB until it says
 // otherwise). Choosing this over x/net/http2's Framer was done by
