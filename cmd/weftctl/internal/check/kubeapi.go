@@ -57,7 +57,7 @@ func crds(ctx context.Context, r *run) (Category, bool) {
 		if apierrors.IsNotFound(err) {
 			msg = "GatewayClass istio-waypoint not found"
 		}
-		c.Results = append(c.Results, warn(desc, msg, "waypoints cannot be programmed without it: `kubectl apply -f manifests/base/gatewayclass.yaml`"))
+		c.Results = append(c.Results, warn(desc, msg, "istiod-lite creates it at startup: check that istiod-lite is running and that its ClusterRole may create gatewayclasses"))
 	} else {
 		c.Results = append(c.Results, ok(desc))
 	}
