@@ -49,6 +49,12 @@ func splitDocuments(file string, data []byte) ([]document, error) {
 		if err := yaml.Unmarshal(raw, &h); err != nil {
 			return fmt.Errorf("%s: document %d: %w", file, len(docs)+1, err)
 		}
+		// A document that holds no value (an indented "---", a bare "~")
+		// is as empty as a blank one.
+		var v any
+		if err := yaml.Unmarshal(raw, &v); err == nil && v == nil {
+			return nil
+		}
 		docs = append(docs, document{
 			raw: append([]byte(nil), raw...), kind: h.Kind, name: h.Metadata.Name,
 			group: h.Spec.Group, crdKind: h.Spec.Names.Kind,
