@@ -236,15 +236,7 @@ func TestDeletedPodLeavesNothing(t *testing.T) {
 // has stopped it, so the old process no longer holds any listener),
 // its replacement gets every enrolled pod there back from the agent's
 // snapshot, and traffic to them is mTLS again.
-//
-// Opt-in (WEFT_E2E_ZTUNNEL_KILL=1): the test itself passes, but after the
-// kill the node's replacement ztunnel mishandles later un- and re-enrolment
-// (resets and non-mTLS calls in the tests that follow), so by default it
-// would break the rest of this shared-lab suite until that is fixed.
 func TestZtunnelRestartRecreatesListeners(t *testing.T) {
-	if os.Getenv("WEFT_E2E_ZTUNNEL_KILL") != "1" {
-		t.Skip("set WEFT_E2E_ZTUNNEL_KILL=1: a killed ztunnel leaves the lab degraded for later tests")
-	}
 	e := requireEnv(t)
 	ctx := testCtx(t)
 	client, server := e.clientAndServer(ctx, t)
