@@ -81,7 +81,11 @@ func TestEnrollByLabel(t *testing.T) {
 			return nil
 		})
 		stop()
-		<-done
+		// Stopping kills the held connection, so its error is expected; a
+		// connection that ended early already failed the dump checks above.
+		if err := <-done; err != nil {
+			t.Logf("held connection ended: %v", err)
+		}
 	})
 
 	t.Run("the demo's command: kubectl exec, Service by DNS name", func(t *testing.T) {
