@@ -26,7 +26,7 @@ import (
 	"github.com/weftmesh/weft/ztunnel/admin"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
-	"github.com/weftmesh/weft/ztunnel/state"
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 	"github.com/weftmesh/weft/ztunnel/tunnel"
 )
@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	metrics := telemetry.NewMetrics()
 	rec := telemetry.NewRecorder(metrics, logs.Logger("access"))
-	store := state.New(state.Config{TrustDomain: cfg.TrustDomain, Network: cfg.Network, Log: logs.Logger("xds")})
+	store := wds.New(wds.Config{TrustDomain: cfg.TrustDomain, Network: cfg.Network, Log: logs.Logger("xds")})
 
 	ca, err := caclient.New(caclient.Config{Address: cfg.CAAddress, RootCAs: roots, TokenFile: cfg.TokenFile,
 		ClusterID: cfg.ClusterID, Impersonate: true})
@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // countingHandler counts every xDS response and hands it to the store.
 type countingHandler struct {
-	store   *state.Store
+	store   *wds.Store
 	metrics *telemetry.Metrics
 }
 

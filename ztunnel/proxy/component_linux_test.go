@@ -34,7 +34,7 @@ import (
 	"github.com/weftmesh/weft/pkg/netns"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
-	"github.com/weftmesh/weft/ztunnel/state"
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 	"github.com/weftmesh/weft/ztunnel/tunnel"
 )
@@ -245,7 +245,7 @@ func (f fetcher) Fetch(_ context.Context, _ identity.ID, csr []byte, validity ti
 
 type mesh struct {
 	top   *topology
-	store *state.Store
+	store *wds.Store
 	mgr   *inpod.Manager
 	logs  *syncBuffer
 	rec   *telemetry.Recorder
@@ -272,8 +272,8 @@ func newMesh(t testing.TB, pods map[string]string) *mesh {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = certs.Close() })
-	m.store = state.New(state.Config{})
-	if err := m.store.Apply(state.AddressType, []*discoveryv3.Resource{
+	m.store = wds.New(wds.Config{})
+	if err := m.store.Apply(wds.AddressType, []*discoveryv3.Resource{
 		resource(t, "c1//Pod/demo/a", workload("a", ipA, "client", nil)),
 		resource(t, "c1//Pod/demo/b", workload("b", ipB, "server", map[string]*wl.PortList{
 			"demo/" + echoH: {Ports: []*wl.Port{{ServicePort: 80, TargetPort: 8080}}}})),
@@ -284,7 +284,7 @@ func newMesh(t testing.TB, pods map[string]string) *mesh {
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.store.Apply(state.AuthorizationType, nil, nil); err != nil {
+	if err := m.store.Apply(wds.AuthorizationType, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -329,11 +329,11 @@ func newMesh(t testing.TB, pods map[string]string) *mesh {
 func (m *mesh) policy(t testing.TB, a *securityapi.Authorization) func() {
 	t.Helper()
 	key := a.Namespace + "/" + a.Name
-	if err := m.store.Apply(state.AuthorizationType, []*discoveryv3.Resource{resource(t, key, a)}, nil); err != nil {
+	if err := m.store.Apply(wds.AuthorizationType, []*discoveryv3.Resource{resource(t, key, a)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	return func() {
-		if err := m.store.Apply(state.AuthorizationType, nil, []string{key}); err != nil {
+		if err := m.store.Apply(wds.AuthorizationType, nil, []string{key}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -421,7 +421,7 @@ func TestComponent(t *testing.T) {
 	t.Run("NACK keeps the last good state", func(t *testing.T) {
 		bad := workload("b", ipB, "server", nil)
 		bad.GetWorkload().Addresses = [][]byte{{1, 2, 3}}
-		if err := m.store.Apply(state.AddressType, []*discoveryv3.Resource{resource(t, "c1//Pod/demo/b", bad)}, nil); err == nil {
+		if err := m.store.Apply(wds.AddressType, []*discoveryv3.Resource{resource(t, "c1//Pod/demo/b", bad)}, nil); err == nil {
 			t.Fatal("bad workload accepted")
 		}
 		if _, err := talk(a, vip+":80"); err != nil {
@@ -429,7 +429,7 @@ func TestComponent(t *testing.T) {
 		}
 	})
 	t.Run("fail closed without configuration for the destination pod", func(t *testing.T) {
-		if err := m.store.Apply(state.AddressType, nil, []string{"c1//Pod/demo/b"}); err != nil {
+		if err := m.store.Apply(wds.AddressType, nil, []string{"c1//Pod/demo/b"}); err != nil {
 			t.Fatal(err)
 		}
 		// b is now unknown: a's traffic to it passes through as plain TCP,
@@ -438,7 +438,7 @@ func TestComponent(t *testing.T) {
 		if _, err := talk(a, ipB+":8080"); err == nil {
 			t.Fatal("plaintext reached a pod without configuration")
 		}
-		if err := m.store.Apply(state.AddressType, []*discoveryv3.Resource{resource(t, "c1//Pod/demo/b", workload("b", ipB, "server",
+		if err := m.store.Apply(wds.AddressType, []*discoveryv3.Resource{resource(t, "c1//Pod/demo/b", workload("b", ipB, "server",
 			map[string]*wl.PortList{"demo/" + echoH: {Ports: []*wl.Port{{ServicePort: 80, TargetPort: 8080}}}}))}, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -11,9 +11,9 @@ import (
 	"syscall"
 
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/ztunnel/authz"
+	"github.com/weftmesh/weft/pkg/l4authz"
 	"github.com/weftmesh/weft/ztunnel/inpod"
-	"github.com/weftmesh/weft/ztunnel/state"
+	"github.com/weftmesh/weft/pkg/wds"
 )
 
 // errDenied marks a connection refused by policy.
@@ -25,7 +25,7 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundReq
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "HBONE"
 	rec.Labels.Reporter, rec.Labels.SecurityPolicy = "destination", "mutual_tls"
 	rec.SrcAddr = req.PeerAddr
-	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(state.NetAddr{Network: p.cfg.Network, IP: req.PeerAddr.Addr()}), req.Peer)
+	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(wds.NetAddr{Network: p.cfg.Network, IP: req.PeerAddr.Addr()}), req.Peer)
 	select {
 	case <-pod.Draining():
 		// New streams on a connection opened before the drain go elsewhere.
@@ -96,7 +96,7 @@ func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, c net.Conn) {
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "TCP"
 	rec.Labels.Reporter = "destination"
 	rec.SrcAddr = addrPortOf(c.RemoteAddr())
-	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(state.NetAddr{Network: p.cfg.Network, IP: rec.SrcAddr.Addr()}), identity.ID{})
+	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(wds.NetAddr{Network: p.cfg.Network, IP: rec.SrcAddr.Addr()}), identity.ID{})
 	target, err := originalDst(c)
 	if err != nil {
 		rec.Failed("NR", err)
@@ -131,10 +131,10 @@ func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, c net.Conn) {
 // localWorkload finds the workload at ip and checks it is pod. It waits,
 // bounded by ReadyTimeout, for the state to learn it: without the pod's
 // configuration its policies are unknown, so the connection is refused.
-func (p *Proxy) localWorkload(ctx context.Context, pod *inpod.Pod, ip netip.Addr) (*state.Workload, error) {
+func (p *Proxy) localWorkload(ctx context.Context, pod *inpod.Pod, ip netip.Addr) (*wds.Workload, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.ReadyTimeout)
 	defer cancel()
-	na := state.NetAddr{Network: p.cfg.Network, IP: ip}
+	na := wds.NetAddr{Network: p.cfg.Network, IP: ip}
 	for {
 		changed := p.cfg.Store.Changed()
 		if w := p.cfg.Store.WorkloadByIP(na); w != nil {
@@ -153,10 +153,10 @@ func (p *Proxy) localWorkload(ctx context.Context, pod *inpod.Pod, ip netip.Addr
 
 // authorize applies the destination's L4 policies and its waypoint
 // requirement. A zero peer is a plaintext connection.
-func (p *Proxy) authorize(dst *state.Workload, src netip.Addr, target netip.AddrPort, peer identity.ID) error {
+func (p *Proxy) authorize(dst *wds.Workload, src netip.Addr, target netip.AddrPort, peer identity.ID) error {
 	d := p.cfg.Store.Authorizer().Evaluate(
-		authz.Target{Namespace: dst.Namespace(), Policies: dst.Proto.GetAuthorizationPolicies()},
-		authz.Conn{SrcIP: src, DstIP: target.Addr(), DstPort: target.Port(), Identity: peer})
+		l4authz.Target{Namespace: dst.Namespace(), Policies: dst.Proto.GetAuthorizationPolicies()},
+		l4authz.Conn{SrcIP: src, DstIP: target.Addr(), DstPort: target.Port(), Identity: peer})
 	if len(d.DryRun) > 0 {
 		p.log.Info("dry-run policies matched", "dry_run", d.DryRun, "peer", peer.String(), "dst", target.String())
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/ztunnel/inpod"
-	"github.com/weftmesh/weft/ztunnel/state"
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 )
 
@@ -38,7 +38,7 @@ func (p *Proxy) outbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c 
 		rec.Failed("UAEX", errors.New("pod has no valid identity"))
 		return
 	}
-	srcW := p.cfg.Store.WorkloadByIP(state.NetAddr{Network: p.cfg.Network, IP: rec.SrcAddr.Addr()})
+	srcW := p.cfg.Store.WorkloadByIP(wds.NetAddr{Network: p.cfg.Network, IP: rec.SrcAddr.Addr()})
 	rec.Src = peerOf(srcW, id)
 
 	// Fail closed: no decision before the first xDS state has arrived.
@@ -168,7 +168,7 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 // peerOf describes a workload for telemetry; id fills the principal when
 // the workload is unknown.
-func peerOf(w *state.Workload, id identity.ID) telemetry.Peer {
+func peerOf(w *wds.Workload, id identity.ID) telemetry.Peer {
 	var pr telemetry.Peer
 	if !id.IsZero() {
 		pr.Principal = id.String()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/ztunnel/inpod"
-	"github.com/weftmesh/weft/ztunnel/state"
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 )
 
@@ -95,7 +95,7 @@ type InboundServer interface {
 
 // Config configures a Proxy.
 type Config struct {
-	Store   *state.Store
+	Store   *wds.Store
 	Certs   Certificates
 	Tunnels Tunnels
 	Inbound InboundServer

@@ -8,7 +8,7 @@ import (
 
 	wl "github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/ztunnel/state"
+	"github.com/weftmesh/weft/pkg/wds"
 )
 
 // route is where an outbound connection goes.
@@ -19,8 +19,8 @@ type route struct {
 	authority string
 	expected  []identity.ID
 	// svc and dst describe the destination for telemetry (either may be nil).
-	svc *state.Service
-	dst *state.Workload
+	svc *wds.Service
+	dst *wds.Workload
 	// waypoint is true when the tunnel goes to a waypoint.
 	waypoint bool
 }
@@ -32,10 +32,10 @@ var (
 )
 
 // resolve decides the route for a connection from src (may be nil) to dst.
-func (p *Proxy) resolve(ctx context.Context, src *state.Workload, dst netip.AddrPort) (route, error) {
-	na := state.NetAddr{Network: p.cfg.Network, IP: dst.Addr().Unmap()}
-	var w *state.Workload
-	var svc *state.Service
+func (p *Proxy) resolve(ctx context.Context, src *wds.Workload, dst netip.AddrPort) (route, error) {
+	na := wds.NetAddr{Network: p.cfg.Network, IP: dst.Addr().Unmap()}
+	var w *wds.Workload
+	var svc *wds.Service
 	if p.cfg.OnDemandTimeout > 0 {
 		lctx, cancel := context.WithTimeout(ctx, p.cfg.OnDemandTimeout)
 		w, svc = p.cfg.Store.LookupOnDemand(lctx, na)
@@ -60,7 +60,7 @@ func (p *Proxy) resolve(ctx context.Context, src *state.Workload, dst netip.Addr
 		if ep.Workload.HBONE() {
 			r.hbone = true
 			r.authority = ep.Addr.String()
-			r.addr = netip.AddrPortFrom(ep.Addr.Addr(), state.DefaultHBONEPort)
+			r.addr = netip.AddrPortFrom(ep.Addr.Addr(), wds.DefaultHBONEPort)
 			r.expected = append(sans(svc), ep.Workload.Identity)
 		}
 		return r, nil
@@ -72,7 +72,7 @@ func (p *Proxy) resolve(ctx context.Context, src *state.Workload, dst netip.Addr
 		if w.HBONE() {
 			r.hbone = true
 			r.authority = dst.String()
-			r.addr = netip.AddrPortFrom(dst.Addr(), state.DefaultHBONEPort)
+			r.addr = netip.AddrPortFrom(dst.Addr(), wds.DefaultHBONEPort)
 			r.expected = []identity.ID{w.Identity}
 		}
 		return r, nil
@@ -83,7 +83,7 @@ func (p *Proxy) resolve(ctx context.Context, src *state.Workload, dst netip.Addr
 
 // viaWaypoint tunnels to the waypoint with the original destination as
 // authority.
-func (p *Proxy) viaWaypoint(src *state.Workload, gw *state.Gateway, dst netip.AddrPort, svc *state.Service, w *state.Workload) (route, error) {
+func (p *Proxy) viaWaypoint(src *wds.Workload, gw *wds.Gateway, dst netip.AddrPort, svc *wds.Service, w *wds.Workload) (route, error) {
 	addr, ids, err := p.waypointTarget(src, gw)
 	if err != nil {
 		return route{svc: svc, dst: w}, err
@@ -93,8 +93,8 @@ func (p *Proxy) viaWaypoint(src *state.Workload, gw *state.Gateway, dst netip.Ad
 
 // waypointTarget resolves a gateway reference to one waypoint instance's
 // HBONE address and the identities it may present.
-func (p *Proxy) waypointTarget(src *state.Workload, gw *state.Gateway) (netip.AddrPort, []identity.ID, error) {
-	var svc *state.Service
+func (p *Proxy) waypointTarget(src *wds.Workload, gw *wds.Gateway) (netip.AddrPort, []identity.ID, error) {
+	var svc *wds.Service
 	if gw.Service != "" {
 		svc = p.cfg.Store.ServiceByKey(gw.Service)
 		if svc == nil {
@@ -118,7 +118,7 @@ func (p *Proxy) waypointTarget(src *state.Workload, gw *state.Gateway) (netip.Ad
 }
 
 // waypointIdentities lists the identities of a gateway's instances.
-func (p *Proxy) waypointIdentities(gw *state.Gateway) []identity.ID {
+func (p *Proxy) waypointIdentities(gw *wds.Gateway) []identity.ID {
 	var ids []identity.ID
 	if gw.Service == "" {
 		w, s := p.cfg.Store.Lookup(gw.Addr)
@@ -129,14 +129,14 @@ func (p *Proxy) waypointIdentities(gw *state.Gateway) []identity.ID {
 			return nil
 		}
 		ids = sans(s)
-		gw = &state.Gateway{Service: s.Key}
+		gw = &wds.Gateway{Service: s.Key}
 	}
 	return append(ids, p.cfg.Store.EndpointIdentities(gw.Service)...)
 }
 
 // isWaypointFor reports whether src is itself an instance of gw (a waypoint
 // does not send its own traffic back to itself).
-func (p *Proxy) isWaypointFor(src *state.Workload, gw *state.Gateway) bool {
+func (p *Proxy) isWaypointFor(src *wds.Workload, gw *wds.Gateway) bool {
 	if src == nil {
 		return false
 	}
@@ -150,7 +150,7 @@ func (p *Proxy) isWaypointFor(src *state.Workload, gw *state.Gateway) bool {
 
 // sans parses a service's subject_alt_names as SPIFFE IDs, skipping any
 // that are not.
-func sans(svc *state.Service) []identity.ID {
+func sans(svc *wds.Service) []identity.ID {
 	var out []identity.ID
 	for _, s := range svc.Proto.GetSubjectAltNames() {
 		if id, err := identity.ParseID(s); err == nil {

@@ -15,7 +15,7 @@ import (
 
 	wl "github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/ztunnel/state"
+	"github.com/weftmesh/weft/pkg/wds"
 )
 
 type noCerts struct{}
@@ -75,8 +75,8 @@ func TestResolve(t *testing.T) {
 	)
 	wpByHost := &wl.GatewayAddress{Destination: &wl.GatewayAddress_Hostname{Hostname: &wl.NamespacedHostname{Namespace: "ns", Hostname: "waypoint.ns.svc.cluster.local"}}, HboneMtlsPort: 15008}
 	wpByAddr := &wl.GatewayAddress{Destination: &wl.GatewayAddress_Address{Address: &wl.NetworkAddress{Address: addr("10.0.0.50")}}}
-	store := state.New(state.Config{})
-	if err := store.Apply(state.AddressType, []*discoveryv3.Resource{
+	store := wds.New(wds.Config{})
+	if err := store.Apply(wds.AddressType, []*discoveryv3.Resource{
 		res(t, "client", wk("client", "10.0.0.1", "client", true, nil)),
 		res(t, "echo-1", wk("echo-1", "10.0.0.2", "echo", true, backs(echoKey))),
 		res(t, "legacy", wk("legacy", "10.0.0.3", "legacy", false, backs("ns/legacy.ns.svc.cluster.local"))),
@@ -113,7 +113,7 @@ func TestResolve(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		src     *state.Workload
+		src     *wds.Workload
 		dst     string
 		want    view
 		wantErr error

@@ -11,7 +11,7 @@ import (
 	"github.com/weftmesh/weft/pkg/api/securityapi"
 	"github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/ztunnel/authz"
+	"github.com/weftmesh/weft/pkg/l4authz"
 )
 
 // The paths a connection can take.
@@ -114,16 +114,16 @@ func splitPort(s string) (string, uint16, error) {
 	return host, uint16(n), nil
 }
 
-func compile(d *zdump.Dump) (*authz.Engine, error) {
-	var ps []*authz.Policy
+func compile(d *zdump.Dump) (*l4authz.Engine, error) {
+	var ps []*l4authz.Policy
 	for _, it := range d.Policies {
-		p, err := authz.Compile(it.Msg)
+		p, err := l4authz.Compile(it.Msg)
 		if err != nil {
 			return nil, fmt.Errorf("policy %s/%s: %w", it.Msg.GetNamespace(), it.Msg.GetName(), err)
 		}
 		ps = append(ps, p)
 	}
-	return authz.NewEngine(ps...), nil
+	return l4authz.NewEngine(ps...), nil
 }
 
 func addrs(w *workloadapi.Workload) []netip.Addr {
@@ -222,7 +222,7 @@ func gatewayName(g *workloadapi.GatewayAddress) string {
 	return "?"
 }
 
-func endpoint(d *zdump.Dump, e *authz.Engine, td string, src, dst *workloadapi.Workload, svc *workloadapi.Service, port uint16) Endpoint {
+func endpoint(d *zdump.Dump, e *l4authz.Engine, td string, src, dst *workloadapi.Workload, svc *workloadapi.Service, port uint16) Endpoint {
 	ep := Endpoint{Workload: peer(dst, td), Port: port}
 	if svc != nil && port != 0 {
 		ep.Port = targetPort(svc, dst, port)
@@ -236,7 +236,7 @@ func endpoint(d *zdump.Dump, e *authz.Engine, td string, src, dst *workloadapi.W
 	if svc != nil && svc.GetWaypoint() != nil {
 		wp = svc.GetWaypoint()
 	}
-	conn := authz.Conn{DstPort: ep.Port}
+	conn := l4authz.Conn{DstPort: ep.Port}
 	if as := addrs(src); len(as) > 0 {
 		conn.SrcIP = as[0]
 	}
@@ -261,11 +261,11 @@ func endpoint(d *zdump.Dump, e *authz.Engine, td string, src, dst *workloadapi.W
 		id := identityOf(src, td)
 		conn.Identity, ep.Evaluated = id, id.String()
 	}
-	dec := e.Evaluate(authz.Target{Namespace: dst.GetNamespace(), Policies: dst.GetAuthorizationPolicies()}, conn)
+	dec := e.Evaluate(l4authz.Target{Namespace: dst.GetNamespace(), Policies: dst.GetAuthorizationPolicies()}, conn)
 	ep.Allowed, ep.Policy, ep.Reason, ep.DryRun = dec.Allowed, dec.Policy, dec.Reason, dec.DryRun
-	if dec.Reason == authz.ReasonNoAllowMatch {
+	if dec.Reason == l4authz.ReasonNoAllowMatch {
 		var allows []string
-		for _, p := range e.Applicable(authz.Target{Namespace: dst.GetNamespace(), Policies: dst.GetAuthorizationPolicies()}) {
+		for _, p := range e.Applicable(l4authz.Target{Namespace: dst.GetNamespace(), Policies: dst.GetAuthorizationPolicies()}) {
 			if p.Action == securityapi.Action_ALLOW && !p.DryRun {
 				allows = append(allows, p.Key)
 			}

@@ -1,4 +1,4 @@
-package authz
+package l4authz
 
 import (
 	"net/netip"

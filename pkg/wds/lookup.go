@@ -1,11 +1,11 @@
-package state
+package wds
 
 import (
 	"context"
 	"net/netip"
 	"strings"
 
-	"github.com/weftmesh/weft/ztunnel/authz"
+	"github.com/weftmesh/weft/pkg/l4authz"
 )
 
 // WorkloadByUID returns the workload with uid, or nil.
@@ -47,7 +47,7 @@ func (s *Store) ServicesByHostname(h string) []*Service {
 }
 
 // Authorizer returns the current policy engine; it never returns nil.
-func (s *Store) Authorizer() *authz.Engine {
+func (s *Store) Authorizer() *l4authz.Engine {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.engine

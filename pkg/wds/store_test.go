@@ -1,4 +1,4 @@
-package state
+package wds
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/weftmesh/weft/pkg/api/securityapi"
 	wl "github.com/weftmesh/weft/pkg/api/workloadapi"
-	"github.com/weftmesh/weft/ztunnel/authz"
+	"github.com/weftmesh/weft/pkg/l4authz"
 )
 
 func res(t testing.TB, name string, m proto.Message) *discoveryv3.Resource {
@@ -164,7 +164,7 @@ func TestNACKKeepsLastGoodState(t *testing.T) {
 			if diff := cmp.Diff(before, s.Dump()); diff != "" {
 				t.Errorf("state changed after NACK (-before +after):\n%s", diff)
 			}
-			if s.Authorizer().Evaluate(authz.Target{Namespace: "ns1"}, authz.Conn{}).Allowed {
+			if s.Authorizer().Evaluate(l4authz.Target{Namespace: "ns1"}, l4authz.Conn{}).Allowed {
 				t.Error("deny policy lost")
 			}
 		})
@@ -176,20 +176,20 @@ func TestNACKKeepsLastGoodState(t *testing.T) {
 
 func TestPolicies(t *testing.T) {
 	s := New(Config{})
-	if !s.Authorizer().Evaluate(authz.Target{Namespace: "ns1"}, authz.Conn{}).Allowed {
+	if !s.Authorizer().Evaluate(l4authz.Target{Namespace: "ns1"}, l4authz.Conn{}).Allowed {
 		t.Fatal("empty store denies")
 	}
 	deny := &securityapi.Authorization{Name: "deny", Namespace: "ns1", Scope: securityapi.Scope_NAMESPACE, Action: securityapi.Action_DENY, Rules: []*securityapi.Rule{{}}}
 	if err := s.Apply(AuthorizationType, []*discoveryv3.Resource{res(t, "ns1/deny", deny)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if d := s.Authorizer().Evaluate(authz.Target{Namespace: "ns1"}, authz.Conn{}); d.Allowed || d.Policy != "ns1/deny" {
+	if d := s.Authorizer().Evaluate(l4authz.Target{Namespace: "ns1"}, l4authz.Conn{}); d.Allowed || d.Policy != "ns1/deny" {
 		t.Fatalf("decision %+v", d)
 	}
 	if err := s.Apply(AuthorizationType, nil, []string{"ns1/deny"}); err != nil {
 		t.Fatal(err)
 	}
-	if !s.Authorizer().Evaluate(authz.Target{Namespace: "ns1"}, authz.Conn{}).Allowed {
+	if !s.Authorizer().Evaluate(l4authz.Target{Namespace: "ns1"}, l4authz.Conn{}).Allowed {
 		t.Fatal("removed policy still denies")
 	}
 }

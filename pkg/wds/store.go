@@ -1,4 +1,4 @@
-package state
+package wds
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 	"github.com/weftmesh/weft/pkg/api/securityapi"
 	"github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/ztunnel/authz"
+	"github.com/weftmesh/weft/pkg/l4authz"
 )
 
 // Type URLs this store consumes (equal to the pkg/xds constants).
@@ -60,9 +60,9 @@ type Store struct {
 	endpoints map[string]map[string]*Workload // service key -> uid -> workload
 	sortedEPs map[string][]*Workload
 	rr        map[string]*atomic.Uint64
-	policies  map[string]*authz.Policy
+	policies  map[string]*l4authz.Policy
 	rawPolicy map[string]*securityapi.Authorization
-	engine    *authz.Engine
+	engine    *l4authz.Engine
 	changed   chan struct{}
 	synced    map[string]bool
 	syncedCh  chan struct{}
@@ -91,8 +91,8 @@ func New(cfg Config) *Store {
 		names: map[string]entry{}, workloads: map[string]*Workload{}, byIP: map[NetAddr]*Workload{},
 		services: map[string]*Service{}, byVIP: map[NetAddr]*Service{}, byHost: map[string][]*Service{},
 		endpoints: map[string]map[string]*Workload{}, sortedEPs: map[string][]*Workload{}, rr: map[string]*atomic.Uint64{},
-		policies: map[string]*authz.Policy{}, rawPolicy: map[string]*securityapi.Authorization{},
-		engine: authz.NewEngine(), changed: make(chan struct{}), synced: map[string]bool{}, syncedCh: make(chan struct{}),
+		policies: map[string]*l4authz.Policy{}, rawPolicy: map[string]*securityapi.Authorization{},
+		engine: l4authz.NewEngine(), changed: make(chan struct{}), synced: map[string]bool{}, syncedCh: make(chan struct{}),
 		requested: map[NetAddr]bool{}, missing: map[NetAddr]bool{},
 	}
 }
@@ -306,7 +306,7 @@ func (s *Store) applyPolicies(resources []*discoveryv3.Resource, removed []strin
 	type parsed struct {
 		name string
 		raw  *securityapi.Authorization
-		p    *authz.Policy
+		p    *l4authz.Policy
 	}
 	in := make([]parsed, 0, len(resources))
 	for _, r := range resources {
@@ -314,7 +314,7 @@ func (s *Store) applyPolicies(resources []*discoveryv3.Resource, removed []strin
 		if err := unpack(r, AuthorizationType, &a); err != nil {
 			return err
 		}
-		p, err := authz.Compile(&a)
+		p, err := l4authz.Compile(&a)
 		if err != nil {
 			return fmt.Errorf("authorization %q: %w", r.GetName(), err)
 		}
@@ -330,11 +330,11 @@ func (s *Store) applyPolicies(resources []*discoveryv3.Resource, removed []strin
 		s.policies[p.name] = p.p
 		s.rawPolicy[p.name] = p.raw
 	}
-	all := make([]*authz.Policy, 0, len(s.policies))
+	all := make([]*l4authz.Policy, 0, len(s.policies))
 	for _, p := range s.policies {
 		all = append(all, p)
 	}
-	s.engine = authz.NewEngine(all...)
+	s.engine = l4authz.NewEngine(all...)
 	s.notifyLocked(AuthorizationType)
 	return nil
 }
