@@ -1,0 +1,28 @@
+package wds
+
+import (
+	"net/netip"
+
+	"github.com/weftmesh/weft/pkg/api/workloadapi"
+)
+
+// Endpoints returns every usable endpoint of svc for service port port, for
+// callers that choose among them themselves (the waypoint's load
+// balancers): the healthy ones (every one when the service allows all) that
+// have an address, in workload uid order, each with the address of the
+// family of like and its target port resolved as PickEndpoint resolves it.
+// The result is a new slice the caller may keep.
+func (s *Store) Endpoints(svc *Service, port uint16, like netip.Addr) []Endpoint {
+	s.mu.RLock()
+	eps := s.sortedEPs[svc.Key]
+	s.mu.RUnlock()
+	allowAll := svc.Proto.GetLoadBalancing().GetHealthPolicy() == workloadapi.LoadBalancing_ALLOW_ALL
+	out := make([]Endpoint, 0, len(eps))
+	for _, w := range eps {
+		if (!allowAll && !w.Healthy()) || len(w.Addrs) == 0 {
+			continue
+		}
+		out = append(out, Endpoint{Workload: w, Addr: netip.AddrPortFrom(pickAddr(w.Addrs, like), targetPort(svc, w, port))})
+	}
+	return out
+}
