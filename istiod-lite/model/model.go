@@ -19,12 +19,25 @@ type Changes struct {
 	// Addresses and Authorizations are resource names.
 	Addresses      []string
 	Authorizations []string
+	// Other names changed resources of further types, by type URL; it is
+	// used by sources other than the model (the waypoint L7 resources).
+	Other map[string][]string
 	// At is when the Kubernetes change that caused them was observed.
 	At time.Time
 }
 
 // Empty reports whether nothing changed.
-func (c Changes) Empty() bool { return len(c.Addresses) == 0 && len(c.Authorizations) == 0 }
+func (c Changes) Empty() bool {
+	if len(c.Addresses) > 0 || len(c.Authorizations) > 0 {
+		return false
+	}
+	for _, names := range c.Other {
+		if len(names) > 0 {
+			return false
+		}
+	}
+	return true
+}
 
 type set = map[string]struct{}
 

@@ -42,6 +42,13 @@ func (r *Resource) Decode() (proto.Message, error) {
 	return m, nil
 }
 
+// NewResource marshals msg deterministically into a Resource whose version
+// is a hash of the content; other producers of xDS resources (the waypoint
+// L7 translator) use it so that versions agree across replicas.
+func NewResource(name string, aliases []string, msg proto.Message) (*Resource, error) {
+	return newResource(name, aliases, msg)
+}
+
 func newResource(name string, aliases []string, msg proto.Message) (*Resource, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 	if err != nil {

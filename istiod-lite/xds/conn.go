@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -158,7 +159,7 @@ func (c *conn) handle(req *discoveryv3.DeltaDiscoveryRequest) {
 		c.s.log.Info("xds client connected", "conn", c.id, "node", c.node.GetId(), "peer", c.peer, "caller", c.caller)
 	}
 	t := req.GetTypeUrl()
-	if !served(t) {
+	if !c.s.served(t) {
 		c.s.log.Warn("xds request for an unserved type", "conn", c.id, "type", t)
 		return
 	}
@@ -240,13 +241,8 @@ func (c *conn) ackLocked(w *watch, t, nonce string, req *discoveryv3.DeltaDiscov
 	}
 }
 
-func served(t string) bool {
-	for _, s := range Types {
-		if s == t {
-			return true
-		}
-	}
-	return false
+func (s *Server) served(t string) bool {
+	return slices.Contains(s.cfg.Types, t)
 }
 
 func watches(w *watch, name string, aliases []string) bool {
@@ -274,7 +270,7 @@ func (c *conn) writeLoop(ctx context.Context, stream grpc.BidiStreamingServer[di
 		case <-c.signal:
 		}
 		sentAny := false
-		for _, t := range Types {
+		for _, t := range c.s.cfg.Types {
 			resp, at := c.build(t)
 			if resp == nil {
 				continue

@@ -50,9 +50,13 @@ type Config struct {
 	Metrics *Metrics
 	// Auth, when set, authenticates every stream.
 	Auth Authenticator
+	// Types are the type URLs served, in push order; empty means Types.
+	// A source serving more types (a Mux) lists them here.
+	Types []string
 }
 
-// Types are the type URLs the server serves, in push order.
+// Types are the type URLs the model serves, in push order: the default
+// of Config.Types.
 var Types = []string{model.AddressType, model.AuthorizationType}
 
 // Server is the delta ADS server. Create with New, register with
@@ -88,6 +92,9 @@ func New(src Source, cfg Config) *Server {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Types) == 0 {
+		cfg.Types = Types
 	}
 	s := &Server{
 		src:     src,
@@ -136,6 +143,9 @@ func (s *Server) onChange(c model.Changes) {
 	}
 	add(model.AddressType, c.Addresses)
 	add(model.AuthorizationType, c.Authorizations)
+	for t, names := range c.Other {
+		add(t, names)
+	}
 	if s.pendAt.IsZero() || c.At.Before(s.pendAt) {
 		s.pendAt = c.At
 	}
