@@ -12,11 +12,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/weftmesh/weft/istiod-lite/server"
+	"github.com/weftmesh/weft/pkg/envflag"
 	weftlog "github.com/weftmesh/weft/pkg/log"
 )
 
@@ -34,65 +33,33 @@ func main() {
 	}
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
 func parse(args []string) (server.Config, error) {
 	cfg := server.Defaults()
 	fs := flag.NewFlagSet("istiod-lite", flag.ContinueOnError)
-	str := func(p *string, name, envName, help string) {
-		fs.StringVar(p, name, env(envName, *p), help+" ($"+envName+")")
-	}
-	str(&cfg.Kubeconfig, "kubeconfig", "KUBECONFIG", "kubeconfig path; empty means in-cluster")
-	str(&cfg.XDSAddr, "xds-address", "XDS_ADDRESS", "xDS and CA over TLS listen address")
-	str(&cfg.PlaintextAddr, "plaintext-xds-address", "PLAINTEXT_XDS_ADDRESS", "plaintext, unauthenticated xDS listen address, e.g. :15010 (tests only; empty disables)")
-	str(&cfg.MonitoringAddr, "monitoring-address", "MONITORING_ADDRESS", "/ready, /healthz and /metrics listen address")
-	str(&cfg.DebugAddr, "debug-address", "DEBUG_ADDRESS", "loopback-only /debug/model and /debug/clients address (empty disables)")
-	str(&cfg.Namespace, "namespace", "POD_NAMESPACE", "istiod-lite's namespace")
-	str(&cfg.RootNamespace, "root-namespace", "ROOT_NAMESPACE", "namespace of mesh-wide policies (default: --namespace)")
-	str(&cfg.TrustDomain, "trust-domain", "TRUST_DOMAIN", "mesh trust domain")
-	str(&cfg.ClusterID, "cluster-id", "CLUSTER_ID", "cluster id used in workload uids")
-	str(&cfg.Network, "network", "NETWORK", "network of this cluster's addresses")
-	str(&cfg.DomainSuffix, "domain-suffix", "DOMAIN_SUFFIX", "cluster DNS domain")
-	reqRedir := strconv.FormatBool(cfg.RequireRedirection)
-	str(&reqRedir, "require-redirection", "REQUIRE_REDIRECTION", "give enrolled pods HBONE only once the node agent annotated them")
-	debounce, maxDebounce, grace := cfg.Debounce.String(), cfg.MaxDebounce.String(), cfg.ShutdownGrace.String()
-	str(&debounce, "push-debounce", "PUSH_DEBOUNCE", "quiet period before an xDS push")
-	str(&maxDebounce, "push-max-delay", "PUSH_MAX_DELAY", "longest delay of an xDS push under constant change")
-	str(&grace, "shutdown-grace", "SHUTDOWN_GRACE", "graceful shutdown limit")
-	qps := strconv.FormatFloat(float64(cfg.KubeQPS), 'f', -1, 32)
-	str(&qps, "kube-qps", "KUBE_QPS", "API client queries per second")
-	fs.IntVar(&cfg.KubeBurst, "kube-burst", cfg.KubeBurst, "API client burst")
-	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "garbage collection target when GOGC is unset (0: Go's default)")
+	e := envflag.New(fs)
+	e.String(&cfg.Kubeconfig, "kubeconfig", "KUBECONFIG", "kubeconfig path; empty means in-cluster")
+	e.String(&cfg.XDSAddr, "xds-address", "XDS_ADDRESS", "xDS and CA over TLS listen address")
+	e.String(&cfg.PlaintextAddr, "plaintext-xds-address", "PLAINTEXT_XDS_ADDRESS", "plaintext, unauthenticated xDS listen address, e.g. :15010 (tests only; empty disables)")
+	e.String(&cfg.MonitoringAddr, "monitoring-address", "MONITORING_ADDRESS", "/ready, /healthz and /metrics listen address")
+	e.String(&cfg.DebugAddr, "debug-address", "DEBUG_ADDRESS", "loopback-only /debug/model and /debug/clients address (empty disables)")
+	e.String(&cfg.Namespace, "namespace", "POD_NAMESPACE", "istiod-lite's namespace")
+	e.String(&cfg.RootNamespace, "root-namespace", "ROOT_NAMESPACE", "namespace of mesh-wide policies (default: --namespace)")
+	e.String(&cfg.TrustDomain, "trust-domain", "TRUST_DOMAIN", "mesh trust domain")
+	e.String(&cfg.ClusterID, "cluster-id", "CLUSTER_ID", "cluster id used in workload uids")
+	e.String(&cfg.Network, "network", "NETWORK", "network of this cluster's addresses")
+	e.String(&cfg.DomainSuffix, "domain-suffix", "DOMAIN_SUFFIX", "cluster DNS domain")
+	e.Bool(&cfg.RequireRedirection, "require-redirection", "REQUIRE_REDIRECTION", "give enrolled pods HBONE only once the node agent annotated them")
+	e.Duration(&cfg.Debounce, "push-debounce", "PUSH_DEBOUNCE", "quiet period before an xDS push")
+	e.Duration(&cfg.MaxDebounce, "push-max-delay", "PUSH_MAX_DELAY", "longest delay of an xDS push under constant change")
+	e.Duration(&cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "graceful shutdown limit")
+	e.Float32(&cfg.KubeQPS, "kube-qps", "KUBE_QPS", "API client queries per second")
+	e.Int(&cfg.KubeBurst, "kube-burst", "KUBE_BURST", "API client burst")
+	e.Int(&cfg.GCPercent, "gc-percent", "GC_PERCENT", "garbage collection target when GOGC is unset (0: Go's default)")
 	var lf weftlog.Flags
 	lf.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := e.Parse(args); err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	var err error
-	if cfg.RequireRedirection, err = strconv.ParseBool(reqRedir); err != nil {
-		return cfg, fmt.Errorf("--require-redirection: %w", err)
-	}
-	for _, d := range []struct {
-		p    *time.Duration
-		s, n string
-	}{{&cfg.Debounce, debounce, "push-debounce"}, {&cfg.MaxDebounce, maxDebounce, "push-max-delay"}, {&cfg.ShutdownGrace, grace, "shutdown-grace"}} {
-		if *d.p, err = time.ParseDuration(d.s); err != nil {
-			return cfg, fmt.Errorf("--%s: %w", d.n, err)
-		}
-	}
-	q, err := strconv.ParseFloat(qps, 32)
-	if err != nil {
-		return cfg, fmt.Errorf("--kube-qps: %w", err)
-	}
-	cfg.KubeQPS = float32(q)
 	root, err := weftlog.New(lf.Options())
 	if err != nil {
 		return cfg, err
