@@ -24,4 +24,11 @@ func TestParse(t *testing.T) {
 	if _, err := parse([]string{"--admin-address", "0.0.0.0:15000"}); err == nil || !strings.Contains(err.Error(), "localhost") {
 		t.Errorf("public admin address: %v", err)
 	}
+	if _, err := parse([]string{"--instance-ip", "10.0.0.300"}); err == nil || !strings.Contains(err.Error(), "instance-ip") {
+		t.Errorf("bad instance ip: %v", err)
+	}
+	t.Setenv("DRAIN_TIMEOUT", "30")
+	if _, err := parse(nil); err == nil || !strings.Contains(err.Error(), "$DRAIN_TIMEOUT") {
+		t.Errorf("DRAIN_TIMEOUT without a unit: %v", err)
+	}
 }
