@@ -1,0 +1,96 @@
+package flow
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"github.com/weftmesh/weft/pkg/api/l7api"
+	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/pkg/wds"
+)
+
+// Source is the client of a flow.
+type Source struct {
+	// Principal is the HBONE peer's verified identity: the client
+	// workload's, which its ztunnel presents.
+	Principal identity.ID
+	// Addr is the original client address (from the tunnel's Forwarded
+	// header, else the tunnel's remote address).
+	Addr netip.AddrPort
+	// Workload is the client workload when the mesh knows its address.
+	Workload *wds.Workload
+}
+
+// Destination is where a flow was going.
+type Destination struct {
+	// Authority is the CONNECT authority: a Service VIP:port or a pod
+	// IP:port.
+	Authority netip.AddrPort
+	// Service is the destination Service, nil when a pod was addressed
+	// directly.
+	Service *wds.Service
+	// Workload is the addressed pod, for flows sent to a pod address.
+	Workload *wds.Workload
+	// Port is the destination (Service) port.
+	Port uint16
+	// Protocol is the port's declared protocol (PROTOCOL_UNSPECIFIED when
+	// it was sniffed).
+	Protocol l7api.Protocol
+}
+
+// Hostname is the destination Service's hostname, or "" for a pod.
+func (d *Destination) Hostname() string {
+	if d.Service == nil {
+		return ""
+	}
+	return d.Service.Hostname()
+}
+
+// ServiceName is the destination as "namespace/name" (the Service's, or the
+// pod's for a workload destination).
+func (d *Destination) ServiceName() string {
+	switch {
+	case d.Service != nil:
+		name := d.Service.Proto.GetName()
+		if name == "" {
+			name, _, _ = strings.Cut(d.Service.Hostname(), ".")
+		}
+		return d.Service.Namespace() + "/" + name
+	case d.Workload != nil:
+		return d.Workload.Namespace() + "/" + d.Workload.Name()
+	}
+	return ""
+}
+
+// Namespace is the destination's namespace.
+func (d *Destination) Namespace() string {
+	switch {
+	case d.Service != nil:
+		return d.Service.Namespace()
+	case d.Workload != nil:
+		return d.Workload.Namespace()
+	}
+	return ""
+}
+
+// Flow is one connection through the waypoint.
+type Flow struct {
+	Source      Source
+	Destination Destination
+	// TunnelAddr is the client ztunnel's address.
+	TunnelAddr netip.AddrPort
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying f.
+func NewContext(ctx context.Context, f *Flow) context.Context {
+	return context.WithValue(ctx, ctxKey{}, f)
+}
+
+// FromContext returns the flow ctx carries, or nil.
+func FromContext(ctx context.Context) *Flow {
+	f, _ := ctx.Value(ctxKey{}).(*Flow)
+	return f
+}

@@ -1,0 +1,66 @@
+package telemetry
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the waypoint's Prometheus metrics, on their own registry.
+type Metrics struct {
+	// Registry holds every metric below plus the Go and process collectors.
+	Registry *prometheus.Registry
+
+	requests                     *prometheus.CounterVec
+	duration, reqBytes, respSize *prometheus.HistogramVec
+	tcpOpened, tcpClosed         *prometheus.CounterVec
+	tcpSent, tcpReceived         *prometheus.CounterVec
+	xds                          *prometheus.CounterVec
+}
+
+// Istio's default buckets.
+var (
+	durationBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+	bytesBuckets    = prometheus.ExponentialBuckets(1, 10, 9)
+)
+
+// NewMetrics registers the metrics on a new registry.
+func NewMetrics() *Metrics {
+	reqLabels := append(append([]string{}, labelNames...), "response_code", "grpc_response_status")
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_requests_total", Help: "Requests handled by the waypoint.",
+		}, reqLabels),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "istio_request_duration_milliseconds", Help: "Request duration in milliseconds.", Buckets: durationBuckets,
+		}, reqLabels),
+		reqBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "istio_request_bytes", Help: "Request size (headers and body) in bytes.", Buckets: bytesBuckets,
+		}, reqLabels),
+		respSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "istio_response_bytes", Help: "Response size (headers and body) in bytes.", Buckets: bytesBuckets,
+		}, reqLabels),
+		tcpOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_tcp_connections_opened_total", Help: "TCP connections opened through the waypoint.",
+		}, labelNames),
+		tcpClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_tcp_connections_closed_total", Help: "TCP connections closed through the waypoint.",
+		}, labelNames),
+		tcpSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_tcp_sent_bytes_total", Help: "Bytes sent towards the destination of TCP connections.",
+		}, labelNames),
+		tcpReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_tcp_received_bytes_total", Help: "Bytes received from the destination of TCP connections.",
+		}, labelNames),
+		xds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_xds_message_total", Help: "xDS responses received, by type URL.",
+		}, []string{"url"}),
+	}
+	m.Registry.MustRegister(m.requests, m.duration, m.reqBytes, m.respSize,
+		m.tcpOpened, m.tcpClosed, m.tcpSent, m.tcpReceived, m.xds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// XDSMessage counts one xDS response of typeURL.
+func (m *Metrics) XDSMessage(typeURL string) { m.xds.WithLabelValues(typeURL).Inc() }
