@@ -240,6 +240,30 @@ func TestPrecedenceAndScope(t *testing.T) {
 	}
 }
 
+// TestEnginesAreSnapshots: an engine never changes; a decision taken on
+// an old engine does not carry over to the engine built after a DENY on a
+// port is added (callers must evaluate on the current engine, and re-check
+// open connections when it is replaced).
+func TestEnginesAreSnapshots(t *testing.T) {
+	allow := policy("allow", pb.Action_ALLOW, &pb.Match{Principals: []*pb.StringMatch{exact("cluster.local/ns/ns1/sa/alice")}})
+	deny := policy("deny-9000", pb.Action_DENY, &pb.Match{DestinationPorts: []uint32{9000}})
+	before := mustCompile(t, allow)
+	after := mustCompile(t, allow, deny)
+	c := conn(alice, "10.0.0.1", "10.1.0.5", 9000)
+	if d := before.Evaluate(target, c); !d.Allowed {
+		t.Fatalf("before the DENY: %+v", d)
+	}
+	if d := after.Evaluate(target, c); d.Allowed || d.Policy != "ns1/deny-9000" || d.Reason != ReasonDenyMatched {
+		t.Errorf("after the DENY: %+v", d)
+	}
+	if d := after.Evaluate(target, conn(alice, "10.0.0.1", "10.1.0.5", 8080)); !d.Allowed || d.Policy != "ns1/allow" {
+		t.Errorf("other port after the DENY: %+v", d)
+	}
+	if d := before.Evaluate(target, c); !d.Allowed {
+		t.Errorf("old engine changed: %+v", d)
+	}
+}
+
 func TestNilEngineAllows(t *testing.T) {
 	var e *Engine
 	if !e.Evaluate(target, Conn{}).Allowed {

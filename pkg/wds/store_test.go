@@ -194,6 +194,44 @@ func TestPolicies(t *testing.T) {
 	}
 }
 
+// TestPortDenyAfterAllow: a DENY on a port applied while an ALLOW is in
+// force decides the very next evaluation (the engine is rebuilt, nothing
+// is cached), and Changed fires so that open connections can be
+// re-checked.
+func TestPortDenyAfterAllow(t *testing.T) {
+	s := New(Config{})
+	allow := &securityapi.Authorization{Name: "allow", Namespace: "ns1", Scope: securityapi.Scope_NAMESPACE,
+		Action: securityapi.Action_ALLOW, Rules: []*securityapi.Rule{{}}}
+	denyPort := &securityapi.Authorization{Name: "deny-9000", Namespace: "ns1", Scope: securityapi.Scope_NAMESPACE,
+		Action: securityapi.Action_DENY, Rules: []*securityapi.Rule{{Clauses: []*securityapi.Clause{{
+			Matches: []*securityapi.Match{{DestinationPorts: []uint32{9000}}}}}}}}
+	if err := s.Apply(AuthorizationType, []*discoveryv3.Resource{res(t, "ns1/allow", allow)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	to := func(port uint16) l4authz.Conn {
+		return l4authz.Conn{SrcIP: netip.MustParseAddr("10.0.0.1"), DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: port}
+	}
+	tgt := l4authz.Target{Namespace: "ns1"}
+	if !s.Authorizer().Evaluate(tgt, to(9000)).Allowed {
+		t.Fatal("ALLOW policy denies")
+	}
+	changed := s.Changed()
+	if err := s.Apply(AuthorizationType, []*discoveryv3.Resource{res(t, "ns1/deny-9000", denyPort)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("Changed did not fire for a policy update")
+	}
+	if d := s.Authorizer().Evaluate(tgt, to(9000)); d.Allowed || d.Policy != "ns1/deny-9000" {
+		t.Errorf("port 9000 after the DENY: %+v", d)
+	}
+	if d := s.Authorizer().Evaluate(tgt, to(8080)); !d.Allowed || d.Policy != "ns1/allow" {
+		t.Errorf("port 8080 after the DENY: %+v", d)
+	}
+}
+
 func TestSynced(t *testing.T) {
 	s := New(Config{})
 	_ = s.Apply(AddressType, nil, nil)

@@ -22,11 +22,11 @@ import (
 	"github.com/weftmesh/weft/pkg/identity/caclient"
 	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/pkg/log"
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/pkg/xds"
 	"github.com/weftmesh/weft/ztunnel/admin"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
-	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 	"github.com/weftmesh/weft/ztunnel/tunnel"
 )

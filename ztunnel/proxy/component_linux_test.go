@@ -32,9 +32,9 @@ import (
 	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/pkg/identity/identitytest"
 	"github.com/weftmesh/weft/pkg/netns"
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
-	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 	"github.com/weftmesh/weft/ztunnel/tunnel"
 )

@@ -13,6 +13,14 @@
 //     PeerAuthentication (a DENY of connections without a principal) and a
 //     workload's waypoint refuse it.
 //
+// Authorization is decided when a connection opens and is never cached for
+// another connection. Every change of the xDS state re-checks the open
+// inbound connections of each pod (policies, the destination's policy list
+// and its waypoint), and those now denied are closed, as Istio's ztunnel
+// does: the HBONE stream is reset or the plaintext connection closed, the
+// application's connection is closed, and the access log records "connection
+// closed due to policy change" with the reason.
+//
 // The proxy fails closed: without a certificate or configuration for a pod,
 // its connections wait a bounded time and are then refused, never sent in
 // plaintext.

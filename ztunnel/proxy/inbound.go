@@ -12,15 +12,15 @@ import (
 
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/l4authz"
-	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/ztunnel/inpod"
 )
 
 // errDenied marks a connection refused by policy.
 var errDenied = errors.New("denied")
 
 // inboundHBONE serves one CONNECT received on the pod's 15008.
-func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundRequest, s InboundStream) {
+func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, open *openConns, req InboundRequest, s InboundStream) {
 	rec := p.cfg.Recorder.Start()
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "HBONE"
 	rec.Labels.Reporter, rec.Labels.SecurityPolicy = "destination", "mutual_tls"
@@ -55,6 +55,7 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundReq
 		return
 	}
 	rec.Dst = peerOf(dstW, identity.ID{})
+	changed := p.cfg.Store.Changed()
 	if err := p.authorize(dstW, req.PeerAddr.Addr(), target, req.Peer); err != nil {
 		s.Reject(http.StatusUnauthorized)
 		rec.Failed("DENY", err)
@@ -82,16 +83,18 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, req InboundReq
 		rec.Failed("DC", err)
 		return
 	}
+	oc, remove := p.admit(pod, open, changed, authzInput{req.PeerAddr.Addr(), target, req.Peer}, tunnel, upstream)
+	defer remove()
 	rec.Opened()
 	// Bytes sent are towards the destination application.
 	sent, recv, err := splice(tunnel, upstream)
 	rec.AddSent(sent)
 	rec.AddReceived(recv)
-	rec.Closed(err)
+	rec.Closed(errors.Join(oc.revoked(), err))
 }
 
 // inboundPlain serves one plaintext connection redirected to 15006.
-func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, c net.Conn) {
+func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, open *openConns, c net.Conn) {
 	rec := p.cfg.Recorder.Start()
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "TCP"
 	rec.Labels.Reporter = "destination"
@@ -110,6 +113,7 @@ func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, c net.Conn) {
 		return
 	}
 	rec.Dst = peerOf(dstW, identity.ID{})
+	changed := p.cfg.Store.Changed()
 	if err := p.authorize(dstW, rec.SrcAddr.Addr(), target, identity.ID{}); err != nil {
 		rec.Failed("DENY", err)
 		return
@@ -121,11 +125,13 @@ func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, c net.Conn) {
 		rec.Failed("UF", err)
 		return
 	}
+	oc, remove := p.admit(pod, open, changed, authzInput{rec.SrcAddr.Addr(), target, identity.ID{}}, c, upstream)
+	defer remove()
 	rec.Opened()
 	sent, recv, err := splice(c, upstream)
 	rec.AddSent(sent)
 	rec.AddReceived(recv)
-	rec.Closed(err)
+	rec.Closed(errors.Join(oc.revoked(), err))
 }
 
 // localWorkload finds the workload at ip and checks it is pod. It waits,
@@ -154,12 +160,25 @@ func (p *Proxy) localWorkload(ctx context.Context, pod *inpod.Pod, ip netip.Addr
 // authorize applies the destination's L4 policies and its waypoint
 // requirement. A zero peer is a plaintext connection.
 func (p *Proxy) authorize(dst *wds.Workload, src netip.Addr, target netip.AddrPort, peer identity.ID) error {
+	dryRun, err := p.check(dst, src, target, peer)
+	if len(dryRun) > 0 {
+		p.log.Info("dry-run policies matched", "dry_run", dryRun, "peer", peer.String(), "dst", target.String())
+	}
+	return err
+}
+
+// check is authorize without logging: it returns the dry-run policies
+// that matched and the refusal, if any.
+func (p *Proxy) check(dst *wds.Workload, src netip.Addr, target netip.AddrPort, peer identity.ID) ([]string, error) {
 	d := p.cfg.Store.Authorizer().Evaluate(
 		l4authz.Target{Namespace: dst.Namespace(), Policies: dst.Proto.GetAuthorizationPolicies()},
 		l4authz.Conn{SrcIP: src, DstIP: target.Addr(), DstPort: target.Port(), Identity: peer})
-	if len(d.DryRun) > 0 {
-		p.log.Info("dry-run policies matched", "dry_run", d.DryRun, "peer", peer.String(), "dst", target.String())
-	}
+	return d.DryRun, p.admitted(d, dst, peer)
+}
+
+// admitted turns a policy decision and the destination's waypoint
+// requirement into the refusal, if any.
+func (p *Proxy) admitted(d l4authz.Decision, dst *wds.Workload, peer identity.ID) error {
 	if !d.Allowed {
 		return fmt.Errorf("%w: %s %s", errDenied, d.Reason, d.Policy)
 	}

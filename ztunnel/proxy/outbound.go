@@ -13,8 +13,8 @@ import (
 	"strings"
 
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 )
 

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 )
 
@@ -175,6 +175,16 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 		defer f.ForgetPod(pod)
 	}
 	ctx := pod.Context()
+	// The pod's open inbound connections, re-checked on every state change
+	// until every listener's connections have ended (recheck.go).
+	open := newOpenConns()
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		p.watchPolicies(pod, open, stopWatch)
+	}()
+	defer func() { close(stopWatch); <-watched }()
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -183,7 +193,7 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 	}()
 	go func() {
 		defer wg.Done()
-		p.acceptLoop(ctx, pod, pod.Listeners.InboundPlain, func(c net.Conn) { p.inboundPlain(ctx, pod, c) })
+		p.acceptLoop(ctx, pod, pod.Listeners.InboundPlain, func(c net.Conn) { p.inboundPlain(ctx, pod, open, c) })
 	}()
 	go func() {
 		defer wg.Done()
@@ -193,7 +203,7 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 		}
 		ln := &trackingListener{Listener: pod.Listeners.InboundHBONE, pod: pod}
 		err := p.cfg.Inbound.Serve(ctx, ln, id, func(ctx context.Context, req InboundRequest, s InboundStream) {
-			p.inboundHBONE(ctx, pod, req, s)
+			p.inboundHBONE(ctx, pod, open, req, s)
 		})
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Warn("hbone server ended", "error", err)
