@@ -1,0 +1,47 @@
+package waypoint
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestImageFor(t *testing.T) {
+	_, defTag, _ := strings.Cut(DefaultImage(), ":")
+	for _, tc := range []struct{ own, want string }{
+		{"weft/istiod-lite:dev", "weft/waypoint:dev"},
+		{"registry.example:5000/weft/istiod-lite:v0.1.0", "registry.example:5000/weft/waypoint:v0.1.0"},
+		{"istiod-lite:v2", "waypoint:v2"},
+		{"registry.example:5000/istiod-lite", "registry.example:5000/waypoint:latest"},
+		{"weft/istiod-lite:v1@sha256:abcd", "weft/waypoint:v1"},
+		{"weft/istiod-lite@sha256:abcd", "weft/waypoint:" + defTag},
+	} {
+		t.Run(tc.own, func(t *testing.T) {
+			got, err := ImageFor(tc.own)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("ImageFor(%q) = %q, want %q", tc.own, got, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", ":tag", "weft/:x"} {
+		if got, err := ImageFor(bad); err == nil {
+			t.Errorf("ImageFor(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := Config{XDSAddress: "istiod.weft-system.svc:15012", TrustDomain: "cluster.local"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.CAAddress != c.XDSAddress || c.Image == "" || c.Workers != 2 || c.Log == nil || c.Now == nil {
+		t.Errorf("defaults not filled: %+v", c)
+	}
+	var empty Config
+	if err := empty.Validate(); err == nil || !strings.Contains(err.Error(), "xDS address") || !strings.Contains(err.Error(), "trust domain") {
+		t.Errorf("Validate of an empty config = %v, want both missing fields named", err)
+	}
+}
