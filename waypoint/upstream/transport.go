@@ -1,0 +1,91 @@
+package upstream
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// ConnLimiter limits the connections opened to one backend;
+// breaker.Pool implements it.
+type ConnLimiter interface {
+	AcquireConn() (release func(), err error)
+}
+
+type limiterKey struct{}
+
+// WithConnLimiter returns ctx asking the transports to take a connection
+// slot from l for any connection they open for the request.
+func WithConnLimiter(ctx context.Context, l ConnLimiter) context.Context {
+	return context.WithValue(ctx, limiterKey{}, l)
+}
+
+// Transports are the HTTP round trippers over a Dialer: HTTP/1.1 with
+// keep-alive connections, each an HBONE stream, and HTTP/2 with prior
+// knowledge (h2c) inside the tunnel. Connections are per endpoint address.
+type Transports struct {
+	HTTP1, HTTP2 *http.Transport
+}
+
+// NewTransports returns the transports over d. idle bounds how long an
+// unused connection is kept.
+func NewTransports(d *Dialer, idle time.Duration) *Transports {
+	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		var release func()
+		if l, ok := ctx.Value(limiterKey{}).(ConnLimiter); ok && l != nil {
+			if release, err = l.AcquireConn(); err != nil {
+				return nil, err
+			}
+		}
+		c, err := d.Dial(ctx, ap, nil)
+		if err != nil {
+			if release != nil {
+				release()
+			}
+			return nil, err
+		}
+		if release != nil {
+			c = &releasingConn{Conn: c, release: release}
+		}
+		return c, nil
+	}
+	base := func() *http.Transport {
+		return &http.Transport{
+			DialContext: dial, DisableCompression: true, MaxIdleConns: 0, MaxIdleConnsPerHost: 256,
+			IdleConnTimeout: idle, ExpectContinueTimeout: time.Second, Proxy: nil,
+		}
+	}
+	h1, h2 := base(), base()
+	h1.Protocols = new(http.Protocols)
+	h1.Protocols.SetHTTP1(true)
+	h2.Protocols = new(http.Protocols)
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	h2.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 4 << 20, MaxReceiveBufferPerConnection: 16 << 20}
+	return &Transports{HTTP1: h1, HTTP2: h2}
+}
+
+// Close closes idle connections of both transports.
+func (t *Transports) Close() {
+	t.HTTP1.CloseIdleConnections()
+	t.HTTP2.CloseIdleConnections()
+}
+
+// releasingConn gives its connection slot back when closed.
+type releasingConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *releasingConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
