@@ -45,6 +45,7 @@ type Agent struct {
 	queue     workqueue.TypedRateLimitingInterface[string]
 	synced    atomic.Bool
 
+	paths    netnsPaths // from CNI ADD
 	podLocks keyedMutex
 	mu       sync.Mutex
 	pods     map[string]*podState // by uid
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config, kube kubernetes.Interface, log *slog.L
 	return newAgent(cfg, kube, log, deps{
 		rules:  iptables.NewRedirector(iptables.Config{RedirectDNS: cfg.RedirectDNS}, tables, iptables.NetlinkRoutes{}),
 		probes: iptables.ProbeSNAT{Tables: tables},
-		finder: procFinder{},
+		finder: procFinder{netnsDirs: []string{DefaultNetnsDir}},
 		open:   netns.Open,
 		events: rec,
 	}), nil

@@ -33,6 +33,7 @@ type fakeNet struct {
 	routes  map[string]*iptables.RouteRecorder
 	running map[string]bool // pod IPs with a live namespace
 	pathIP  map[string]string
+	finds   int // calls of Find: scans of the node
 }
 
 func newFakeNet() *fakeNet {
@@ -60,6 +61,7 @@ func (f *fakeNet) handle(label string) (*netns.NetNS, error) {
 // Find implements netnsFinder.
 func (f *fakeNet) Find(ips []string) (*netns.NetNS, error) {
 	f.mu.Lock()
+	f.finds++
 	var found string
 	for _, ip := range ips {
 		if f.running[ip] {
@@ -71,6 +73,19 @@ func (f *fakeNet) Find(ips []string) (*netns.NetNS, error) {
 		return nil, ErrNetnsNotFound
 	}
 	return f.handle(found)
+}
+
+// Holds implements netnsFinder.
+func (f *fakeNet) Holds(ns *netns.NetNS, ips []string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.labels[ns]
+	for _, ip := range ips {
+		if f.running[ip] && (l == ip || f.pathIP[l] == ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fakeNet) open(path string) (*netns.NetNS, error) {

@@ -151,6 +151,9 @@ func (a *Agent) handleAdd(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusConflict, fmt.Errorf("pod %s/%s has uid %s, not %s", req.PodNamespace, req.PodName, pod.UID, req.PodUID))
 		return
 	}
+	// Remember the sandbox's namespace even for a pod outside the mesh:
+	// if its namespace is enrolled later, this is where its traffic is.
+	a.paths.set(pod.Namespace, pod.Name, string(pod.UID), req.ContainerID, req.Netns)
 	if !shouldEnroll(pod, a.getNamespace(ctx, req.PodNamespace)) {
 		writeJSON(w, http.StatusOK, agentapi.AddResponse{Enrolled: false, Message: "pod is not in the mesh"})
 		return
@@ -174,6 +177,7 @@ func (a *Agent) handleDel(w http.ResponseWriter, r *http.Request) {
 	if st := a.stateByName(req.PodNamespace, req.PodName); st != nil {
 		a.unenroll(r.Context(), st.uid, "cni")
 	}
+	a.paths.forget(req.PodNamespace, req.PodName, req.ContainerID)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 

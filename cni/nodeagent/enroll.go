@@ -76,7 +76,7 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips 
 			ns, err = a.finder.Find(ips)
 		}
 	} else {
-		ns, err = a.finder.Find(ips)
+		ns, err = a.findNetns(pod.Namespace, pod.Name, uid, ips)
 	}
 	if err != nil {
 		a.metrics.failure(reasonNetns)

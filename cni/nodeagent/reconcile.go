@@ -106,6 +106,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 	pod, err := a.podLister.Pods(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		// Deleted: drop whatever we hold for it.
+		a.paths.forget(namespace, name, "")
 		if st := a.stateByName(namespace, name); st != nil {
 			a.unenroll(ctx, st.uid, "reconcile")
 		}
@@ -204,7 +205,7 @@ func (a *Agent) removeStale(ctx context.Context, pod *corev1.Pod) error {
 	unlock := a.podLocks.lock(string(pod.UID))
 	defer unlock()
 	if podRunning(pod) {
-		ns, err := a.finder.Find(podIPs(pod))
+		ns, err := a.findNetns(pod.Namespace, pod.Name, string(pod.UID), podIPs(pod))
 		switch {
 		case err == nil:
 			rerr := a.rules.Remove(ns)

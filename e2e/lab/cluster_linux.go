@@ -92,6 +92,7 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	c.state.APIServer = c.Plan.APIServerURL()
+	c.state.ClusterCIDR = c.Plan.ClusterCIDR.String()
 	for _, n := range c.Plan.Nodes {
 		c.state.Nodes = append(c.state.Nodes, NodeState{Name: n.Name, IP: n.IP.String(), PodCIDR: n.PodCIDR.String(), Netns: n.Netns})
 	}
@@ -184,7 +185,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err := c.waitAPIServer(ctx); err != nil {
 		return err
 	}
-	if err := c.start(procSpec{name: "kube-controller-manager", netns: cp, bin: c.Bins.ControllerManager, args: controllerManagerArgs(kcm, c.k)}, controlPlaneGrace); err != nil {
+	if err := c.start(procSpec{name: "kube-controller-manager", netns: cp, bin: c.Bins.ControllerManager, args: controllerManagerArgs(kcm, c.k, c.Plan.ClusterCIDR)}, controlPlaneGrace); err != nil {
 		return err
 	}
 	return c.start(procSpec{name: "kube-scheduler", netns: cp, bin: c.Bins.Scheduler, args: schedulerArgs(sched)}, controlPlaneGrace)
@@ -201,7 +202,7 @@ func (c *Cluster) startNodes(images map[string]string, shim string) error {
 		if err := c.start(procSpec{name: n.Name + "-kubelet", netns: ns, bin: shim, args: []string{"kubelet", "--config", cfg}, workDir: d.base}, kubeletGrace); err != nil {
 			return err
 		}
-		if err := c.start(procSpec{name: n.Name + "-kube-proxy", netns: ns, bin: c.Bins.Proxy, args: kubeProxyArgs(n, filepath.Join(d.base, "kube-proxy.kubeconfig")), workDir: d.base}, controlPlaneGrace); err != nil {
+		if err := c.start(procSpec{name: n.Name + "-kube-proxy", netns: ns, bin: c.Bins.Proxy, args: kubeProxyArgs(n, filepath.Join(d.base, "kube-proxy.kubeconfig"), c.Plan.ClusterCIDR), workDir: d.base}, controlPlaneGrace); err != nil {
 			return err
 		}
 	}

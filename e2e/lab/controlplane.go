@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func apiServerArgs(p Plan, k *pki) []string {
 	}
 }
 
-func controllerManagerArgs(kubeconfig string, k *pki) []string {
+func controllerManagerArgs(kubeconfig string, k *pki, clusterCIDR netip.Prefix) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
@@ -77,7 +78,7 @@ func controllerManagerArgs(kubeconfig string, k *pki) []string {
 		"--root-ca-file=" + k.caFile,
 		"--cluster-signing-cert-file=" + k.caFile,
 		"--cluster-signing-key-file=" + k.caKeyFile,
-		"--cluster-cidr=" + ClusterCIDR,
+		"--cluster-cidr=" + clusterCIDR.String(),
 		"--service-cluster-ip-range=" + ServiceCIDR,
 		"--profiling=false",
 		"--v=1",
@@ -96,12 +97,12 @@ func schedulerArgs(kubeconfig string) []string {
 	}
 }
 
-func kubeProxyArgs(n NodePlan, kubeconfig string) []string {
+func kubeProxyArgs(n NodePlan, kubeconfig string, clusterCIDR netip.Prefix) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,
 		"--hostname-override=" + n.Name,
 		"--proxy-mode=iptables",
-		"--cluster-cidr=" + ClusterCIDR,
+		"--cluster-cidr=" + clusterCIDR.String(),
 		// Leave the host-wide conntrack table size alone.
 		"--conntrack-max-per-core=0",
 		"--conntrack-min=0",

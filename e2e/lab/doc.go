@@ -10,15 +10,18 @@
 //     100.64.0.0/16 no host route overlaps.
 //   - NAME-cp: etcd (127.0.0.1:2379), kube-apiserver (100.64.X.1:6443),
 //     kube-controller-manager and kube-scheduler.
-//   - NAME-node-N: node N at 100.64.X.(10+N) with pod CIDR 10.244.N.0/24,
+//   - NAME-node-N: node N at 100.64.X.(10+N) with pod CIDR 10.C.N.0/24,
 //     running kube-proxy (iptables mode) and kubelet-lite (package kubelet),
 //     with host-gw routes to the other nodes' pod CIDRs. Pods get their own
 //     namespaces NAME-pod-*, wired by the real ptp and host-local plugins.
 //
-// Services use 10.96.0.0/16; CoreDNS runs as a Deployment behind kube-dns at
-// 10.96.0.10. State (certificates, kubeconfigs, etcd data, component logs,
-// node roots) lives in _output/lab/NAME; the admin kubeconfig is
-// _output/lab/NAME/kubeconfig and component logs are in
+// C is X, or X+1 from 96 on (ClusterOctet), so each running lab, having its
+// own underlay subnet, has its own pod range 10.C.0.0/16: a node agent that
+// scans the host's processes for a pod's IP cannot find another lab's pod.
+// Services use 10.96.0.0/16 in every lab; CoreDNS runs as a Deployment
+// behind kube-dns at 10.96.0.10. State (certificates, kubeconfigs, etcd
+// data, component logs, node roots) lives in _output/lab/NAME; the admin
+// kubeconfig is _output/lab/NAME/kubeconfig and component logs are in
 // _output/lab/NAME/logs.
 //
 // # Use

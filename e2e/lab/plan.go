@@ -9,10 +9,11 @@ import (
 )
 
 // Fixed ranges inside every lab. They live only inside the lab's own
-// namespaces, so two labs may use the same ones.
+// namespaces, so two labs may use the same ones. Pod ranges differ per lab
+// (Plan.ClusterCIDR): pods are processes on the one host, and a node agent
+// that scans the host's processes for a pod's IP must not find another
+// lab's pod.
 const (
-	// ClusterCIDR holds every node's pod CIDR.
-	ClusterCIDR = "10.244.0.0/16"
 	// ServiceCIDR is the Service ClusterIP range.
 	ServiceCIDR = "10.96.0.0/16"
 	// APIServiceIP is the ClusterIP of the default/kubernetes Service.
@@ -57,7 +58,11 @@ type Plan struct {
 	Underlay netip.Prefix // the lab's /24 on the underlay bridge
 	HostIP   netip.Addr   // the host's end of the host veth
 	APIIP    netip.Addr   // the control plane's underlay address
-	Nodes    []NodePlan
+	// ClusterCIDR holds every node's pod CIDR: 10.C.0.0/16, with C derived
+	// from the underlay subnet (ClusterOctet), so labs running at the same
+	// time never share pod addresses.
+	ClusterCIDR netip.Prefix
+	Nodes       []NodePlan
 }
 
 // NodePlan is one node's names and addresses.
@@ -65,11 +70,28 @@ type NodePlan struct {
 	Name    string       // Kubernetes Node name, e.g. "node-1"
 	Netns   string       // network namespace name
 	IP      netip.Addr   // underlay address
-	PodCIDR netip.Prefix // pod range, a /24 of ClusterCIDR
+	PodCIDR netip.Prefix // pod range, the N-th /24 of the plan's ClusterCIDR
+}
+
+// serviceOctet is the second octet of ServiceCIDR, which no cluster CIDR
+// may overlap.
+const serviceOctet = 96
+
+// ClusterOctet maps the underlay subnet (the x of 100.64.x.0/24) to the
+// second octet of the lab's cluster CIDR 10.C.0.0/16: C is x, or x+1 from
+// the service range's octet on, so distinct subnets give distinct,
+// service-free pod ranges.
+func ClusterOctet(subnet uint8) uint8 {
+	if subnet < serviceOctet {
+		return subnet
+	}
+	return subnet + 1
 }
 
 // NewPlan lays out a lab called name with n nodes on the underlay subnet
-// 100.64.<subnet>.0/24.
+// 100.64.<subnet>.0/24, with pods in 10.<ClusterOctet(subnet)>.0.0/16. The
+// lab picks a subnet no other running lab uses (chooseSubnet), so its pod
+// ranges are its own too. subnet must be below 255.
 func NewPlan(name string, nodes int, subnet uint8) (Plan, error) {
 	if err := ValidateName(name); err != nil {
 		return Plan{}, err
@@ -77,20 +99,25 @@ func NewPlan(name string, nodes int, subnet uint8) (Plan, error) {
 	if nodes < 1 || nodes > 200 {
 		return Plan{}, fmt.Errorf("node count %d: want 1 to 200", nodes)
 	}
+	if subnet == 255 {
+		return Plan{}, fmt.Errorf("underlay subnet %d: want 0 to 254", subnet)
+	}
+	c := ClusterOctet(subnet)
 	base := [4]byte{100, 64, subnet, 0}
 	at := func(last byte) netip.Addr { b := base; b[3] = last; return netip.AddrFrom4(b) }
 	p := Plan{
-		Name:     name,
-		Underlay: netip.PrefixFrom(at(0), 24),
-		HostIP:   at(254),
-		APIIP:    at(1),
+		Name:        name,
+		Underlay:    netip.PrefixFrom(at(0), 24),
+		HostIP:      at(254),
+		APIIP:       at(1),
+		ClusterCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, c, 0, 0}), 16),
 	}
 	for i := 1; i <= nodes; i++ {
 		p.Nodes = append(p.Nodes, NodePlan{
 			Name:    fmt.Sprintf("node-%d", i),
 			Netns:   fmt.Sprintf("%s-node-%d", name, i),
 			IP:      at(byte(10 + i)),
-			PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24),
+			PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, c, byte(i), 0}), 24),
 		})
 	}
 	return p, nil

@@ -3,6 +3,7 @@ package lab
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,13 +44,14 @@ func TestNewPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Plan{
-		Name:     "wl0001",
-		Underlay: netip.MustParsePrefix("100.64.7.0/24"),
-		HostIP:   netip.MustParseAddr("100.64.7.254"),
-		APIIP:    netip.MustParseAddr("100.64.7.1"),
+		Name:        "wl0001",
+		Underlay:    netip.MustParsePrefix("100.64.7.0/24"),
+		HostIP:      netip.MustParseAddr("100.64.7.254"),
+		APIIP:       netip.MustParseAddr("100.64.7.1"),
+		ClusterCIDR: netip.MustParsePrefix("10.7.0.0/16"),
 		Nodes: []NodePlan{
-			{Name: "node-1", Netns: "wl0001-node-1", IP: netip.MustParseAddr("100.64.7.11"), PodCIDR: netip.MustParsePrefix("10.244.1.0/24")},
-			{Name: "node-2", Netns: "wl0001-node-2", IP: netip.MustParseAddr("100.64.7.12"), PodCIDR: netip.MustParsePrefix("10.244.2.0/24")},
+			{Name: "node-1", Netns: "wl0001-node-1", IP: netip.MustParseAddr("100.64.7.11"), PodCIDR: netip.MustParsePrefix("10.7.1.0/24")},
+			{Name: "node-2", Netns: "wl0001-node-2", IP: netip.MustParseAddr("100.64.7.12"), PodCIDR: netip.MustParsePrefix("10.7.2.0/24")},
 		},
 	}
 	if diff := cmp.Diff(want, p, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
@@ -67,6 +69,47 @@ func TestNewPlan(t *testing.T) {
 	for _, bad := range []int{0, 201} {
 		if _, err := NewPlan("wl", bad, 1); err == nil {
 			t.Errorf("NewPlan with %d nodes: no error", bad)
+		}
+	}
+}
+
+// TestPlanPodRangesPerLab checks that labs on different underlay subnets
+// (which chooseSubnet guarantees for labs running at once) never share pod
+// addresses, that no pod range overlaps the services, and that every node's
+// range lies in the cluster CIDR handed to kube-controller-manager and
+// kube-proxy.
+func TestPlanPodRangesPerLab(t *testing.T) {
+	svc := netip.MustParsePrefix(ServiceCIDR)
+	seen := map[netip.Prefix]uint8{}
+	for s := 0; s < 255; s++ {
+		p, err := NewPlan("wl", 3, uint8(s))
+		if err != nil {
+			t.Fatalf("subnet %d: %v", s, err)
+		}
+		if p.ClusterCIDR.Overlaps(svc) {
+			t.Errorf("subnet %d: cluster CIDR %s overlaps services %s", s, p.ClusterCIDR, svc)
+		}
+		if prev, dup := seen[p.ClusterCIDR]; dup {
+			t.Errorf("subnets %d and %d share cluster CIDR %s", prev, s, p.ClusterCIDR)
+		}
+		seen[p.ClusterCIDR] = uint8(s)
+		for _, n := range p.Nodes {
+			if !p.ClusterCIDR.Contains(n.PodCIDR.Addr()) || n.PodCIDR.Bits() != 24 {
+				t.Errorf("subnet %d: %s pod CIDR %s not a /24 of %s", s, n.Name, n.PodCIDR, p.ClusterCIDR)
+			}
+		}
+	}
+	if _, err := NewPlan("wl", 1, 255); err == nil {
+		t.Error("NewPlan with subnet 255: no error")
+	}
+	p, _ := NewPlan("wl", 1, 42)
+	want := "--cluster-cidr=10.42.0.0/16"
+	for name, args := range map[string][]string{
+		"kube-controller-manager": controllerManagerArgs("kc", &pki{}, p.ClusterCIDR),
+		"kube-proxy":              kubeProxyArgs(p.Nodes[0], "kc", p.ClusterCIDR),
+	} {
+		if !slices.Contains(args, want) {
+			t.Errorf("%s args %v lack %s", name, args, want)
 		}
 	}
 }

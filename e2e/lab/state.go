@@ -32,9 +32,11 @@ type State struct {
 	Dir             string
 	Kubeconfig      string
 	APIServer       string
-	Nodes           []NodeState
-	PIDs            map[string]int // component -> process id
-	StartedAt       time.Time
+	// ClusterCIDR is the lab's pod range, unique among running labs.
+	ClusterCIDR string `json:",omitempty"`
+	Nodes       []NodeState
+	PIDs        map[string]int // component -> process id
+	StartedAt   time.Time
 	// NodesReady is the time from the start of Up (binaries built) to
 	// every node Ready.
 	NodesReady time.Duration `json:",omitempty"`
