@@ -5,8 +5,11 @@
 // enrolled when its namespace or the pod itself carries
 // istio.io/dataplane-mode=ambient (a pod label =none opts out; host-network
 // pods and pods with an Istio sidecar never are). Enrolling a pod: open its
-// network namespace (given by the CNI plugin during ADD, or found by
-// scanning /proc for a process whose namespace holds the pod IP), install
+// network namespace (the path CNI ADD gave, remembered per pod even for
+// pods outside the mesh; else found by scanning /var/run/netns and then
+// /proc for a namespace holding the pod IP on an interface linked to this
+// node's namespace, so a pod of another cluster on the same host is never
+// taken), install
 // the in-pod redirect rules, add the node-level probe SNAT, hand ztunnel the
 // namespace over ZDS and wait for its ack, then mark the pod
 // ambient.istio.io/redirection=enabled through pods/status. Unenrolling
