@@ -67,6 +67,9 @@ type Config struct {
 	// TokenCacheTTL is how long a successful token review is reused.
 	// Default 30s.
 	TokenCacheTTL time.Duration
+	// Pods finds the pods on a node for impersonation checks; nil makes
+	// the CA run its own pod informer.
+	Pods PodLookup
 	// ResyncPeriod is the informers' resync period. Default 10m.
 	ResyncPeriod time.Duration
 	// Registerer receives the CA's metrics; nil registers nowhere.

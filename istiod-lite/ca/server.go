@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 )
 
 // Server is the CA. Build it with New, register it on a gRPC server with
@@ -28,7 +27,7 @@ type Server struct {
 	metrics   *metrics
 	serving   *servingCert
 
-	factory   informers.SharedInformerFactory // pods and namespaces
+	factory   informers.SharedInformerFactory // namespaces, and pods without Config.Pods
 	cmFactory informers.SharedInformerFactory // root configmaps only
 	publisher *rootPublisher
 
@@ -65,14 +64,13 @@ func New(ctx context.Context, cfg Config, kube kubernetes.Interface) (*Server, e
 	s.serving = &servingCert{s: s}
 
 	s.factory = informers.NewSharedInformerFactoryWithOptions(kube, cfg.ResyncPeriod)
-	pods := s.factory.Core().V1().Pods().Informer()
-	if err := pods.SetTransform(slimPod); err != nil {
-		return nil, fmt.Errorf("pod informer: %w", err)
+	pods := cfg.Pods
+	if pods == nil {
+		if pods, err = newInformerPods(s.factory.Core().V1().Pods().Informer()); err != nil {
+			return nil, err
+		}
 	}
-	if err := pods.AddIndexers(cache.Indexers{nodeIndex: indexByNode}); err != nil {
-		return nil, fmt.Errorf("pod informer: %w", err)
-	}
-	s.imp = &impersonator{ztunnels: cfg.ZtunnelServiceAccounts, pods: pods.GetIndexer(), synced: pods.HasSynced}
+	s.imp = &impersonator{ztunnels: cfg.ZtunnelServiceAccounts, pods: pods}
 	namespaces := s.factory.Core().V1().Namespaces().Informer()
 
 	s.cmFactory = informers.NewSharedInformerFactoryWithOptions(kube, cfg.ResyncPeriod,
@@ -126,7 +124,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Ready reports whether the pod cache has synced, so impersonated requests
 // can be decided.
-func (s *Server) Ready() bool { return s.imp.synced() }
+func (s *Server) Ready() bool { return s.imp.pods.HasSynced() }
 
 // RootPEM returns the root certificate as PEM, as published in the
 // istio-ca-root-cert ConfigMaps.

@@ -71,6 +71,7 @@ type Watcher struct {
 	istio     istioinformers.SharedInformerFactory
 	gateway   gatewayinformers.SharedInformerFactory
 	synced    []cache.InformerSynced
+	pods      *PodIndex
 	startedAt time.Time
 	syncedAt  chan time.Time
 }
@@ -95,9 +96,14 @@ func New(c Clients, sink Sink, cfg Config) (*Watcher, error) {
 		w.synced = append(w.synced, reg.HasSynced)
 		return nil
 	}
+	pods := w.core.Core().V1().Pods().Informer()
+	var err error
+	if w.pods, err = newPodIndex(pods); err != nil {
+		return nil, err
+	}
 	errs := []error{
 		add(w.core.Core().V1().Namespaces().Informer(), handler(sink.UpsertNamespace, func(_, n string) { sink.DeleteNamespace(n) })),
-		add(w.core.Core().V1().Pods().Informer(), handler(sink.UpsertCompactPod, sink.DeletePod)),
+		add(pods, handler(sink.UpsertCompactPod, sink.DeletePod)),
 		add(w.core.Core().V1().Services().Informer(), handler(sink.UpsertService, sink.DeleteService)),
 		add(w.slices.Discovery().V1().EndpointSlices().Informer(), handler(sink.UpsertEndpointSlice, sink.DeleteEndpointSlice)),
 	}

@@ -105,7 +105,8 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 	var xdsAuthn xds.Authenticator
 	var authority *ca.Server
 	if cfg.XDSAddr != "" {
-		authority, err = ca.New(ctx, ca.Config{Namespace: cfg.Namespace, TrustDomain: cfg.TrustDomain, ClusterID: cfg.ClusterID, Registerer: reg, Logger: log.With("component", "ca")}, clients.Kube)
+		authority, err = ca.New(ctx, ca.Config{Namespace: cfg.Namespace, TrustDomain: cfg.TrustDomain, ClusterID: cfg.ClusterID,
+			Pods: caPods{watcher.Pods()}, Registerer: reg, Logger: log.With("component", "ca")}, clients.Kube)
 		if err != nil {
 			return fmt.Errorf("ca: %w", err)
 		}
