@@ -59,7 +59,9 @@ type lockedRand struct {
 	r  *rand.Rand
 }
 
-func newRand(seed uint64) *lockedRand { return &lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))} }
+func newRand(seed uint64) *lockedRand {
+	return &lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
 
 func (l *lockedRand) Uint64() uint64 {
 	l.mu.Lock()
