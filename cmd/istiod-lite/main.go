@@ -43,6 +43,8 @@ func parse(args []string) (server.Config, error) {
 	e.String(&cfg.MonitoringAddr, "monitoring-address", "MONITORING_ADDRESS", "/ready, /healthz and /metrics listen address")
 	e.String(&cfg.DebugAddr, "debug-address", "DEBUG_ADDRESS", "loopback-only /debug/model and /debug/clients address (empty disables)")
 	e.String(&cfg.Namespace, "namespace", "POD_NAMESPACE", "istiod-lite's namespace")
+	e.String(&cfg.PodName, "pod-name", "POD_NAME", "istiod-lite's own pod, whose image tag the waypoint image takes")
+	e.String(&cfg.WaypointImage, "waypoint-image", "WAYPOINT_IMAGE", "waypoint proxy image (default: weft/waypoint beside istiod-lite's own image, same tag)")
 	e.String(&cfg.RootNamespace, "root-namespace", "ROOT_NAMESPACE", "namespace of mesh-wide policies (default: --namespace)")
 	e.String(&cfg.TrustDomain, "trust-domain", "TRUST_DOMAIN", "mesh trust domain")
 	e.String(&cfg.ClusterID, "cluster-id", "CLUSTER_ID", "cluster id used in workload uids")

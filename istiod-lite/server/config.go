@@ -49,6 +49,12 @@ type Config struct {
 	// A soft limit (GOMEMLIMIT) is left to the deployment.
 	GCPercent int
 
+	// WaypointImage is the waypoint proxies' image; empty derives it from
+	// istiod-lite's own pod (PodName in Namespace): same registry and tag.
+	WaypointImage string
+	// PodName is istiod-lite's own pod name (downward API).
+	PodName string
+
 	// Log is the root logger; nil discards.
 	Log *slog.Logger
 }

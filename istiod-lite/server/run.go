@@ -17,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/istiod-lite/gatewayclass"
 	"github.com/weftmesh/weft/istiod-lite/kube"
 	"github.com/weftmesh/weft/istiod-lite/model"
+	"github.com/weftmesh/weft/istiod-lite/waypoint"
 	"github.com/weftmesh/weft/istiod-lite/xds"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -176,6 +177,17 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 		g.Go(func() error {
 			return gatewayclass.Run(gctx, clients.Gateway.GatewayV1(), gatewayclass.Config{Log: log.With("component", "gatewayclass")})
 		})
+		if inf := watcher.GatewayInformer(); inf != nil {
+			wp, err := waypoint.New(clients.Kube, clients.Gateway.GatewayV1(), inf, waypoint.Config{
+				Image: cfg.WaypointImage, PodNamespace: cfg.Namespace, PodName: cfg.PodName,
+				XDSAddress: "istiod." + cfg.Namespace + ".svc:15012", ClusterID: cfg.ClusterID, TrustDomain: cfg.TrustDomain,
+				Log: log.With("component", "waypoint"),
+			})
+			if err != nil {
+				return err
+			}
+			g.Go(func() error { return wp.Run(gctx) })
+		}
 	}
 	g.Go(func() error {
 		select {

@@ -1,12 +1,16 @@
 package waypoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // FieldManager is the server-side apply field manager of everything the
@@ -20,9 +24,12 @@ const ImageRepository = "waypoint"
 // Config configures the controller.
 type Config struct {
 	// Image is the waypoint container image, e.g. "weft/waypoint:v0.1.0".
-	// Empty takes ImageFor(own image) when the caller knows it, else
-	// DefaultImage().
+	// Empty derives it with ImageFor from the image of istiod-lite's own
+	// pod (PodNamespace/PodName) when Run starts, else DefaultImage().
 	Image string
+	// PodNamespace and PodName name istiod-lite's own pod, whose image
+	// gives the waypoint image's registry and tag.
+	PodNamespace, PodName string
 	// XDSAddress and CAAddress are what waypoints dial (host:port), e.g.
 	// "istiod.weft-system.svc:15012".
 	XDSAddress string
@@ -40,7 +47,7 @@ type Config struct {
 
 // Validate checks the configuration and fills defaults.
 func (c *Config) Validate() error {
-	if c.Image == "" {
+	if c.Image == "" && (c.PodName == "" || c.PodNamespace == "") {
 		c.Image = DefaultImage()
 	}
 	if c.Log == nil {
@@ -105,4 +112,35 @@ func ImageFor(own string) (string, error) {
 		prefix = repo[:i+1]
 	}
 	return prefix + ImageRepository + ":" + tag, nil
+}
+
+// resolveImage fills c.Image from the image of the container of pod
+// PodNamespace/PodName that runs istiod-lite (the first container whose
+// image names istiod-lite, else the first), falling back to
+// DefaultImage when the pod cannot be read.
+func (c *Config) resolveImage(ctx context.Context, kc kubernetes.Interface) {
+	if c.Image != "" {
+		return
+	}
+	c.Image = DefaultImage()
+	pod, err := kc.CoreV1().Pods(c.PodNamespace).Get(ctx, c.PodName, metav1.GetOptions{})
+	if err != nil {
+		c.Log.Warn("cannot read own pod for the waypoint image; using the default", "pod", c.PodNamespace+"/"+c.PodName, "image", c.Image, "err", err)
+		return
+	}
+	own := ""
+	for _, ctr := range pod.Spec.Containers {
+		if own == "" || strings.Contains(ctr.Image, "istiod-lite") {
+			own = ctr.Image
+		}
+		if strings.Contains(ctr.Image, "istiod-lite") {
+			break
+		}
+	}
+	img, err := ImageFor(own)
+	if err != nil {
+		c.Log.Warn("cannot derive the waypoint image from own image; using the default", "own", own, "image", c.Image, "err", err)
+		return
+	}
+	c.Image = img
 }

@@ -1,8 +1,13 @@
 package waypoint
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 )
 
 func TestImageFor(t *testing.T) {
@@ -43,5 +48,35 @@ func TestConfigValidate(t *testing.T) {
 	var empty Config
 	if err := empty.Validate(); err == nil || !strings.Contains(err.Error(), "xDS address") || !strings.Contains(err.Error(), "trust domain") {
 		t.Errorf("Validate of an empty config = %v, want both missing fields named", err)
+	}
+}
+
+func TestResolveImage(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "istiod-lite-1", Namespace: "weft-system"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "discovery", Image: "registry.example/weft/istiod-lite:v0.3.0"}}},
+	}
+	kc := kubefake.NewClientset(pod)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"override wins", Config{Image: "mine/wp:1", PodNamespace: "weft-system", PodName: "istiod-lite-1"}, "mine/wp:1"},
+		{"from own pod", Config{PodNamespace: "weft-system", PodName: "istiod-lite-1"}, "registry.example/weft/waypoint:v0.3.0"},
+		{"pod not found", Config{PodNamespace: "weft-system", PodName: "gone"}, DefaultImage()},
+		{"no pod named", Config{}, DefaultImage()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			c.XDSAddress, c.TrustDomain = "x:15012", "cluster.local"
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			c.resolveImage(context.Background(), kc)
+			if c.Image != tc.want {
+				t.Errorf("image %q, want %q", c.Image, tc.want)
+			}
+		})
 	}
 }

@@ -108,6 +108,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return nil
 	}
+	c.cfg.resolveImage(ctx, c.kube)
 	c.cfg.Log.Info("waypoint controller running", "image", c.cfg.Image)
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
