@@ -477,15 +477,18 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			{"", "security.istio.io", "authorizationpolicies", "watch"},
 			{"", "security.istio.io", "peerauthentications", "watch"},
 			{"", "gateway.networking.k8s.io", "gateways", "watch"},
-			{"", "gateway.networking.k8s.io", "gateways/status", "patch"},
+			{"", "gateway.networking.k8s.io", "gateways/status", "update"},
 			{"", "gateway.networking.k8s.io", "gatewayclasses", "get"},
 			{"", "gateway.networking.k8s.io", "gatewayclasses", "create"},
 			{"", "gateway.networking.k8s.io", "gatewayclasses/status", "update"},
-			{"", "gateway.networking.k8s.io", "gatewayclasses/status", "patch"},
 			{"", "authentication.k8s.io", "tokenreviews", "create"},
 			{"", "", "configmaps", "create"}, {"", "", "configmaps", "update"}, {"", "", "configmaps", "watch"},
 			{"", "", "serviceaccounts", "create"}, {"", "", "services", "create"},
 			{"", "apps", "deployments", "create"},
+			// The waypoint controller: server-side apply, and deletes.
+			{"", "", "serviceaccounts", "patch"}, {"", "", "services", "patch"}, {"", "apps", "deployments", "patch"},
+			{"", "", "serviceaccounts", "delete"}, {"", "", "services", "delete"}, {"", "apps", "deployments", "delete"},
+			{"", "apps", "deployments", "watch"},
 			{ns, "", "secrets", "create"},
 		}
 		for _, n := range need {
@@ -511,6 +514,12 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		for scope := range g {
 			if scope != "" && scope != ns {
 				t.Errorf("istiod-lite has a Role in %s", scope)
+			}
+		}
+		// Server-side apply needs no update; status is the only update.
+		for _, r := range []struct{ group, resource string }{{"", "serviceaccounts"}, {"", "services"}, {"apps", "deployments"}, {"gateway.networking.k8s.io", "gateways"}} {
+			if ok, _ := allows(g[""], r.group, r.resource, "update"); ok {
+				t.Errorf("istiod-lite may update %s.%s", r.resource, r.group)
 			}
 		}
 	})
