@@ -55,7 +55,39 @@ func (b *Budget) End() { b.active.Add(-1) }
 // AllowRetry reports whether a retry may start now. When it returns true
 // the retry is counted in flight until RetryDone.
 func (b *Budget) AllowRetry() bool {
-	// TODO(WP-RESIL): implement.
+	allowed := b.percent / 100 * float64(b.active.Load())
+	for {
+		r := b.retries.Load()
+		if float64(r+1) > allowed {
+			break
+		}
+		if b.retries.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+	if b.takeFloorToken() {
+		b.retries.Add(1)
+		return true
+	}
+	return false
+}
+
+// takeFloorToken takes a token from the min_retries_per_second bucket.
+func (b *Budget) takeFloorToken() bool {
+	if b.minPerSecond <= 0 {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if elapsed := now.Sub(b.lastFill); elapsed > 0 {
+		b.tokens = min(b.minPerSecond, b.tokens+elapsed.Seconds()*b.minPerSecond)
+		b.lastFill = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
 	return false
 }
 

@@ -1,8 +1,13 @@
 package retry
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
 )
 
 // Kind is the class of a failed attempt's error.
@@ -68,6 +73,27 @@ func Reset(err error) error {
 // are connect failures; ECONNRESET, EPIPE and unexpected EOF are resets).
 // Classify(nil) is KindOther.
 func Classify(err error) Kind {
-	// TODO(WP-RESIL): implement.
+	switch {
+	case err == nil:
+		return KindOther
+	case errors.Is(err, ErrConnectFailure):
+		return KindConnectFailure
+	case errors.Is(err, ErrReset):
+		return KindReset
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return KindTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH):
+		return KindConnectFailure
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, io.ErrUnexpectedEOF):
+		return KindReset
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return KindConnectFailure
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return KindTimeout
+	}
 	return KindOther
 }

@@ -167,7 +167,32 @@ func (p *Policy) PerTryTimeout() time.Duration {
 // ShouldRetry does not consult the Budget, the request's overall deadline
 // or whether the body can be replayed; the caller checks those too.
 func (p *Policy) ShouldRetry(attempt int, status int, err error) bool {
-	// TODO(WP-RESIL): implement.
+	if p == nil || attempt < 1 || attempt > p.attempts {
+		return false
+	}
+	if err != nil {
+		// As Envoy: 5xx and gateway-error cover every failure without a
+		// response; connect-failure only the failure to connect.
+		switch Classify(err) {
+		case KindConnectFailure:
+			return p.on&(cond5xx|condGatewayError|condReset|condConnectFailure) != 0
+		case KindReset, KindTimeout:
+			return p.on&(cond5xx|condGatewayError|condReset) != 0
+		}
+		return false
+	}
+	switch {
+	case status >= 500 && status <= 599 && p.on&cond5xx != 0:
+		return true
+	case (status == 502 || status == 503 || status == 504) && p.on&condGatewayError != 0:
+		return true
+	case p.on&condRetriableStatusCodes != 0:
+		for _, c := range p.codes {
+			if c == status {
+				return true
+			}
+		}
+	}
 	return false
 }
 
@@ -176,16 +201,40 @@ func (p *Policy) ShouldRetry(attempt int, status int, err error) bool {
 // matching gRPC condition (cancelled=1, deadline-exceeded=4,
 // resource-exhausted=8, internal=13, unavailable=14) is in retry_on.
 func (p *Policy) ShouldRetryGRPC(attempt int, code int) bool {
-	// TODO(WP-RESIL): implement.
-	return false
+	if p == nil || attempt < 1 || attempt > p.attempts {
+		return false
+	}
+	var c conditions
+	switch code {
+	case 1:
+		c = condCancelled
+	case 4:
+		c = condDeadlineExceeded
+	case 8:
+		c = condResourceExhausted
+	case 13:
+		c = condInternal
+	case 14:
+		c = condUnavailable
+	}
+	return p.on&c != 0
 }
 
 // Backoff returns how long to wait before retry number attempt (1 for the
 // first retry): base×2^(attempt-1), capped at MaxBackoffFactor×base, with
 // jitter drawn uniformly from the upper half [d/2, d].
 func (p *Policy) Backoff(attempt int) time.Duration {
-	// TODO(WP-RESIL): implement.
-	return 0
+	if p == nil {
+		return 0
+	}
+	limit := p.backoff * MaxBackoffFactor
+	d := p.backoff
+	for i := 1; i < attempt && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	half := d / 2
+	return half + time.Duration(p.rnd()*float64(d-half))
 }
 
 // NewBudget returns a Budget with this policy's budget_percent and
