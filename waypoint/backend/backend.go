@@ -1,0 +1,92 @@
+package backend
+
+import (
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/pkg/api/l7api"
+	"github.com/weftmesh/weft/waypoint/balance"
+	"github.com/weftmesh/weft/waypoint/breaker"
+	"github.com/weftmesh/weft/waypoint/retry"
+)
+
+// Backend is the state of one backend Service. It is safe for concurrent
+// use.
+type Backend struct {
+	// Hostname is the Service's hostname.
+	Hostname string
+	// Pool enforces the connection pool limits; never nil.
+	Pool *breaker.Pool
+	// Outliers ejects failing endpoints; nil ejects nothing.
+	Outliers *breaker.Outliers
+	// Balancer picks endpoints, skipping ejected ones.
+	Balancer balance.Balancer
+
+	policy  *l7api.TrafficPolicy
+	budgets sync.Map // route name -> *retry.Budget
+}
+
+// Budget returns the retry budget of requests to b on route, made from p on
+// first use.
+func (b *Backend) Budget(route string, p *retry.Policy) *retry.Budget {
+	if v, ok := b.budgets.Load(route); ok {
+		return v.(*retry.Budget)
+	}
+	v, _ := b.budgets.LoadOrStore(route, p.NewBudget())
+	return v.(*retry.Budget)
+}
+
+func newBackend(host string, tp *l7api.TrafficPolicy) *Backend {
+	b := &Backend{Hostname: host, policy: tp, Pool: breaker.NewPool(tp.GetConnectionPool()),
+		Outliers: breaker.NewOutliers(tp.GetOutlierDetection())}
+	var opts []balance.Option
+	if b.Outliers != nil {
+		opts = append(opts, balance.WithSkip(b.Outliers.Ejected))
+	}
+	b.Balancer = balance.New(tp.GetLoadBalancer(), opts...)
+	return b
+}
+
+// Registry holds the Backends by hostname. It is safe for concurrent use.
+type Registry struct {
+	mu sync.RWMutex
+	m  map[string]*Backend
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry { return &Registry{m: map[string]*Backend{}} }
+
+// Get returns the Backend of host under traffic policy tp (nil for none).
+// The same Backend is returned while tp stays equal; a changed policy
+// starts afresh.
+func (r *Registry) Get(host string, tp *l7api.TrafficPolicy) *Backend {
+	host = strings.ToLower(host)
+	r.mu.RLock()
+	b := r.m[host]
+	r.mu.RUnlock()
+	if b != nil && (b.policy == tp || proto.Equal(b.policy, tp)) {
+		return b
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b = r.m[host]; b != nil && (b.policy == tp || proto.Equal(b.policy, tp)) {
+		return b
+	}
+	b = newBackend(host, tp)
+	r.m[host] = b
+	return b
+}
+
+// Stats reports each backend's connections, active and pending requests.
+func (r *Registry) Stats() map[string][3]int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string][3]int64, len(r.m))
+	for h, b := range r.m {
+		c, a, p := b.Pool.Stats()
+		out[h] = [3]int64{c, a, p}
+	}
+	return out
+}

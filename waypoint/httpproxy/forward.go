@@ -1,0 +1,278 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/weftmesh/weft/pkg/api/l7api"
+	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/waypoint/backend"
+	"github.com/weftmesh/weft/waypoint/flow"
+	"github.com/weftmesh/weft/waypoint/l7config"
+	"github.com/weftmesh/weft/waypoint/retry"
+	"github.com/weftmesh/weft/waypoint/route"
+	"github.com/weftmesh/weft/waypoint/telemetry"
+)
+
+// target is where a routed request goes.
+type target struct {
+	// hostname keys the backend state: the Service hostname, or the pod
+	// address for a pod destination.
+	hostname string
+	service  *wds.Service
+	port     uint16
+	// pod is the endpoint of a pod destination.
+	pod netip.AddrPort
+	// like picks the endpoints' address family.
+	like netip.Addr
+}
+
+var errNoService = errors.New("backend service unknown")
+
+func (h *Handler) target(f *flow.Flow, d route.Decision) (target, error) {
+	dst := f.Destination
+	t := target{like: dst.Authority.Addr()}
+	if dst.Service == nil {
+		t.hostname, t.pod, t.port = dst.Authority.String(), dst.Authority, dst.Port
+		return t, nil
+	}
+	t.service, t.port = dst.Service, dst.Port
+	if !d.Default() && d.Backend.Service != nil {
+		if d.Backend.Port != 0 {
+			t.port = d.Backend.Port
+		}
+		host, ns := d.Backend.Service.GetHostname(), d.Backend.Service.GetNamespace()
+		if !strings.EqualFold(host, dst.Hostname()) || (ns != "" && ns != dst.Service.Namespace()) {
+			t.service = nil
+			for _, s := range h.cfg.Mesh.ServicesByHostname(host) {
+				if t.service == nil || s.Namespace() == ns {
+					t.service = s
+				}
+			}
+			if t.service == nil {
+				return t, fmt.Errorf("%w: %s", errNoService, host)
+			}
+		}
+	}
+	t.hostname = t.service.Hostname()
+	return t, nil
+}
+
+// endpoints lists the target's endpoint addresses.
+func (h *Handler) endpoints(t target) []netip.AddrPort {
+	if t.service == nil {
+		return []netip.AddrPort{t.pod}
+	}
+	eps := h.cfg.Mesh.Endpoints(t.service, t.port, t.like)
+	out := make([]netip.AddrPort, len(eps))
+	for i, ep := range eps {
+		out[i] = ep.Addr
+	}
+	return out
+}
+
+// roundTripper chooses HTTP/2 upstream for ports declared HTTP2 or GRPC and
+// for requests that arrived over HTTP/2 on undeclared ports, else HTTP/1.1.
+func (h *Handler) roundTripper(snap *l7config.Snapshot, t target, r *http.Request) http.RoundTripper {
+	switch snap.Protocol(t.hostname, t.port) {
+	case l7api.Protocol_HTTP2, l7api.Protocol_GRPC:
+		return h.cfg.HTTP2
+	case l7api.Protocol_HTTP:
+		return h.cfg.HTTP1
+	}
+	if r.ProtoMajor == 2 {
+		return h.cfg.HTTP2
+	}
+	return h.cfg.HTTP1
+}
+
+// forward sends r to one of t's endpoints, retrying as the route's policy
+// and the backend's budget allow, and copies the response to w.
+func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Request, f *flow.Flow, t target, b *backend.Backend,
+	d route.Decision, snap *l7config.Snapshot, rec *telemetry.Request) {
+	policy := snap.Retries[d.Route]
+	var budget *retry.Budget
+	if policy != nil {
+		budget = b.Budget(d.Route, policy)
+		budget.Begin()
+		defer budget.End()
+	}
+	var replay *retry.Body
+	if policy.Attempts() > 0 && r.Body != nil && r.Body != http.NoBody {
+		replay = retry.NewBody(r.Body, h.cfg.RetryBufferLimit)
+		defer func() { _ = replay.Close() }()
+	}
+	perTry := policy.PerTryTimeout()
+	if perTry == 0 {
+		perTry = d.Timeouts.GetBackendRequest().AsDuration()
+	}
+	rt := h.roundTripper(snap, t, r)
+
+	var resp *http.Response
+	var err error
+	var cancelTry context.CancelFunc = func() {}
+	for attempt := 1; ; attempt++ {
+		rec.Attempts = attempt
+		addrs := h.endpoints(t)
+		if len(addrs) == 0 {
+			err = wds.ErrNoEndpoints
+			break
+		}
+		ep, done := b.Balancer.Pick(addrs)
+		rec.Upstream = ep
+		tctx := ctx
+		cancelTry = func() {}
+		if perTry > 0 {
+			tctx, cancelTry = context.WithTimeout(ctx, perTry)
+		}
+		out, oerr := outgoing(tctx, r, ep, replay)
+		if oerr != nil {
+			done(0, oerr)
+			cancelTry()
+			err = oerr
+			break
+		}
+		start := time.Now()
+		resp, err = rt.RoundTrip(out)
+		done(time.Since(start), err)
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		if b.Outliers != nil {
+			b.Outliers.Report(ep, status, err)
+		}
+		retryable := err != nil && policy.ShouldRetry(attempt, 0, classify(err, tctx)) ||
+			err == nil && (policy.ShouldRetry(attempt, status, nil) || grpcRetry(policy, attempt, resp))
+		if !retryable || ctx.Err() != nil || (replay != nil && !replay.Replayable()) || !budget.AllowRetry() {
+			break
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			_ = resp.Body.Close()
+			resp = nil
+		}
+		cancelTry()
+		wait := sleep(ctx, policy.Backoff(attempt))
+		budget.RetryDone()
+		if !wait {
+			break
+		}
+	}
+	defer cancelTry()
+	if err != nil || resp == nil {
+		if err == nil {
+			err = ctx.Err()
+		}
+		rec.Err = err
+		switch {
+		case errors.Is(err, wds.ErrNoEndpoints):
+			rec.Labels.ResponseFlags = "UH"
+			localReply(w, http.StatusServiceUnavailable, "no healthy upstream")
+		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+			timeoutReply(w, rec, ctx)
+		default:
+			rec.Labels.ResponseFlags = "UF"
+			if rec.Attempts > 1 {
+				rec.Labels.ResponseFlags = "URX"
+			}
+			localReply(w, http.StatusServiceUnavailable, "upstream connect error or disconnect/reset before headers")
+		}
+		return
+	}
+	if rec.Attempts > 1 && resp.StatusCode >= 500 {
+		rec.Labels.ResponseFlags = "URX"
+	}
+	d.ApplyResponse(resp.Header)
+	copyResponse(w, resp, rec)
+}
+
+// classify marks a per-try timeout for the retry policy.
+func classify(err error, tctx context.Context) error {
+	if tctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// grpcRetry reports a retryable grpc-status in a trailers-only response.
+func grpcRetry(p *retry.Policy, attempt int, resp *http.Response) bool {
+	s := resp.Header.Get("Grpc-Status")
+	if s == "" || s == "0" {
+		return false
+	}
+	var code int
+	if _, err := fmt.Sscan(s, &code); err != nil {
+		return false
+	}
+	return p.ShouldRetryGRPC(attempt, code)
+}
+
+// outgoing builds the upstream request for one attempt.
+func outgoing(ctx context.Context, r *http.Request, ep netip.AddrPort, replay *retry.Body) (*http.Request, error) {
+	out := r.Clone(ctx)
+	out.RequestURI = ""
+	out.URL = &url.URL{Scheme: "http", Host: ep.String(), Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	out.Host = r.Host
+	removeHopByHop(out.Header)
+	out.Close = false
+	switch {
+	case r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody):
+		out.Body = http.NoBody
+	case replay != nil:
+		body, err := replay.Attempt()
+		if err != nil {
+			return nil, err
+		}
+		out.Body, out.GetBody = body, replay.Attempt
+	}
+	return out, nil
+}
+
+// copyResponse writes resp to w: headers, the body (flushed as it comes,
+// so streams stream), then the trailers.
+func copyResponse(w *countingWriter, resp *http.Response, rec *telemetry.Request) {
+	defer func() { _ = resp.Body.Close() }()
+	removeHopByHop(resp.Header)
+	dst := w.Header()
+	for k, vs := range resp.Header {
+		dst[k] = append(dst[k][:0:0], vs...)
+	}
+	w.WriteHeader(resp.StatusCode)
+	rec.GRPCStatus = resp.Header.Get("Grpc-Status")
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				rec.Err = werr
+				return
+			}
+			_ = rc.Flush()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// The upstream broke mid-body: reset the client's stream rather
+			// than end it as if complete.
+			rec.Err, rec.Labels.ResponseFlags = err, "UR"
+			panic(http.ErrAbortHandler)
+		}
+	}
+	// Trailers known only now are sent with net/http's TrailerPrefix.
+	for k, vs := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = vs
+	}
+	if s := resp.Trailer.Get("Grpc-Status"); s != "" {
+		rec.GRPCStatus = s
+	}
+}

@@ -1,0 +1,151 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/waypoint/flow"
+)
+
+// Server serves HTTP on tunnel streams handed to it by ServeFlow. It
+// implements inbound.ConnHandler.
+type Server struct {
+	srv  *http.Server
+	ln   *connListener
+	once sync.Once
+	done chan struct{}
+}
+
+// NewServer returns a Server running h for every request; the request's
+// context carries the flow (flow.FromContext).
+func NewServer(h http.Handler, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{ln: newConnListener(), done: make(chan struct{})}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	s.srv = &http.Server{
+		Handler: h, Protocols: protos, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 10 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		HTTP2:    &http2Config,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if fc, ok := c.(*flowConn); ok {
+				return flow.NewContext(ctx, fc.flow)
+			}
+			return ctx
+		},
+	}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(s.ln)
+	}()
+	return s
+}
+
+var http2Config = http.HTTP2Config{MaxReceiveBufferPerStream: 4 << 20, MaxReceiveBufferPerConnection: 16 << 20}
+
+// ServeFlow serves c until the HTTP server is done with it (the client
+// closed it, it idled out, or ctx ended).
+func (s *Server) ServeFlow(ctx context.Context, f *flow.Flow, c net.Conn) {
+	fc := &flowConn{Conn: c, flow: f, closed: make(chan struct{})}
+	if !s.ln.push(fc) {
+		return
+	}
+	select {
+	case <-fc.closed:
+	case <-ctx.Done():
+		_ = fc.Close()
+	}
+}
+
+// Shutdown stops taking connections and waits, bounded by ctx, for active
+// requests to finish; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		err = s.srv.Shutdown(ctx)
+		if err != nil {
+			_ = s.srv.Close()
+		}
+		<-s.done
+	})
+	return err
+}
+
+// flowConn is a tunnel with its flow; Close tells ServeFlow it is done.
+type flowConn struct {
+	net.Conn
+	flow   *flow.Flow
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *flowConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
+}
+
+// CloseWrite half-closes the tunnel (used by upgraded connections).
+func (c *flowConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+// connListener is a net.Listener that accepts the connections pushed to it.
+type connListener struct {
+	ch     chan net.Conn
+	mu     sync.Mutex
+	closed chan struct{}
+}
+
+func newConnListener() *connListener {
+	return &connListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *connListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.closed:
+	default:
+		close(l.closed)
+	}
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "hbone" }
+func (pipeAddr) String() string  { return "hbone" }
+
+var errNoFlow = errors.New("request carries no flow")
