@@ -120,10 +120,19 @@ func (a *Agent) snapshot() []workload {
 }
 
 // onSnapshotAck marks a pod acked by a snapshot and queues it so it gets
-// annotated.
-func (a *Agent) onSnapshotAck(uid string) {
-	a.markAcked(uid)
-	if st := a.state(uid); st != nil {
+// annotated. The ack counts only for the namespace the snapshot sent: if
+// the pod got a new sandbox meanwhile (a new podState with another
+// netns), that one still waits for its own ack before it is annotated.
+func (a *Agent) onSnapshotAck(w workload) {
+	a.mu.Lock()
+	st := a.pods[w.UID]
+	ok := st != nil && st.ns == w.NetNS
+	if ok && !st.acked {
+		st.acked = true
+		a.metrics.enrolled.Inc()
+	}
+	a.mu.Unlock()
+	if ok {
 		a.queue.Add(st.namespace + "/" + st.name)
 	}
 }

@@ -148,6 +148,12 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 	case want:
 		unlock := a.podLocks.lock(uid)
 		defer unlock()
+		// held was read before the lock: a CNI DEL or a new sandbox may
+		// have replaced it since. Annotate only the state now held, and
+		// only once ztunnel acked it (its own enroll annotates it then).
+		if cur := a.state(uid); cur != held || !a.isAcked(cur) {
+			return nil
+		}
 		if pod.Annotations[AnnotationRedirection] == RedirectionEnabled {
 			held.annotated = true
 			return nil

@@ -54,7 +54,7 @@ type zdsServer struct {
 	path     string
 	log      *slog.Logger
 	snapshot func() []workload
-	acked    func(uid string)
+	acked    func(w workload) // a snapshot's ack of w
 	metrics  *metrics
 
 	// addMu serialises adds and snapshots, so that a pod added while a new
@@ -86,7 +86,7 @@ func (z *ztConn) request(ctx context.Context, req *zdsapi.WorkloadRequest, w *wo
 	return z.c.Request(ctx, req, nil)
 }
 
-func newZDSServer(path string, log *slog.Logger, m *metrics, snapshot func() []workload, acked func(uid string)) *zdsServer {
+func newZDSServer(path string, log *slog.Logger, m *metrics, snapshot func() []workload, acked func(w workload)) *zdsServer {
 	return &zdsServer{path: path, log: log, metrics: m, snapshot: snapshot, acked: acked, changed: make(chan struct{})}
 }
 
@@ -179,7 +179,7 @@ func (s *zdsServer) sendSnapshot(ctx context.Context, zc *ztConn, log *slog.Logg
 	s.addMu.Lock()
 	defer s.addMu.Unlock()
 	pods := s.snapshot()
-	var ackedUIDs []string
+	var ackedPods []workload
 	for _, w := range pods {
 		if err := zc.request(ctx, w.addRequest(), &w); err != nil {
 			var ackErr *zds.AckError
@@ -190,7 +190,7 @@ func (s *zdsServer) sendSnapshot(ctx context.Context, zc *ztConn, log *slog.Logg
 			}
 			return fmt.Errorf("snapshot add %s: %w", w.UID, err)
 		}
-		ackedUIDs = append(ackedUIDs, w.UID)
+		ackedPods = append(ackedPods, w)
 	}
 	snap := &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_SnapshotSent{SnapshotSent: &zdsapi.SnapshotSent{}}}
 	if err := zc.request(ctx, snap, nil); err != nil {
@@ -199,8 +199,8 @@ func (s *zdsServer) sendSnapshot(ctx context.Context, zc *ztConn, log *slog.Logg
 	log.Info("zds snapshot sent", "pods", len(pods))
 	// Record the acks before the connection counts as connected, so that
 	// nobody re-adds these pods to it.
-	for _, uid := range ackedUIDs {
-		s.acked(uid)
+	for _, w := range ackedPods {
+		s.acked(w)
 	}
 	s.mu.Lock()
 	s.conns = append(s.conns, zc)

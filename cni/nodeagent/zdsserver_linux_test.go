@@ -130,7 +130,7 @@ func TestZDSServerKernel(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ztunnel", "ztunnel.sock")
 	srv := newZDSServer(path, slog.New(slog.DiscardHandler), newMetrics(),
 		func() []workload { mu.Lock(); defer mu.Unlock(); return slices.Clone(held) },
-		func(uid string) { mu.Lock(); defer mu.Unlock(); acked = append(acked, uid) })
+		func(w workload) { mu.Lock(); defer mu.Unlock(); acked = append(acked, w.UID) })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan struct{})
