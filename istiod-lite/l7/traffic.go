@@ -18,11 +18,10 @@ type trafficSet struct {
 	policy  *l7api.TrafficPolicy
 }
 
-// resolveHost turns a DestinationRule host into a Service hostname:
-// "name" and "name.ns" are completed in the cluster domain ("name" in the
-// rule's namespace), "name.ns.svc" gains the domain suffix. It returns
-// the Service's namespace and name, or ok false when the host does not
-// name a Kubernetes Service (wildcards, external hosts).
+// resolveHost turns a DestinationRule host into a Service, as Istio does:
+// a short name ("reviews") is a Service in the rule's namespace; any other
+// host must be a full "<name>.<namespace>.svc.<domain>". ok is false when
+// the host names no Kubernetes Service (wildcards, external hosts).
 func (c Config) resolveHost(host, ruleNS string) (ns, name string, ok bool) {
 	if host == "" || strings.Contains(host, "*") {
 		return "", "", false
@@ -31,10 +30,6 @@ func (c Config) resolveHost(host, ruleNS string) (ns, name string, ok bool) {
 	switch {
 	case len(parts) == 1:
 		return ruleNS, parts[0], true
-	case len(parts) == 2:
-		return parts[1], parts[0], true
-	case len(parts) == 3 && parts[2] == "svc":
-		return parts[1], parts[0], true
 	case len(parts) > 3 && parts[2] == "svc" && strings.Join(parts[3:], ".") == c.DomainSuffix:
 		return parts[1], parts[0], true
 	}
@@ -51,7 +46,7 @@ func (c Config) translateDestinationRule(dr *networkingv1.DestinationRule, p *pr
 	}
 	ns, name, ok := c.resolveHost(spec.GetHost(), dr.Namespace)
 	if !ok {
-		p.reject("spec.host", "%q does not name a Kubernetes Service (name, name.namespace or name.namespace.svc.%s; no wildcards)", spec.GetHost(), c.DomainSuffix)
+		p.reject("spec.host", "%q does not name a Kubernetes Service (a short name in this namespace, or name.namespace.svc.%s; no wildcards)", spec.GetHost(), c.DomainSuffix)
 		return ts
 	}
 	if spec.GetWorkloadSelector() != nil {
