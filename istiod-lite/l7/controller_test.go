@@ -60,7 +60,9 @@ func newTestController() (*Controller, *recorder) {
 	return c, rec
 }
 
-func decode[M interface{ *l7api.RouteConfig | *l7api.L7Policy | *l7api.TrafficPolicy }](t *testing.T, r *model.Resource) M {
+func decode[M interface {
+	*l7api.RouteConfig | *l7api.L7Policy | *l7api.TrafficPolicy
+}](t *testing.T, r *model.Resource) M {
 	t.Helper()
 	if r == nil {
 		t.Fatal("resource missing")

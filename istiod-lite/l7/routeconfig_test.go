@@ -56,15 +56,15 @@ func TestRoutePrecedence(t *testing.T) {
 		got = append(got, r.Name)
 	}
 	want := []string{
-		"HTTPRoute/demo/old/3",   // exact
-		"HTTPRoute/demo/old/4",   // regex
-		"HTTPRoute/demo/old/0",   // longest prefix
-		"HTTPRoute/demo/old/2",   // /api + method
-		"HTTPRoute/demo/old/5",   // /api + header + query
-		"HTTPRoute/demo/old/1",   // /api + header
+		"HTTPRoute/demo/old/3",    // exact
+		"HTTPRoute/demo/old/4",    // regex
+		"HTTPRoute/demo/old/0",    // longest prefix
+		"HTTPRoute/demo/old/2",    // /api + method
+		"HTTPRoute/demo/old/5",    // /api + header + query
+		"HTTPRoute/demo/old/1",    // /api + header
 		"HTTPRoute/demo/ported/0", // /api on a port beats port-less
-		"HTTPRoute/demo/young/1", // /api, younger object
-		"HTTPRoute/demo/young/0", // /
+		"HTTPRoute/demo/young/1",  // /api, younger object
+		"HTTPRoute/demo/young/0",  // /
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("order (-want +got):\n%s", d)
