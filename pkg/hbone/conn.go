@@ -43,6 +43,8 @@ type conn struct {
 	lim    Limits
 	client bool
 	log    *slog.Logger
+	// peerID is the peer's verified SPIFFE identity, set before start.
+	peerID string
 
 	// Read loop state, owned by the read loop goroutine.
 	br         *bufio.Reader

@@ -20,6 +20,12 @@ func PeerIdentity(cert *x509.Certificate) string {
 	return ""
 }
 
+// PeerIdentity returns the verified SPIFFE identity of the other end of
+// the stream's connection: the server's for a stream opened by a Pool, the
+// client's for a stream a Server accepted ("" when its certificate carries
+// none).
+func (s *Stream) PeerIdentity() string { return s.c.peerID }
+
 func hpackField(name, value string) hpack.HeaderField {
 	return hpack.HeaderField{Name: name, Value: value}
 }

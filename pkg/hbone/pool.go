@@ -303,6 +303,9 @@ func (p *Pool) connect(key Key) (*conn, error) {
 		return nil, err
 	}
 	c := newConn(tc, p.lim, true, p.log)
+	if len(cs.PeerCertificates) > 0 {
+		c.peerID = PeerIdentity(cs.PeerCertificates[0])
+	}
 	c.onStreamDone = func(s *Stream) {
 		if s.release != nil {
 			s.release()

@@ -213,6 +213,7 @@ func (srv *Server) serveConn(ctx context.Context, set *connSet, nc net.Conn, pee
 	if len(peer) > 0 {
 		identity = PeerIdentity(peer[0])
 	}
+	c.peerID = identity
 	connCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.onRequest = func(s *Stream, fields []hpack.HeaderField, tooBig bool) {

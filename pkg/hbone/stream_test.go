@@ -49,6 +49,30 @@ func TestEchoAndRequestFields(t *testing.T) {
 	}
 }
 
+// TestStreamPeerIdentity: each side's Stream names the other side's
+// verified identity.
+func TestStreamPeerIdentity(t *testing.T) {
+	srvSide := make(chan string, 1)
+	h := HandlerFunc(func(ctx context.Context, r *Request) {
+		s, err := r.Accept()
+		if err != nil {
+			srvSide <- err.Error()
+			return
+		}
+		srvSide <- s.PeerIdentity()
+		_, _ = io.Copy(io.Discard, s)
+	})
+	ts := newSetup(t, h, nil, nil)
+	s := ts.dial(t, nil)
+	defer func() { _ = s.Close() }()
+	if got := s.PeerIdentity(); got != serverID {
+		t.Errorf("client stream's peer = %q, want %q", got, serverID)
+	}
+	if got := <-srvSide; got != clientID {
+		t.Errorf("server stream's peer = %q, want %q", got, clientID)
+	}
+}
+
 func TestHalfClose(t *testing.T) {
 	tests := []struct {
 		name        string

@@ -370,6 +370,28 @@ func TestComponent(t *testing.T) {
 			}
 		}
 	})
+	t.Run("connection table names both identities", func(t *testing.T) {
+		held, err := open(a, vip+":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = held.Close() }()
+		if _, err := held.exchange("hi"); err != nil {
+			t.Fatal(err)
+		}
+		const client, server = "spiffe://cluster.local/ns/demo/sa/client", "spiffe://cluster.local/ns/demo/sa/server"
+		got := map[string][2]string{}
+		for _, cs := range m.rec.Connections() {
+			if cs.Protocol == "HBONE" {
+				got[cs.Direction] = [2]string{cs.SrcIdentity, cs.DstIdentity}
+			}
+		}
+		for _, dir := range []string{"outbound", "inbound"} {
+			if got[dir] != [2]string{client, server} {
+				t.Errorf("%s connection identities %q, want [%s %s]", dir, got[dir], client, server)
+			}
+		}
+	})
 	t.Run("pod IP over HBONE", func(t *testing.T) {
 		if seen, err := talk(a, ipB+":8080"); err != nil || seen != ipA {
 			t.Fatalf("seen %q, %v", seen, err)

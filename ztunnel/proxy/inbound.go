@@ -20,10 +20,12 @@ import (
 var errDenied = errors.New("denied")
 
 // inboundHBONE serves one CONNECT received on the pod's 15008.
-func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, open *openConns, req InboundRequest, s InboundStream) {
+// id is the identity the pod's 15008 presents.
+func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID, open *openConns, req InboundRequest, s InboundStream) {
 	rec := p.cfg.Recorder.Start()
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "HBONE"
 	rec.Labels.Reporter, rec.Labels.SecurityPolicy = "destination", "mutual_tls"
+	rec.SrcIdentity, rec.DstIdentity = req.Peer.String(), id.String()
 	rec.SrcAddr = req.PeerAddr
 	rec.Src = peerOf(p.cfg.Store.WorkloadByIP(wds.NetAddr{Network: p.cfg.Network, IP: req.PeerAddr.Addr()}), req.Peer)
 	select {

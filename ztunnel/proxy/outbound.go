@@ -101,11 +101,23 @@ func (p *Proxy) dialOutbound(ctx context.Context, pod *inpod.Pod, id identity.ID
 	if b := p.baggage(rec.Src, pod); b != "" {
 		h.Set("Baggage", b)
 	}
-	return p.cfg.Tunnels.Connect(ctx, TunnelRequest{
+	c, err := p.cfg.Tunnels.Connect(ctx, TunnelRequest{
 		Pod: pod, Source: id, SourceIP: rec.SrcAddr.Addr(), Addr: r.addr,
 		Expected: r.expected, Authority: r.authority, Header: h,
 	})
+	if err != nil {
+		return nil, err
+	}
+	rec.SrcIdentity = id.String()
+	if pi, ok := c.(peerIdentifier); ok {
+		rec.DstIdentity = pi.PeerIdentity()
+	}
+	return c, nil
 }
+
+// peerIdentifier is implemented by tunnels that know the server's verified
+// identity (pkg/hbone's Stream).
+type peerIdentifier interface{ PeerIdentity() string }
 
 // baggage describes the source workload as Istio's ztunnel does.
 func (p *Proxy) baggage(src telemetry.Peer, pod *inpod.Pod) string {

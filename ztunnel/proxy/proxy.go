@@ -203,7 +203,7 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 		}
 		ln := &trackingListener{Listener: pod.Listeners.InboundHBONE, pod: pod}
 		err := p.cfg.Inbound.Serve(ctx, ln, id, func(ctx context.Context, req InboundRequest, s InboundStream) {
-			p.inboundHBONE(ctx, pod, open, req, s)
+			p.inboundHBONE(ctx, pod, id, open, req, s)
 		})
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Warn("hbone server ended", "error", err)

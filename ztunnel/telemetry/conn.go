@@ -52,6 +52,11 @@ type Conn struct {
 	Src, Dst Peer
 	// Protocol is "HBONE" or "TCP".
 	Protocol string
+	// SrcIdentity and DstIdentity are the SPIFFE identities of the mTLS
+	// (HBONE) leg this ztunnel took part in: the client's and the server's,
+	// each either verified from the peer's certificate or this side's own.
+	// Both are empty for plaintext.
+	SrcIdentity, DstIdentity string
 }
 
 // Start creates a record; fill in its fields, then call Opened.
@@ -143,15 +148,19 @@ func (c *Conn) log(err error) {
 // ConnState is one open connection in the admin dump, in the shape of
 // `istioctl ztunnel-config connections`.
 type ConnState struct {
-	Workload     string    `json:"workload"`
-	Direction    string    `json:"direction"`
-	Local        string    `json:"local"`
-	Remote       string    `json:"remote"`
-	RemoteTarget string    `json:"remoteTarget"`
-	Protocol     string    `json:"protocol"`
-	BytesSent    int64     `json:"bytesSent"`
-	BytesRecv    int64     `json:"bytesRecv"`
-	Started      time.Time `json:"started"`
+	Workload     string `json:"workload"`
+	Direction    string `json:"direction"`
+	Local        string `json:"local"`
+	Remote       string `json:"remote"`
+	RemoteTarget string `json:"remoteTarget"`
+	Protocol     string `json:"protocol"`
+	// SrcIdentity and DstIdentity are the SPIFFE identities of the mTLS
+	// leg (empty for plaintext); see Conn.
+	SrcIdentity string    `json:"srcIdentity,omitempty"`
+	DstIdentity string    `json:"dstIdentity,omitempty"`
+	BytesSent   int64     `json:"bytesSent"`
+	BytesRecv   int64     `json:"bytesRecv"`
+	Started     time.Time `json:"started"`
 }
 
 // Connections lists the open connections, oldest first.
@@ -177,7 +186,8 @@ func (r *Recorder) Connections() []ConnState {
 			target = c.DstAddr
 		}
 		out = append(out, ConnState{Workload: c.Workload, Direction: c.Direction, Local: addr(local), Remote: addr(remote),
-			RemoteTarget: addr(target), Protocol: c.Protocol, BytesSent: c.sent.Load(), BytesRecv: c.recv.Load(), Started: c.start})
+			RemoteTarget: addr(target), Protocol: c.Protocol,
+			SrcIdentity: c.SrcIdentity, DstIdentity: c.DstIdentity, BytesSent: c.sent.Load(), BytesRecv: c.recv.Load(), Started: c.start})
 	}
 	return out
 }

@@ -21,8 +21,10 @@ func TestConnectionRecord(t *testing.T) {
 	c.HBONEAddr = netip.MustParseAddrPort("10.0.0.2:15008")
 	c.Labels = Labels{Reporter: "source", Service: "echo.ns.svc.cluster.local", SecurityPolicy: "mutual_tls"}
 	c.Src = Peer{Workload: "client", Namespace: "ns", Principal: "spiffe://cluster.local/ns/ns/sa/client"}
+	c.SrcIdentity, c.DstIdentity = "spiffe://cluster.local/ns/ns/sa/client", "spiffe://cluster.local/ns/ns/sa/echo"
 	c.Opened()
-	if got := r.Connections(); len(got) != 1 || got[0].RemoteTarget != "10.0.0.2:15008" || got[0].Workload != "uid-1" {
+	if got := r.Connections(); len(got) != 1 || got[0].RemoteTarget != "10.0.0.2:15008" || got[0].Workload != "uid-1" ||
+		got[0].SrcIdentity != c.SrcIdentity || got[0].DstIdentity != c.DstIdentity {
 		t.Fatalf("connections = %+v", got)
 	}
 	c.AddSent(100)

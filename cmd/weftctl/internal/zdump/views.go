@@ -257,12 +257,14 @@ func Certificates(d *Dump, now time.Time) (printer.TableData, []CertRow) {
 }
 
 // Connections is `ztunnel-config connections`: WORKLOAD DIRECTION LOCAL
-// REMOTE REMOTE TARGET PROTOCOL (wide: BYTES SENT BYTES RECV STARTED). The
-// workload is shown as name.namespace when the dump knows its uid.
+// REMOTE REMOTE TARGET PROTOCOL (wide: SOURCE IDENTITY DESTINATION
+// IDENTITY BYTES SENT BYTES RECV STARTED; the identities are the SPIFFE IDs
+// of the mTLS leg, "-" for plaintext). The workload is shown as
+// name.namespace when the dump knows its uid.
 func Connections(d *Dump, f Filter) (printer.TableData, []telemetry.ConnState) {
 	t := printer.TableData{
 		Header:     []string{"WORKLOAD", "DIRECTION", "LOCAL", "REMOTE", "REMOTE TARGET", "PROTOCOL"},
-		WideHeader: []string{"BYTES SENT", "BYTES RECV", "STARTED"},
+		WideHeader: []string{"SOURCE IDENTITY", "DESTINATION IDENTITY", "BYTES SENT", "BYTES RECV", "STARTED"},
 	}
 	out := []telemetry.ConnState{}
 	conns := append([]telemetry.ConnState{}, d.Connections...)
@@ -280,9 +282,17 @@ func Connections(d *Dump, f Filter) (printer.TableData, []telemetry.ConnState) {
 		}
 		out = append(out, c)
 		t.Rows = append(t.Rows, []string{name, c.Direction, c.Local, c.Remote, c.RemoteTarget, c.Protocol})
-		t.WideRows = append(t.WideRows, []string{strconv.FormatInt(c.BytesSent, 10), strconv.FormatInt(c.BytesRecv, 10), ts(c.Started)})
+		t.WideRows = append(t.WideRows, []string{orDash(c.SrcIdentity), orDash(c.DstIdentity),
+			strconv.FormatInt(c.BytesSent, 10), strconv.FormatInt(c.BytesRecv, 10), ts(c.Started)})
 	}
 	return t, out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func host(addrPort string) string {
