@@ -138,12 +138,17 @@ func EnrollNamespace(ctx context.Context, kc kubernetes.Interface, ns, name stri
 	return nil
 }
 
-// Programmed reports the Programmed condition of gw: whether it is true,
-// and its reason and message.
+// Programmed reports the Programmed condition of gw: whether it is true
+// for gw's current generation, and its reason and message. A condition
+// written for an older generation (the controller has not seen the last
+// change yet) is not true.
 func Programmed(gw *gwv1.Gateway) (bool, string) {
 	c := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
 	if c == nil {
 		return false, "no Programmed condition yet (is a controller for GatewayClass istio-waypoint running?)"
+	}
+	if c.ObservedGeneration < gw.Generation {
+		return false, fmt.Sprintf("status is for generation %d, the Gateway is at %d (the controller has not caught up yet)", c.ObservedGeneration, gw.Generation)
 	}
 	return c.Status == metav1.ConditionTrue, c.Reason + ": " + c.Message
 }

@@ -89,3 +89,29 @@ func TestApplyEnrollWait(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestProgrammed(t *testing.T) {
+	cond := func(status metav1.ConditionStatus, gen int64) []metav1.Condition {
+		return []metav1.Condition{{Type: string(gwv1.GatewayConditionProgrammed), Status: status, Reason: "R", Message: "m", ObservedGeneration: gen}}
+	}
+	for _, tc := range []struct {
+		name  string
+		gen   int64
+		conds []metav1.Condition
+		want  bool
+		msg   string
+	}{
+		{"no status", 1, nil, false, "no Programmed condition"},
+		{"pending", 1, cond(metav1.ConditionFalse, 1), false, "R: m"},
+		{"programmed", 2, cond(metav1.ConditionTrue, 2), true, "R: m"},
+		{"stale", 3, cond(metav1.ConditionTrue, 2), false, "generation 2, the Gateway is at 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Generation: tc.gen}, Status: gwv1.GatewayStatus{Conditions: tc.conds}}
+			ok, msg := Programmed(gw)
+			if ok != tc.want || !strings.Contains(msg, tc.msg) {
+				t.Errorf("Programmed = %v, %q; want %v and a message with %q", ok, msg, tc.want, tc.msg)
+			}
+		})
+	}
+}
