@@ -1,0 +1,112 @@
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Dump produces one section of /config_dump; it must be safe for
+// concurrent use and return a JSON-encodable value.
+type Dump func() any
+
+// Levels changes and reports log levels; pkg/log's Root implements it.
+type Levels interface {
+	SetLevel(component, level string) error
+	Levels() map[string]string
+}
+
+// Handler returns the admin handler. Serve it on localhost only: it exposes
+// configuration and profiling.
+func Handler(sections map[string]Dump, levels Levels) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/config_dump", func(w http.ResponseWriter, r *http.Request) {
+		out := make(map[string]any, len(sections))
+		for k, d := range sections {
+			out[k] = d()
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("/logging", func(w http.ResponseWriter, r *http.Request) { logging(w, r, levels) })
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintln(w, "waypoint admin: /config_dump /logging[?level=[component:]level] /debug/pprof/")
+	})
+	return mux
+}
+
+// logging reports levels, or with ?level=L (or component:L, comma
+// separated) changes them first.
+func logging(w http.ResponseWriter, r *http.Request, lv Levels) {
+	if lv == nil {
+		http.Error(w, "log levels cannot be changed", http.StatusNotImplemented)
+		return
+	}
+	if spec := r.URL.Query().Get("level"); spec != "" {
+		for _, part := range strings.Split(spec, ",") {
+			comp, level, ok := strings.Cut(part, ":")
+			if !ok {
+				comp, level = "", part
+			}
+			if err := lv.SetLevel(comp, level); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+	}
+	levels := lv.Levels()
+	keys := make([]string, 0, len(levels))
+	for k := range levels {
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	comps := map[string]string{}
+	for _, k := range keys {
+		comps[k] = levels[k]
+	}
+	writeJSON(w, map[string]any{"default": levels[""], "components": comps})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+// Readiness serves /healthz/ready: 200 once ready returns nil, else 503
+// with the reason.
+func Readiness(ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz/ready", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// Metrics serves reg on /metrics and /stats/prometheus.
+func Metrics(reg *prometheus.Registry) http.Handler {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	mux.Handle("/stats/prometheus", h)
+	return mux
+}

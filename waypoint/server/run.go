@@ -1,0 +1,225 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/weftmesh/weft/pkg/identity/caclient"
+	"github.com/weftmesh/weft/pkg/identity/certmgr"
+	"github.com/weftmesh/weft/pkg/log"
+	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/pkg/xds"
+	"github.com/weftmesh/weft/waypoint/admin"
+	"github.com/weftmesh/weft/waypoint/l7config"
+	"github.com/weftmesh/weft/waypoint/telemetry"
+)
+
+// Run runs the waypoint until ctx ends, then drains: the HBONE listener
+// closes, open tunnels and requests get DrainTimeout to finish.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Log.Output == nil {
+		cfg.Log.Output = os.Stderr
+	}
+	logs, err := log.New(cfg.Log)
+	if err != nil {
+		return err
+	}
+	lg := logs.Logger("waypoint")
+	id, _ := cfg.Identity()
+
+	roots, err := readRoots(cfg.RootCertFile)
+	if err != nil {
+		return err
+	}
+	metrics := telemetry.NewMetrics()
+	rec := telemetry.NewRecorder(metrics, logs.Logger("access"))
+	mesh := wds.New(wds.Config{TrustDomain: cfg.TrustDomain, Network: cfg.Network, Log: logs.Logger("xds")})
+	l7 := l7config.New(logs.Logger("xds"))
+
+	ca, err := caclient.New(caclient.Config{Address: cfg.CAAddress, RootCAs: roots, TokenFile: cfg.TokenFile, ClusterID: cfg.ClusterID})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ca.Close() }()
+	certs, err := certmgr.New(certmgr.Config{Fetcher: ca, Logger: logs.Logger("cert")})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = certs.Close() }()
+	certs.Track(id)
+	defer certs.Forget(id)
+
+	handlers := map[string]xds.Handler{xds.AddressType: mesh, xds.AuthorizationType: mesh}
+	for _, t := range l7config.Types {
+		handlers[t] = l7
+	}
+	xdsClient := xds.NewClient(xds.Config{
+		Address: cfg.XDSAddress, TLS: xdsTLS(cfg, roots), Node: nodeProto(cfg),
+		Types:   append([]string{xds.AddressType, xds.AuthorizationType}, l7config.Types...),
+		Handler: dispatch{byType: handlers, metrics: metrics},
+		Log:     logs.Logger("xds"),
+		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(tokenCreds{
+			file: cfg.TokenFile, clusterID: cfg.ClusterID, secure: !cfg.XDSPlaintext})},
+	})
+	mesh.SetSubscriber(xdsClient)
+
+	var addrs []netip.Addr
+	if cfg.PodIP.IsValid() {
+		addrs = append(addrs, cfg.PodIP)
+	}
+	px, err := NewProxy(ProxyConfig{
+		Identity: id, Certs: certs, Mesh: mesh, L7: l7, Recorder: rec, Network: cfg.Network,
+		Gateway: cfg.PodNamespace + "/" + cfg.GatewayName, ServiceKey: cfg.ServiceKey(), Addrs: addrs,
+		ConnectTimeout: cfg.ConnectTimeout, SniffTimeout: cfg.SniffTimeout, DrainTimeout: cfg.DrainTimeout,
+		Log: logs.Logger("proxy"),
+	})
+	if err != nil {
+		return err
+	}
+
+	ready := func() error {
+		for _, w := range []struct {
+			ch  <-chan struct{}
+			msg string
+		}{{mesh.Synced(), "waiting for workload discovery"}, {l7.Synced(), "waiting for the l7 configuration"}} {
+			select {
+			case <-w.ch:
+			default:
+				return errors.New(w.msg)
+			}
+		}
+		for _, s := range certs.Snapshot() {
+			if s.State == certmgr.StateAvailable {
+				return nil
+			}
+		}
+		return errors.New("waiting for the waypoint certificate")
+	}
+	adminHandler := admin.Handler(map[string]admin.Dump{
+		"workloads":    func() any { return mesh.Dump().Workloads },
+		"services":     func() any { return mesh.Dump().Services },
+		"policies":     func() any { return mesh.Dump().Policies },
+		"l7":           func() any { return l7.Dump() },
+		"certificates": func() any { return certs.Snapshot() },
+		"xds":          func() any { return xdsClient.Status() },
+		"upstream":     func() any { return px.Stats() },
+		"config":       func() any { return redacted(cfg) },
+	}, logs)
+
+	hboneLn, err := net.Listen("tcp", cfg.HBONEAddr)
+	if err != nil {
+		return fmt.Errorf("hbone listener: %w", err)
+	}
+	servers := []*httpServer{
+		{name: "admin", addr: cfg.AdminAddr, h: adminHandler},
+		{name: "metrics", addr: cfg.MetricsAddr, h: admin.Metrics(metrics.Registry)},
+		{name: "readiness", addr: cfg.ReadinessAddr, h: admin.Readiness(ready)},
+	}
+	for _, s := range servers {
+		if err := s.listen(); err != nil {
+			_ = hboneLn.Close()
+			for _, o := range servers {
+				o.close()
+			}
+			return err
+		}
+	}
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	proxyCtx, stopProxy := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	spawn := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	spawn("xds", func() error { return xdsClient.Run(runCtx) })
+	proxyDone := make(chan struct{})
+	spawn("hbone", func() error { defer close(proxyDone); return px.Serve(proxyCtx, hboneLn) })
+	for _, s := range servers {
+		spawn(s.name+" server", s.serve)
+	}
+	lg.Info("waypoint started", "identity", id.String(), "gateway", cfg.PodNamespace+"/"+cfg.GatewayName,
+		"xds", cfg.XDSAddress, "hbone", cfg.HBONEAddr)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+		lg.Error("waypoint component failed", "error", runErr)
+	}
+	lg.Info("waypoint draining", "timeout", cfg.DrainTimeout)
+	// The proxy drains first while xDS and the status endpoints stay up,
+	// so routing stays current until the last request.
+	stopProxy()
+	<-proxyDone
+	drainCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stopRun()
+	for _, s := range servers {
+		s.shutdown(drainCtx)
+	}
+	wg.Wait()
+	lg.Info("waypoint stopped")
+	return runErr
+}
+
+// redacted is the configuration as /config_dump shows it.
+func redacted(cfg Config) map[string]any {
+	return map[string]any{
+		"xdsAddress": cfg.XDSAddress, "caAddress": cfg.CAAddress, "clusterId": cfg.ClusterID,
+		"trustDomain": cfg.TrustDomain, "network": cfg.Network, "podName": cfg.PodName,
+		"podNamespace": cfg.PodNamespace, "gatewayName": cfg.GatewayName, "serviceAccount": cfg.ServiceAccount,
+		"hboneAddress": cfg.HBONEAddr, "drainTimeout": cfg.DrainTimeout.String(),
+		"connectTimeout": cfg.ConnectTimeout.String(), "sniffTimeout": cfg.SniffTimeout.String(),
+	}
+}
+
+// httpServer is one of the waypoint's HTTP endpoints.
+type httpServer struct {
+	name, addr string
+	h          http.Handler
+	ln         net.Listener
+	srv        *http.Server
+}
+
+func (s *httpServer) listen() error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("%s server: %w", s.name, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+func (s *httpServer) serve() error { return s.srv.Serve(s.ln) }
+
+func (s *httpServer) close() {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+}
+
+func (s *httpServer) shutdown(ctx context.Context) {
+	if s.srv != nil {
+		_ = s.srv.Shutdown(ctx)
+	}
+}
