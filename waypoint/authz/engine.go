@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"errors"
 	"net/http"
 	"net/netip"
 
@@ -18,8 +17,8 @@ type Request struct {
 	// SourcePrincipal is the client's SPIFFE ID from the HBONE peer
 	// certificate ("spiffe://td/ns/x/sa/y"), empty when unauthenticated.
 	SourcePrincipal string
-	// SourceNamespace is used only when SourcePrincipal is empty or not a
-	// SPIFFE ID; otherwise the namespace comes from the principal.
+	// SourceNamespace is used only when SourcePrincipal is empty or holds
+	// no namespace; otherwise the namespace comes from the principal.
 	SourceNamespace string
 	// SourceIP is the original client address.
 	SourceIP netip.Addr
@@ -47,31 +46,108 @@ type Verdict struct {
 	Policy string
 	// Audit lists the matching AUDIT policies ("namespace/name").
 	Audit []string
-	// DryRun lists the dry-run policies that matched ("namespace/name").
+	// DryRun lists the dry-run ALLOW and DENY policies that matched
+	// ("namespace/name").
 	DryRun []string
 }
 
 // Engine holds compiled policies. It is immutable and safe for
 // concurrent use; a new configuration means a new Engine.
-type Engine struct{}
-
-// Compile validates and compiles ps. Errors name the policy
-// ("namespace/name") and the offending field, e.g. a bad CIDR, a bad path
-// template, or an unsupported `when` key. Duplicate names are an error.
-func Compile(ps []*l7api.L7Policy) (*Engine, error) {
-	return nil, errors.New("authz: not implemented")
+type Engine struct {
+	byGateway targets
+	byService targets
 }
 
-// Evaluate decides r. It allocates only when it records audit or dry-run
-// policies or normalises a path that needs it.
+// targets indexes policies by the "namespace/name" they target.
+type targets map[string]*targetSet
+
+func (t targets) add(key string, p *policy) {
+	set := t[key]
+	if set == nil {
+		set = &targetSet{}
+		t[key] = set
+	}
+	switch {
+	case p.dryRun && p.action != l7api.Action_AUDIT:
+		set.dryRun = append(set.dryRun, p)
+	case p.action == l7api.Action_DENY:
+		set.deny = append(set.deny, p)
+	case p.action == l7api.Action_ALLOW:
+		set.allow = append(set.allow, p)
+	default:
+		set.audit = append(set.audit, p)
+	}
+}
+
+// targetSet holds the policies of one target by role, each sorted by
+// "namespace/name".
+type targetSet struct {
+	deny, allow, audit, dryRun []*policy
+}
+
+// Evaluate decides r with Istio's precedence: a matching DENY denies; else
+// if any ALLOW policy applies, one must match; else the request is
+// allowed. Policies targeting both the Gateway and the Service count once.
+// Evaluate allocates only when it records audit or dry-run policies or
+// normalises a path that needs it.
 func (e *Engine) Evaluate(r *Request) Verdict {
-	return Verdict{}
+	gw, svc := e.byGateway[r.Gateway], e.byService[r.Service]
+	if gw == nil && svc == nil {
+		return Verdict{Allow: true}
+	}
+	var a attrs
+	a.init(r)
+	var v Verdict
+	if gw != nil {
+		v.Audit = a.collect(v.Audit, gw.audit, "")
+		v.DryRun = a.collect(v.DryRun, gw.dryRun, "")
+	}
+	if svc != nil {
+		v.Audit = a.collect(v.Audit, svc.audit, r.Gateway)
+		v.DryRun = a.collect(v.DryRun, svc.dryRun, r.Gateway)
+	}
+	if p := a.first(gw, svc, func(s *targetSet) []*policy { return s.deny }); p != nil {
+		v.Policy = p.id
+		return v
+	}
+	if p := a.first(gw, svc, func(s *targetSet) []*policy { return s.allow }); p != nil {
+		v.Allow, v.Policy = true, p.id
+		return v
+	}
+	v.Allow = (gw == nil || len(gw.allow) == 0) && (svc == nil || len(svc.allow) == 0)
+	return v
 }
 
-// NormalizePath returns the escaped path p (as on the wire; anything from
-// '?' on is dropped) normalised as Evaluate matches it. The waypoint should forward (and route) the normalised path
-// so the backend sees what authorization saw. It returns p itself when
-// nothing changes.
-func NormalizePath(p string) string {
-	return p
+// first returns the first matching policy of the role, gateway policies
+// before service policies.
+func (a *attrs) first(gw, svc *targetSet, role func(*targetSet) []*policy) *policy {
+	if gw != nil {
+		for _, p := range role(gw) {
+			if a.matches(p) {
+				return p
+			}
+		}
+	}
+	if svc != nil {
+		for _, p := range role(svc) {
+			if a.matches(p) {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// collect appends the ids of matching policies, skipping those that also
+// target gateway skip (already seen through the gateway).
+func (a *attrs) collect(out []string, ps []*policy, skip string) []string {
+	for _, p := range ps {
+		if skip != "" && p.targetsGateway(skip) {
+			continue
+		}
+		if a.matches(p) {
+			out = append(out, p.id)
+		}
+	}
+	return out
 }
