@@ -1,0 +1,319 @@
+package hbone3
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/weftmesh/weft/pkg/hbone"
+)
+
+// DefaultHandshakeTimeout bounds a QUIC handshake; a destination whose UDP
+// is blocked fails this fast, so the Dialer can fall back to HTTP/2.
+const DefaultHandshakeTimeout = 3 * time.Second
+
+// PoolConfig configures a Pool.
+type PoolConfig struct {
+	// TLSConfig returns the mesh client configuration for a key
+	// (identity.ClientConfig: the source's certificate, the server's chain
+	// and identity verified). Its ALPN is replaced by h3. Required.
+	TLSConfig func(hbone.Key) (*tls.Config, error)
+	// PacketConn returns the UDP socket a key's connection uses; the pool
+	// closes it with the connection. nil binds a new socket to Key.SrcIP
+	// (or the unspecified address) on an ephemeral port.
+	PacketConn func(ctx context.Context, key hbone.Key) (net.PacketConn, error)
+	// MaxStreamsPerConn is the bidirectional stream limit the pool allows
+	// its peers (default DefaultMaxStreamsPerConn).
+	MaxStreamsPerConn int
+	// IdleTimeout closes a connection idle this long (default
+	// DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// HandshakeTimeout bounds each handshake (default
+	// DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
+	// Logger receives connection-level events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Pool dials HBONE-over-QUIC connections and opens CONNECT streams and
+// CONNECT-UDP flows on them. Streams of equal keys share one connection;
+// QUIC multiplexes them without head-of-line blocking.
+type Pool struct {
+	cfg PoolConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	conns  map[hbone.Key]*poolConn
+	dials  map[hbone.Key]*dialing
+	closed bool
+}
+
+// poolConn is one QUIC connection with its HTTP/3 client.
+type poolConn struct {
+	qc     *quic.Conn
+	cc     *http3.ClientConn
+	pc     net.PacketConn
+	peerID string
+}
+
+// dialing lets concurrent callers for one key share a handshake.
+type dialing struct {
+	done chan struct{}
+	c    *poolConn
+	err  error
+}
+
+// NewPool returns a Pool. It starts no goroutine until the first Dial.
+func NewPool(cfg PoolConfig) (*Pool, error) {
+	if cfg.TLSConfig == nil {
+		return nil, errors.New("hbone3 pool: TLSConfig is required")
+	}
+	if cfg.MaxStreamsPerConn <= 0 {
+		cfg.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pool{cfg: cfg, log: log, conns: map[hbone.Key]*poolConn{}, dials: map[hbone.Key]*dialing{}}, nil
+}
+
+// ErrClosed is returned by Dial after Close.
+var ErrClosed = errors.New("hbone3 pool: closed")
+
+// Dial opens a CONNECT stream to authority ("host:port") over a pooled
+// connection for key, sending hdr with the request. It returns a
+// *hbone.StatusError when the server answers other than 200.
+func (p *Pool) Dial(ctx context.Context, key hbone.Key, authority string, hdr http.Header) (*Stream, error) {
+	c, err := p.conn(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	req := &http.Request{
+		Method: http.MethodConnect,
+		Host:   authority,
+		URL:    &url.URL{Host: authority},
+		Header: hdr.Clone(),
+	}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	str, err := p.open(ctx, key, c, req)
+	if err != nil {
+		return nil, err
+	}
+	return newStream(str, c.qc.LocalAddr(), c.qc.RemoteAddr(), c.peerID, nil), nil
+}
+
+// DialUDP opens a CONNECT-UDP flow to target over a pooled connection for
+// key. The server must have datagrams enabled.
+func (p *Pool) DialUDP(ctx context.Context, key hbone.Key, target netip.AddrPort, hdr http.Header) (*DatagramConn, error) {
+	c, err := p.conn(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.cc.ReceivedSettings():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.qc.Context().Done():
+		return nil, fmt.Errorf("hbone3 dial udp %s: connection closed before settings", key.DstAddr)
+	}
+	if s := c.cc.Settings(); !s.EnableDatagrams || !s.EnableExtendedConnect {
+		return nil, fmt.Errorf("hbone3 dial udp %s: server does not support connect-udp", key.DstAddr)
+	}
+	req := &http.Request{
+		Method: http.MethodConnect,
+		Proto:  ConnectUDP,
+		Host:   key.DstAddr.String(),
+		URL:    &url.URL{Scheme: "https", Host: key.DstAddr.String(), Path: udpPath(target)},
+		Header: hdr.Clone(),
+	}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header.Set("Capsule-Protocol", "?1")
+	str, err := p.open(ctx, key, c, req)
+	if err != nil {
+		return nil, err
+	}
+	return newDatagramConn(str, target, c.qc.LocalAddr(), c.qc.RemoteAddr(), c.peerID, nil), nil
+}
+
+// open sends req on a new stream of c and waits for a 2xx answer.
+func (p *Pool) open(ctx context.Context, key hbone.Key, c *poolConn, req *http.Request) (*http3.RequestStream, error) {
+	str, err := c.cc.OpenRequestStream(ctx)
+	if err != nil {
+		p.drop(key, c)
+		return nil, fmt.Errorf("hbone3 dial %s: open stream: %w", key.DstAddr, err)
+	}
+	if err := str.SendRequestHeader(req.WithContext(ctx)); err != nil {
+		str.CancelWrite(codeRequestCancel)
+		return nil, fmt.Errorf("hbone3 dial %s: send request: %w", key.DstAddr, err)
+	}
+	resp, err := str.ReadResponse() //nolint:bodyclose // a CONNECT body is the tunnel itself, read and closed through str
+	if err != nil {
+		str.CancelRead(codeRequestCancel)
+		str.CancelWrite(codeRequestCancel)
+		return nil, fmt.Errorf("hbone3 dial %s: read response: %w", key.DstAddr, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		str.CancelRead(codeNoError)
+		_ = str.Close()
+		return nil, &hbone.StatusError{Code: resp.StatusCode}
+	}
+	return str, nil
+}
+
+// conn returns the live connection for key, dialling it if needed.
+func (p *Pool) conn(ctx context.Context, key hbone.Key) (*poolConn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if c := p.conns[key]; c != nil {
+		if c.qc.Context().Err() == nil {
+			p.mu.Unlock()
+			return c, nil
+		}
+		delete(p.conns, key)
+		_ = c.pc.Close()
+	}
+	d := p.dials[key]
+	if d == nil {
+		d = &dialing{done: make(chan struct{})}
+		p.dials[key] = d
+		go p.dial(key, d)
+	}
+	p.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.c, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// dial makes one connection for key. It runs on its own goroutine, bounded
+// by HandshakeTimeout, so a caller giving up does not abort a handshake
+// other callers share.
+func (p *Pool) dial(key hbone.Key, d *dialing) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.HandshakeTimeout)
+	defer cancel()
+	c, err := p.handshake(ctx, key)
+	p.mu.Lock()
+	delete(p.dials, key)
+	if err == nil && p.closed {
+		_ = c.qc.CloseWithError(0, "pool closed")
+		_ = c.pc.Close()
+		c, err = nil, ErrClosed
+	}
+	if err == nil {
+		p.conns[key] = c
+	}
+	p.mu.Unlock()
+	d.c, d.err = c, err
+	close(d.done)
+}
+
+func (p *Pool) handshake(ctx context.Context, key hbone.Key) (*poolConn, error) {
+	base, err := p.cfg.TLSConfig(key)
+	if err != nil {
+		return nil, fmt.Errorf("hbone3 dial %s: tls config: %w", key.DstAddr, err)
+	}
+	tlsConf, err := forQUIC(base)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := p.packetConn(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("hbone3 dial %s: udp socket: %w", key.DstAddr, err)
+	}
+	qc, err := quic.Dial(ctx, pc, net.UDPAddrFromAddrPort(key.DstAddr), tlsConf, &quic.Config{
+		HandshakeIdleTimeout:  p.cfg.HandshakeTimeout,
+		MaxIdleTimeout:        p.cfg.IdleTimeout,
+		KeepAlivePeriod:       p.cfg.IdleTimeout / 3,
+		MaxIncomingStreams:    -1, // servers open no streams to us
+		MaxIncomingUniStreams: 8,
+		EnableDatagrams:       true,
+	})
+	if err != nil {
+		_ = pc.Close()
+		return nil, fmt.Errorf("hbone3 dial %s: %w", key.DstAddr, err)
+	}
+	cs := qc.ConnectionState().TLS
+	if len(cs.PeerCertificates) == 0 {
+		_ = qc.CloseWithError(0, "no certificate")
+		_ = pc.Close()
+		return nil, fmt.Errorf("hbone3 dial %s: server presented no certificate", key.DstAddr)
+	}
+	tr := &http3.Transport{EnableDatagrams: true}
+	p.log.Debug("hbone3 connected", "dst", key.DstAddr, "peer", hbone.PeerIdentity(cs.PeerCertificates[0]))
+	return &poolConn{qc: qc, cc: tr.NewClientConn(qc), pc: pc, peerID: hbone.PeerIdentity(cs.PeerCertificates[0])}, nil
+}
+
+func (p *Pool) packetConn(ctx context.Context, key hbone.Key) (net.PacketConn, error) {
+	if p.cfg.PacketConn != nil {
+		return p.cfg.PacketConn(ctx, key)
+	}
+	src := netip.IPv4Unspecified()
+	if key.DstAddr.Addr().Is6() {
+		src = netip.IPv6Unspecified()
+	}
+	if key.SrcIP.IsValid() {
+		src = key.SrcIP
+	}
+	return net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)))
+}
+
+// drop forgets c if it is still key's connection, closing it.
+func (p *Pool) drop(key hbone.Key, c *poolConn) {
+	p.mu.Lock()
+	if p.conns[key] == c {
+		delete(p.conns, key)
+	}
+	p.mu.Unlock()
+	_ = c.qc.CloseWithError(0, "")
+	_ = c.pc.Close()
+}
+
+// Close closes every connection (streams on them end) and makes later
+// Dials fail with ErrClosed. It is idempotent.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = map[hbone.Key]*poolConn{}
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.qc.CloseWithError(0, "pool closed")
+		_ = c.pc.Close()
+	}
+	return nil
+}
+
+// Conns reports how many connections the pool holds, for tests and the
+// admin endpoint.
+func (p *Pool) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
