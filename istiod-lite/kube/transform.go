@@ -111,5 +111,8 @@ func Transform(obj any) (any, error) {
 	case cache.DeletedFinalStateUnknown:
 		return o, nil
 	}
+	if o, ok := slimL7(obj); ok {
+		return o, nil
+	}
 	return obj, nil
 }
