@@ -175,16 +175,19 @@ func closeFile(f *os.File) {
 	}
 }
 
+// openListeners opens the pod's three listeners, each one dual-stack
+// socket on [::] so that IPv4 and IPv6 traffic of a dual-stack pod are
+// both captured (IPv4 only where the netns has no IPv6).
 func (p *Pod) openListeners(ctx context.Context) error {
 	var err error
-	any4 := netip.IPv4Unspecified()
-	if p.Listeners.Outbound, err = p.sockets.Listen(ctx, netip.AddrPortFrom(any4, OutboundPort)); err != nil {
+	wild := netip.IPv6Unspecified()
+	if p.Listeners.Outbound, err = p.sockets.Listen(ctx, netip.AddrPortFrom(wild, OutboundPort)); err != nil {
 		return err
 	}
-	if p.Listeners.InboundPlain, err = p.sockets.Listen(ctx, netip.AddrPortFrom(any4, InboundPlainPort)); err != nil {
+	if p.Listeners.InboundPlain, err = p.sockets.Listen(ctx, netip.AddrPortFrom(wild, InboundPlainPort)); err != nil {
 		return err
 	}
-	if p.Listeners.InboundHBONE, err = p.sockets.Listen(ctx, netip.AddrPortFrom(any4, InboundHBONEPort)); err != nil {
+	if p.Listeners.InboundHBONE, err = p.sockets.Listen(ctx, netip.AddrPortFrom(wild, InboundHBONEPort)); err != nil {
 		return err
 	}
 	return nil

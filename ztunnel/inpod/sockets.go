@@ -40,7 +40,9 @@ func (l *Listeners) Close() {
 // socketFactory creates sockets inside one network namespace. The real one
 // is netnsSockets; tests may substitute their own.
 type socketFactory interface {
-	// Listen opens a marked SO_REUSEPORT TCP listener on addr.
+	// Listen opens a marked SO_REUSEPORT TCP listener on addr. The IPv6
+	// unspecified address asks for one dual-stack listener (IPv4 arrives
+	// v4-mapped); where the netns has no IPv6 it listens on 0.0.0.0.
 	Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error)
 	// Dial connects to dst from a marked socket; a valid src binds the
 	// socket to src with IP_TRANSPARENT (any port).

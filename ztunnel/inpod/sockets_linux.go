@@ -4,6 +4,7 @@ package inpod
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -38,7 +39,21 @@ func (s netnsSockets) Close() {
 
 func (s netnsSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
 	lc := &net.ListenConfig{Control: control(true, false)}
+	if addr.Addr() == netip.IPv6Unspecified() {
+		// "tcp" on [::] is one dual-stack socket (IPV6_V6ONLY off): IPv6
+		// and, v4-mapped, IPv4.
+		ln, err := s.ns.Listen(ctx, lc, "tcp", addr.String())
+		if err == nil || !noIPv6(err) {
+			return ln, err
+		}
+		addr = netip.AddrPortFrom(netip.IPv4Unspecified(), addr.Port())
+	}
 	return s.ns.Listen(ctx, lc, network(addr.Addr()), addr.String())
+}
+
+// noIPv6 reports errors that say the netns (or the kernel) has no IPv6.
+func noIPv6(err error) bool {
+	return errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EPROTONOSUPPORT)
 }
 
 func (s netnsSockets) Dial(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error) {
