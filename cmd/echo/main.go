@@ -3,7 +3,12 @@
 //	echo [serve] [--http :8080] [--tcp :9000] [--grpc :7070] [--https :8443 --tls-cert F --tls-key F [--client-ca F]]
 //	echo client --url http://echo.demo:8080/path [--h2c] [-H "Name: value"]... [--count N]
 //	echo client --tcp echo.demo:9000 [--message text]
-//	echo client --grpc echo.demo:7070
+//	echo client --grpc echo.demo:7070 [--grpc-stream N]
+//	echo client ... [--count N] [--concurrency C] [--summary]
+//
+// Server query parameters shape HTTP answers for tests: status=N,
+// delay=D, fail=P (503, or failstatus=N, to P percent of requests). The
+// VERSION variable becomes the reply's pod.version.
 //
 // The server replies with JSON naming the serving pod (POD_NAME,
 // POD_NAMESPACE, POD_IP, NODE_NAME, SERVICE_ACCOUNT from the environment)
@@ -95,6 +100,9 @@ func client(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.GRPCAddr, "grpc", "", "host:port of a gRPC echo")
 	fs.StringVar(&cfg.Message, "message", "hello\n", "bytes to send over TCP (or the gRPC request text)")
 	fs.IntVar(&cfg.Count, "count", 1, "number of requests or connections")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "calls in flight at once")
+	fs.BoolVar(&cfg.Summary, "summary", false, "print one JSON summary (status codes, pods, versions, errors, latency) instead of a line per call, and keep going after errors")
+	fs.IntVar(&cfg.GRPCStream, "grpc-stream", 0, "with --grpc: call the server-streaming method asking for N messages")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "timeout per call")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -12,7 +12,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -36,8 +39,17 @@ type ClientConfig struct {
 	// GRPCAddr is a host:port for the gRPC echo.
 	GRPCAddr string
 
+	// GRPCStream, when positive, calls GRPCStreamMethod asking for that
+	// many messages instead of the unary method.
+	GRPCStream int
+
 	// Count is how many requests or connections to make (default 1).
 	Count int
+	// Concurrency is how many calls are in flight at once (default 1).
+	Concurrency int
+	// Summary writes one Summary of all calls instead of a Result per
+	// call, and counts failed calls instead of stopping at the first.
+	Summary bool
 	// Timeout bounds each request or connection (default 5s).
 	Timeout time.Duration
 }
@@ -79,10 +91,33 @@ type Result struct {
 	Body string `json:"body,omitempty"`
 	// Echo is what came back over TCP after the identity line.
 	Echo *string `json:"echo,omitempty"`
+	// Headers are the HTTP response headers.
+	Headers map[string][]string `json:"headers,omitempty"`
+	// Messages is how many messages a gRPC stream delivered.
+	Messages int `json:"messages,omitempty"`
+	// Millis is how long the call took, in milliseconds.
+	Millis float64 `json:"ms"`
+}
+
+// Summary aggregates the calls of one client run (ClientConfig.Summary).
+type Summary struct {
+	Calls  int `json:"calls"`
+	Errors int `json:"errors"`
+	// Status counts HTTP status codes (by code as a string).
+	Status map[string]int `json:"status,omitempty"`
+	// Pods and Versions count replies by serving pod and version.
+	Pods     map[string]int `json:"pods,omitempty"`
+	Versions map[string]int `json:"versions,omitempty"`
+	// FirstError is the first transport error's text.
+	FirstError string `json:"firstError,omitempty"`
+	// P50Millis and MaxMillis are call latencies.
+	P50Millis float64 `json:"p50ms"`
+	MaxMillis float64 `json:"maxms"`
 }
 
 // RunClient makes the configured calls and writes one JSON Result per line
-// to w. It fails on the first transport error.
+// to w (or, with Summary, one JSON Summary). Without Summary it fails on the
+// first transport error.
 func RunClient(ctx context.Context, c ClientConfig, w io.Writer) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -90,33 +125,102 @@ func RunClient(ctx context.Context, c ClientConfig, w io.Writer) error {
 	if c.Count <= 0 {
 		c.Count = 1
 	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 1
+	}
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Second
 	}
-	enc := json.NewEncoder(w)
 	var call func(context.Context) (Result, error)
-	if c.URL != "" {
+	switch {
+	case c.URL != "":
 		hc, err := httpClient(c)
 		if err != nil {
 			return err
 		}
 		defer hc.CloseIdleConnections()
 		call = func(ctx context.Context) (Result, error) { return httpCall(ctx, hc, c) }
-	} else if c.GRPCAddr != "" {
+	case c.GRPCAddr != "" && c.GRPCStream > 0:
+		call = func(ctx context.Context) (Result, error) { return grpcStream(ctx, c.GRPCAddr, c.GRPCStream) }
+	case c.GRPCAddr != "":
 		call = func(ctx context.Context) (Result, error) { return grpcCall(ctx, c.GRPCAddr, c.Message) }
-	} else {
+	default:
 		call = func(ctx context.Context) (Result, error) { return tcpCall(ctx, c) }
 	}
-	for i := 0; i < c.Count; i++ {
+	timed := func(ctx context.Context) (Result, error) {
 		cctx, cancel := context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+		start := time.Now()
 		res, err := call(cctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if err := enc.Encode(res); err != nil {
-			return fmt.Errorf("write result: %w", err)
-		}
+		res.Millis = float64(time.Since(start).Microseconds()) / 1000
+		return res, err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		next     int
+		firstErr error
+		sum      = Summary{Status: map[string]int{}, Pods: map[string]int{}, Versions: map[string]int{}}
+		millis   []float64
+		enc      = json.NewEncoder(w)
+		wg       sync.WaitGroup
+	)
+	for range c.Concurrency {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				if next >= c.Count || (firstErr != nil && !c.Summary) {
+					mu.Unlock()
+					return
+				}
+				next++
+				mu.Unlock()
+				res, err := timed(ctx)
+				mu.Lock()
+				sum.Calls++
+				millis = append(millis, res.Millis)
+				switch {
+				case err != nil:
+					sum.Errors++
+					if firstErr == nil {
+						firstErr = err
+						sum.FirstError = err.Error()
+					}
+					if !c.Summary {
+						cancel()
+					}
+				case c.Summary:
+					if res.Status != 0 {
+						sum.Status[strconv.Itoa(res.Status)]++
+					}
+					if res.Reply != nil {
+						sum.Pods[res.Reply.Pod.Name]++
+						if res.Reply.Pod.Version != "" {
+							sum.Versions[res.Reply.Pod.Version]++
+						}
+					}
+				default:
+					if err := enc.Encode(res); err != nil && firstErr == nil {
+						firstErr = fmt.Errorf("write result: %w", err)
+						cancel()
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if !c.Summary {
+		return firstErr
+	}
+	slices.Sort(millis)
+	if n := len(millis); n > 0 {
+		sum.P50Millis, sum.MaxMillis = millis[n/2], millis[n-1]
+	}
+	if err := enc.Encode(sum); err != nil {
+		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil
 }
@@ -177,7 +281,7 @@ func httpCall(ctx context.Context, hc *http.Client, c ClientConfig) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("read response: %w", err)
 	}
-	res := Result{Status: resp.StatusCode, Proto: resp.Proto}
+	res := Result{Status: resp.StatusCode, Proto: resp.Proto, Headers: resp.Header}
 	var rep Reply
 	if json.Unmarshal(body, &rep) == nil && rep.Protocol != "" {
 		res.Reply = &rep

@@ -7,5 +7,10 @@
 // with client certificates. Every reply is a JSON Reply naming the serving
 // pod (from the downward-API environment), the request's method, path,
 // protocol and headers (gRPC metadata), the source address and the TLS peer.
-// /healthz answers 200 for probes.
+// /healthz answers 200 for probes. For L7 tests the HTTP server takes
+// status=N, delay=D and fail=P (a random share of failures) query
+// parameters, gRPC has a server-streaming method (GRPCStreamMethod), and
+// the client can run calls concurrently and print one Summary (status
+// codes, serving pods and versions, errors, latency) instead of a line per
+// call.
 package echo

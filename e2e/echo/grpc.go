@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
+	"strconv"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -22,12 +25,18 @@ import (
 // code.
 const GRPCMethod = "/weft.echo.v1.Echo/Call"
 
+// GRPCStreamMethod is the echo's server-streaming method: its request is a
+// StringValue holding a count n (1 to 1000; anything else means 3), and it
+// answers n StringValues, each a JSON Reply whose Query is its index.
+const GRPCStreamMethod = "/weft.echo.v1.Echo/Stream"
+
 // grpcHandler is the method's server side.
 type grpcHandler struct{ pod Pod }
 
 // echoService is implemented by grpcHandler; the ServiceDesc names it.
 type echoService interface {
 	call(ctx context.Context, in *wrapperspb.StringValue) (*wrapperspb.StringValue, error)
+	stream(in *wrapperspb.StringValue, out grpc.ServerStream) error
 }
 
 var _ echoService = (*grpcHandler)(nil)
@@ -45,7 +54,45 @@ var echoServiceDesc = grpc.ServiceDesc{
 			return srv.(echoService).call(ctx, in)
 		},
 	}},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Stream",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			in := new(wrapperspb.StringValue)
+			if err := stream.RecvMsg(in); err != nil {
+				return err
+			}
+			return srv.(echoService).stream(in, stream)
+		},
+	}},
 	Metadata: "weft/echo/v1/echo.proto",
+}
+
+func (h *grpcHandler) stream(in *wrapperspb.StringValue, out grpc.ServerStream) error {
+	n, err := strconv.Atoi(strings.TrimSpace(in.GetValue()))
+	if err != nil || n < 1 || n > 1000 {
+		n = 3
+	}
+	first, err := h.call(out.Context(), in)
+	if err != nil {
+		return err
+	}
+	var rep Reply
+	if err := json.Unmarshal([]byte(first.GetValue()), &rep); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	rep.Method = GRPCStreamMethod
+	for i := range n {
+		rep.Query = strconv.Itoa(i)
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return fmt.Errorf("encode reply: %w", err)
+		}
+		if err := out.SendMsg(wrapperspb.String(string(b))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *grpcHandler) call(ctx context.Context, _ *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
@@ -105,4 +152,44 @@ func grpcCall(ctx context.Context, addr, message string) (Result, error) {
 		return Result{}, fmt.Errorf("parse grpc reply from %s: %w", addr, err)
 	}
 	return Result{Proto: "grpc", Reply: &rep}, nil
+}
+
+// grpcStream calls the streaming method asking for n replies and returns
+// the first reply with the number of messages received.
+func grpcStream(ctx context.Context, addr string, n int) (Result, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return Result{}, fmt.Errorf("grpc client for %s: %w", addr, err)
+	}
+	defer func() { _ = conn.Close() }() // the stream's errors are what matter
+	st, err := conn.NewStream(ctx, &grpc.StreamDesc{StreamName: "Stream", ServerStreams: true}, GRPCStreamMethod)
+	if err != nil {
+		return Result{}, fmt.Errorf("grpc stream %s: %w", addr, err)
+	}
+	if err := st.SendMsg(wrapperspb.String(strconv.Itoa(n))); err != nil {
+		return Result{}, fmt.Errorf("grpc stream %s: send: %w", addr, err)
+	}
+	if err := st.CloseSend(); err != nil {
+		return Result{}, fmt.Errorf("grpc stream %s: close send: %w", addr, err)
+	}
+	res := Result{Proto: "grpc-stream"}
+	for {
+		out := new(wrapperspb.StringValue)
+		err := st.RecvMsg(out)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("grpc stream %s: after %d messages: %w", addr, res.Messages, err)
+		}
+		res.Messages++
+		if res.Reply == nil {
+			var rep Reply
+			if err := json.Unmarshal([]byte(out.GetValue()), &rep); err != nil {
+				return Result{}, fmt.Errorf("parse grpc reply from %s: %w", addr, err)
+			}
+			res.Reply = &rep
+		}
+	}
+	return res, nil
 }

@@ -17,6 +17,8 @@ type Pod struct {
 	Node           string `json:"node,omitempty"`
 	ServiceAccount string `json:"serviceAccount,omitempty"`
 	Hostname       string `json:"hostname,omitempty"`
+	// Version is the workload's version label (for traffic-split tests).
+	Version string `json:"version,omitempty"`
 }
 
 // Environment variables PodFromEnv reads.
@@ -26,6 +28,7 @@ const (
 	EnvPodIP          = "POD_IP"
 	EnvNodeName       = "NODE_NAME"
 	EnvServiceAccount = "SERVICE_ACCOUNT"
+	EnvVersion        = "VERSION"
 )
 
 // PodFromEnv reads the pod identity from the process environment.
@@ -38,6 +41,7 @@ func PodFromEnv() Pod {
 		Node:           os.Getenv(EnvNodeName),
 		ServiceAccount: os.Getenv(EnvServiceAccount),
 		Hostname:       h,
+		Version:        os.Getenv(EnvVersion),
 	}
 }
 

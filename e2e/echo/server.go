@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -47,9 +48,10 @@ func (c Config) Validate() error {
 }
 
 // Handler returns the HTTP handler: /healthz answers "ok"; every other path
-// answers a JSON Reply. The query parameters status=N (reply code) and
-// delay=D (a Go duration, at most 30s, waited before replying) shape the
-// answer for tests.
+// answers a JSON Reply. The query parameters status=N (reply code),
+// delay=D (a Go duration, at most 30s, waited before replying) and fail=P
+// (answer 503, or failstatus=N, to P percent of requests at random) shape
+// the answer for tests.
 func Handler(pod Pod) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -65,6 +67,27 @@ func Handler(pod Pod) http.Handler {
 				return
 			}
 			code = n
+		}
+		if s := r.URL.Query().Get("fail"); s != "" {
+			pct, err := strconv.ParseFloat(s, 64)
+			if err != nil || pct < 0 || pct > 100 {
+				http.Error(w, "fail must be a percentage from 0 to 100", http.StatusBadRequest)
+				return
+			}
+			failCode := http.StatusServiceUnavailable
+			if fs := r.URL.Query().Get("failstatus"); fs != "" {
+				n, err := strconv.Atoi(fs)
+				if err != nil || n < 100 || n > 599 {
+					http.Error(w, "failstatus must be an HTTP status code", http.StatusBadRequest)
+					return
+				}
+				failCode = n
+			}
+			if rand.Float64()*100 < pct {
+				w.Header().Set("X-Echo-Pod", pod.Name)
+				http.Error(w, "injected failure", failCode)
+				return
+			}
 		}
 		if s := r.URL.Query().Get("delay"); s != "" {
 			d, err := time.ParseDuration(s)
