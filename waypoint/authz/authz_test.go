@@ -163,6 +163,9 @@ func TestRuleFields(t *testing.T) {
 		{"when header not values", when(notCond("request.headers[x-env]", "canary")), request(), false},
 		{"when header not values absent", when(notCond("request.headers[x-missing]", "x")), request(), true},
 		{"when header nil headers", when(cond("request.headers[x-user]", "jason")), request(func(r *Request) { r.Headers = nil }), false},
+		{"when host header", when(cond("request.headers[host]", "reviews.*")), request(), true},
+		{"when host header absent", when(cond("request.headers[host]", "*")), request(func(r *Request) { r.Host = "" }), false},
+		{"path absolute-form", to(&l7api.Operation{NotPaths: []string{"/admin"}}), request(path("http://reviews/admin")), false},
 		{"when source.ip", when(cond("source.ip", "10.0.0.0/8")), request(), true},
 		{"when not source.ip", when(notCond("source.ip", "10.0.0.5")), request(), false},
 		{"when source.namespace", when(cond("source.namespace", "demo")), request(), true},
@@ -200,6 +203,8 @@ func TestPrecedence(t *testing.T) {
 		want     Verdict
 	}{
 		{"no policies allow", nil, request(), Verdict{Allow: true}},
+		{"request without gateway or service", []*l7api.L7Policy{pol("none", l7api.Action_ALLOW)},
+			request(func(r *Request) { r.Gateway, r.Service = "", "" }), Verdict{Allow: true}},
 		{"policies for another gateway do not apply", []*l7api.L7Policy{
 			{Name: "other", Namespace: "prod", Action: l7api.Action_ALLOW, Targets: []*l7api.PolicyTarget{gatewayTarget}},
 		}, request(), Verdict{Allow: true}},
@@ -255,6 +260,13 @@ func TestPrecedence(t *testing.T) {
 				t.Errorf("verdict (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestNilEngineAllows(t *testing.T) {
+	var e *Engine
+	if v := e.Evaluate(request()); !v.Allow {
+		t.Errorf("nil Engine denied: %+v", v)
 	}
 }
 

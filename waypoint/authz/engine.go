@@ -26,13 +26,15 @@ type Request struct {
 	Host string
 	// Method is the HTTP method.
 	Method string
-	// Path is the escaped request path as received (url.URL.EscapedPath or
-	// the request target); Evaluate normalises it (see NormalizePath) and
-	// ignores anything from '?' on.
+	// Path is the escaped request path as received (url.URL.EscapedPath,
+	// or the request target, absolute-form included); Evaluate normalises
+	// it (see NormalizePath) and ignores anything from '?' on.
 	Path string
 	// Port is the destination Service port.
 	Port uint16
 	// Headers are the request headers (canonical keys, as net/http gives).
+	// A `when` on request.headers[host] reads Host instead, since net/http
+	// keeps the Host header out of this map.
 	Headers http.Header
 }
 
@@ -90,7 +92,12 @@ type targetSet struct {
 // allowed. Policies targeting both the Gateway and the Service count once.
 // Evaluate allocates only when it records audit or dry-run policies or
 // normalises a path that needs it.
+//
+// A nil Engine holds no policies and allows everything.
 func (e *Engine) Evaluate(r *Request) Verdict {
+	if e == nil {
+		return Verdict{Allow: true}
+	}
 	gw, svc := e.byGateway[r.Gateway], e.byService[r.Service]
 	if gw == nil && svc == nil {
 		return Verdict{Allow: true}

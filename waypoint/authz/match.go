@@ -15,6 +15,7 @@ type attrs struct {
 	hasNamespace bool
 	ip           netip.Addr
 	host         string
+	hostVals     [1]string
 	hostNoPort   string
 	path         string
 }
@@ -28,6 +29,7 @@ func (a *attrs) init(r *Request) {
 	} else if r.SourceNamespace != "" {
 		a.namespace, a.hasNamespace = r.SourceNamespace, true
 	}
+	a.hostVals[0] = a.host
 	a.hostNoPort = a.host
 	if h, _, err := net.SplitHostPort(a.host); err == nil {
 		a.hostNoPort = h
@@ -115,6 +117,9 @@ func (a *attrs) matchCondition(c *condition) bool {
 	switch c.key {
 	case condHeader:
 		vals := a.r.Headers[c.header]
+		if c.header == "Host" && a.host != "" {
+			vals = a.hostVals[:]
+		}
 		if len(c.values.in) > 0 && (len(vals) == 0 || !matchHeaderValues(c.values.in, vals)) {
 			return false
 		}

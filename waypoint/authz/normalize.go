@@ -3,7 +3,8 @@ package authz
 import "strings"
 
 // NormalizePath returns the escaped path p (as on the wire; anything from
-// '?' or '#' on is dropped) normalised as Evaluate matches it:
+// '?' or '#' on is dropped, and so is the scheme and authority of an
+// absolute-form target) normalised as Evaluate matches it:
 //
 //   - percent-encoded unreserved characters (letters, digits, "-._~") are
 //     decoded and the hex digits of other escapes upper-cased ("%2f" →
@@ -21,6 +22,17 @@ func NormalizePath(p string) string {
 	}
 	if p == "" {
 		return "/"
+	}
+	if p[0] != '/' {
+		// An absolute-form target: drop "scheme://authority".
+		if i := strings.Index(p, "://"); i >= 0 {
+			p = p[i+3:]
+			j := strings.IndexByte(p, '/')
+			if j < 0 {
+				return "/"
+			}
+			p = p[j:]
+		}
 	}
 	if p[0] != '/' {
 		p = "/" + p

@@ -112,6 +112,9 @@ func TestNormalizePath(t *testing.T) {
 		{"/%zz/%4", "/%zz/%4"},
 		{"/a%20b", "/a%20b"},
 		{"/%25%32%66", "/%252f"},
+		{"http://svc.demo:80/admin/../x?q", "/x"},
+		{"http://svc.demo", "/"},
+		{"*", "/*"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -140,9 +140,13 @@ func compileValueMatch(hm *l7api.HeaderMatch, header bool) (valueMatcher, error)
 	return m, nil
 }
 
-// matchHeader reports whether any value of the header matches.
-func (m *valueMatcher) matchHeader(h http.Header) bool {
-	for _, v := range h[m.name] {
+// matchHeader reports whether any value of the header matches. Go keeps
+// the Host header in r.Host, so "Host" matches against that.
+func (m *valueMatcher) matchHeader(r *http.Request) bool {
+	if m.name == "Host" {
+		return r.Host != "" && m.matchValue(r.Host)
+	}
+	for _, v := range r.Header[m.name] {
 		if m.matchValue(v) {
 			return true
 		}

@@ -156,6 +156,8 @@ func TestMatchConditions(t *testing.T) {
 		{"query regex", &l7api.RouteMatch{QueryParams: []*l7api.HeaderMatch{hdr(1, "id", "[0-9]+")}}, 0, req("GET", "/p?id=123"), true},
 		{"query regex whole", &l7api.RouteMatch{QueryParams: []*l7api.HeaderMatch{hdr(1, "id", "[0-9]+")}}, 0, req("GET", "/p?id=12a"), false},
 		{"query absent", &l7api.RouteMatch{QueryParams: []*l7api.HeaderMatch{hdr(0, "v", "2")}}, 0, req("GET", "/p"), false},
+		{"host header", &l7api.RouteMatch{Headers: []*l7api.HeaderMatch{hdr(1, "host", "example\\.com(:[0-9]+)?")}}, 0, req("GET", "http://example.com:8080/"), true},
+		{"host header other", &l7api.RouteMatch{Headers: []*l7api.HeaderMatch{hdr(0, "host", "other.com")}}, 0, req("GET", "/"), false},
 		{"method", &l7api.RouteMatch{Method: "POST"}, 0, req("POST", "/"), true},
 		{"method other", &l7api.RouteMatch{Method: "POST"}, 0, req("GET", "/"), false},
 		{"port", &l7api.RouteMatch{}, 9080, req("GET", "/"), true},
@@ -230,6 +232,13 @@ func TestDefaultRoute(t *testing.T) {
 		want := Backend{Service: &l7api.ServiceRef{Hostname: "other.demo.svc.cluster.local"}, Port: 80}
 		if !d.Default() || d.Backend.Service.GetHostname() != want.Service.Hostname || d.Backend.Port != 80 {
 			t.Errorf("got %+v, want %+v", d.Backend, want)
+		}
+	})
+	t.Run("nil table", func(t *testing.T) {
+		var tb *Table
+		d := tb.Match(host, 80, req("GET", "/"))
+		if !d.Default() || d.Backend.Service.GetHostname() != host || d.Backend.Port != 80 {
+			t.Errorf("got %+v", d)
 		}
 	})
 	t.Run("empty table", func(t *testing.T) {

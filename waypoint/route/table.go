@@ -48,6 +48,10 @@ type service struct {
 	routes []*route
 }
 
+// emptyTable stands in for a nil *Table: everything takes the default
+// route.
+var emptyTable = &Table{rnd: runtimeRand{}}
+
 // Compile validates and compiles cfgs. Errors name the RouteConfig (by
 // hostname), the route (by name) and the offending field. Two
 // RouteConfigs for the same hostname are an error. A nil or empty cfgs
@@ -77,8 +81,12 @@ func Compile(cfgs []*l7api.RouteConfig, opts ...Option) (*Table, error) {
 // case-insensitively) on Service port port. It does not modify r. It does
 // not allocate except for redirects, for mirror draws that drop some but
 // not all mirrors, and for a host without a RouteConfig (whose default
-// Backend gets a ServiceRef holding only the hostname).
+// Backend gets a ServiceRef holding only the hostname). A nil Table
+// routes everything to the default route.
 func (t *Table) Match(host string, port uint16, r *http.Request) Decision {
+	if t == nil {
+		t = emptyTable
+	}
 	svc := t.services[host]
 	if svc == nil {
 		svc = t.services[strings.ToLower(host)]
@@ -108,7 +116,7 @@ func (rt *route) matches(port uint16, path string, r *http.Request) bool {
 		return false
 	}
 	for i := range rt.headers {
-		if !rt.headers[i].matchHeader(r.Header) {
+		if !rt.headers[i].matchHeader(r) {
 			return false
 		}
 	}
