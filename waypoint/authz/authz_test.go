@@ -263,6 +263,37 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+// TestTCP checks Istio's rule for traffic without HTTP attributes: ALLOW
+// and AUDIT rules with HTTP fields do not match, DENY rules match without
+// their HTTP parts.
+func TestTCP(t *testing.T) {
+	tcp := func(r *Request) { r.TCP = true; r.Host, r.Method, r.Path, r.Headers = "", "", "", nil }
+	postOn9080 := to(&l7api.Operation{Methods: []string{"POST"}, Ports: []uint32{9080}})
+	tests := []struct {
+		name     string
+		policies []*l7api.L7Policy
+		want     Verdict
+	}{
+		{"deny with http fields matches on its port", []*l7api.L7Policy{pol("deny", l7api.Action_DENY, postOn9080)}, Verdict{Policy: "demo/deny"}},
+		{"deny with http fields, other port", []*l7api.L7Policy{pol("deny", l7api.Action_DENY, to(&l7api.Operation{Methods: []string{"POST"}, Ports: []uint32{80}}))}, Verdict{Allow: true}},
+		{"deny with only http fields denies all", []*l7api.L7Policy{pol("deny", l7api.Action_DENY, to(&l7api.Operation{Paths: []string{"/admin"}}))}, Verdict{Policy: "demo/deny"}},
+		{"deny header condition dropped", []*l7api.L7Policy{pol("deny", l7api.Action_DENY, when(cond("request.headers[x]", "1"), cond("source.namespace", "demo")))}, Verdict{Policy: "demo/deny"}},
+		{"deny keeps l4 conditions", []*l7api.L7Policy{pol("deny", l7api.Action_DENY, when(cond("request.headers[x]", "1"), cond("source.namespace", "prod")))}, Verdict{Allow: true}},
+		{"deny with from only", []*l7api.L7Policy{pol("deny", l7api.Action_DENY, from(&l7api.Source{Namespaces: []string{"demo"}}))}, Verdict{Policy: "demo/deny"}},
+		{"allow with http fields does not match", []*l7api.L7Policy{pol("allow", l7api.Action_ALLOW, postOn9080)}, Verdict{}},
+		{"allow l4 rule matches", []*l7api.L7Policy{pol("allow", l7api.Action_ALLOW, postOn9080, to(&l7api.Operation{Ports: []uint32{9080}}))}, Verdict{Allow: true, Policy: "demo/allow"}},
+		{"audit with http fields does not match", []*l7api.L7Policy{pol("audit", l7api.Action_AUDIT, postOn9080)}, Verdict{Allow: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mustCompile(t, tc.policies...).Evaluate(request(tcp))
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("verdict (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestNilEngineAllows(t *testing.T) {
 	var e *Engine
 	if v := e.Evaluate(request()); !v.Allow {

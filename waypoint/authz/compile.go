@@ -36,6 +36,9 @@ type rule struct {
 	from []source
 	to   []operation
 	when []condition
+	// l4 is the rule without its HTTP parts (hosts, methods, paths and
+	// request.headers conditions) when it has any, for TCP traffic.
+	l4 *rule
 }
 
 type source struct {
@@ -193,7 +196,37 @@ func compileRule(r *l7api.L7Rule) (rule, error) {
 		}
 		cr.when = append(cr.when, cc)
 	}
+	cr.l4 = l4Rule(&cr)
 	return cr, nil
+}
+
+// l4Rule returns r without its HTTP parts, or nil when it has none.
+func l4Rule(r *rule) *rule {
+	hasHTTP := false
+	for i := range r.to {
+		o := &r.to[i]
+		if o.hosts.set() || o.methods.set() || len(o.paths) > 0 || len(o.notPaths) > 0 {
+			hasHTTP = true
+		}
+	}
+	for i := range r.when {
+		if r.when[i].key == condHeader {
+			hasHTTP = true
+		}
+	}
+	if !hasHTTP {
+		return nil
+	}
+	l4 := &rule{from: r.from}
+	for _, o := range r.to {
+		l4.to = append(l4.to, operation{ports: o.ports, notPorts: o.notPorts})
+	}
+	for _, c := range r.when {
+		if c.key != condHeader {
+			l4.when = append(l4.when, c)
+		}
+	}
+	return l4
 }
 
 // parsePrefixes parses CIDRs or single addresses; its errors start with

@@ -21,6 +21,9 @@
 //   - Paths accept Istio's templates: "{*}" is one non-empty segment,
 //     "{**}" the rest of the path (possibly empty; only as the last
 //     segment).
+//   - TCP traffic (Request.TCP) has no HTTP attributes: an ALLOW or AUDIT
+//     rule that needs hosts, methods, paths or request headers does not
+//     match it, and a DENY rule is checked without those parts.
 //   - Paths are matched after NormalizePath: Istio's BASE normalisation
 //     (RFC 3986: decode percent-encoded unreserved characters, resolve "."
 //     and ".." segments, backslash to slash) plus MERGE_SLASHES (Istio's

@@ -32,6 +32,12 @@ type Request struct {
 	Path string
 	// Port is the destination Service port.
 	Port uint16
+	// TCP marks a connection the waypoint forwards at L4: it has no HTTP
+	// attributes, and Host, Method, Path and Headers are ignored. As in
+	// Istio, an ALLOW or AUDIT rule that needs an HTTP attribute (hosts,
+	// methods, paths, request.headers) does not match, and a DENY rule is
+	// checked without its HTTP parts, which is stricter.
+	TCP bool
 	// Headers are the request headers (canonical keys, as net/http gives).
 	// A `when` on request.headers[host] reads Host instead, since net/http
 	// keeps the Host header out of this map.

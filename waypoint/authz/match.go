@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/weftmesh/weft/pkg/api/l7api"
 )
 
 // attrs are a request's attributes, derived once per Evaluate.
@@ -38,9 +40,19 @@ func (a *attrs) init(r *Request) {
 	}
 }
 
+// matches reports whether any rule of p matches. For TCP traffic a rule
+// with HTTP parts never matches in ALLOW and AUDIT policies and is checked
+// without them in DENY policies, as Istio does.
 func (a *attrs) matches(p *policy) bool {
 	for i := range p.rules {
-		if a.matchRule(&p.rules[i]) {
+		r := &p.rules[i]
+		if a.r.TCP && r.l4 != nil {
+			if p.action != l7api.Action_DENY {
+				continue
+			}
+			r = r.l4
+		}
+		if a.matchRule(r) {
 			return true
 		}
 	}
