@@ -18,6 +18,13 @@
 //   - Strings use Istio's forms: exact, "prefix*", "*suffix" and "*"
 //     (presence). Hosts compare case-insensitively and match with or
 //     without the request's port. Principals compare without "spiffe://".
+//   - The source namespace comes from the principal
+//     (".../ns/<namespace>/sa/..."), or from Request.SourceNamespace when
+//     there is no principal. A `when` key is one of request.headers[<name>]
+//     (any value of a repeated header may match; names are
+//     case-insensitive), source.ip, source.namespace, source.principal and
+//     destination.port; other keys (request.auth.*, destination.ip,
+//     remote.ip, connection.sni...) fail Compile.
 //   - Paths accept Istio's templates: "{*}" is one non-empty segment,
 //     "{**}" the rest of the path (possibly empty; only as the last
 //     segment).

@@ -64,6 +64,8 @@ type Decision struct {
 	// ApplyRequest); the percentages are already drawn. Do not modify.
 	Mirrors []Backend
 
+	// Timeouts, Retry, Fault and RateLimit are the route's settings; nil
+	// when the route sets none and for the default route.
 	Timeouts  *l7api.Timeouts
 	Retry     *l7api.RetryPolicy
 	Fault     *l7api.FaultInjection
