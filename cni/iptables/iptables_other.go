@@ -26,3 +26,6 @@ func (NetlinkRoutes) Remove() error { return errNotSupported }
 
 // Installed is not supported on this system.
 func (NetlinkRoutes) Installed() (bool, error) { return false, errNotSupported }
+
+// Drift is not supported on this system.
+func (NetlinkRoutes) Drift() ([]string, error) { return nil, errNotSupported }

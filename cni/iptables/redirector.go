@@ -40,6 +40,21 @@ func (r *Redirector) Remove(ns *netns.NetNS) error {
 	return nil
 }
 
+// Check lists what of the pod's capture in ns is not as Apply installs it
+// (empty: all in place). It only reads; Apply repairs.
+func (r *Redirector) Check(ns *netns.NetNS) ([]string, error) {
+	var drift []string
+	err := ns.Do(func() error {
+		var err error
+		drift, err = r.inPod().Drift()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("in netns %s: %w", ns.Path(), err)
+	}
+	return drift, nil
+}
+
 // Installed reports whether ns holds any part of the capture.
 func (r *Redirector) Installed(ns *netns.NetNS) (bool, error) {
 	var ok bool

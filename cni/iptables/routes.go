@@ -14,12 +14,24 @@ type Routes interface {
 	Ensure() error
 	Remove() error
 	Installed() (bool, error)
+	// Drift lists the parts Ensure installs that are missing; empty
+	// means both are in place.
+	Drift() ([]string, error)
 }
+
+// Descriptions of the routing parts, as Drift names them.
+var (
+	driftIPRule = fmt.Sprintf("ip rule fwmark %s lookup %d missing", markMask(ConnMark), RouteTable)
+	driftRoute  = fmt.Sprintf("route local 0.0.0.0/0 dev lo table %d missing", RouteTable)
+)
 
 // RouteRecorder is an in-memory Routes for tests.
 type RouteRecorder struct {
 	mu        sync.Mutex
 	installed bool
+	// ruleGone and routeGone model one part deleted by hand (DeleteRule,
+	// DeleteRoute) until the next Ensure.
+	ruleGone, routeGone bool
 	// Ops lists mutating calls: "ensure", "remove".
 	Ops []string
 }
@@ -32,7 +44,37 @@ func (r *RouteRecorder) Ensure() error {
 	defer r.mu.Unlock()
 	r.Ops = append(r.Ops, "ensure")
 	r.installed = true
+	r.ruleGone, r.routeGone = false, false
 	return nil
+}
+
+// DeleteRule removes the ip rule as `ip rule del` by hand would.
+func (r *RouteRecorder) DeleteRule() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ruleGone = true
+}
+
+// DeleteRoute removes the table-100 route as `ip route del` by hand
+// would.
+func (r *RouteRecorder) DeleteRoute() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.routeGone = true
+}
+
+// Drift implements Routes.
+func (r *RouteRecorder) Drift() ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	if !r.installed || r.ruleGone {
+		out = append(out, driftIPRule)
+	}
+	if !r.installed || r.routeGone {
+		out = append(out, driftRoute)
+	}
+	return out, nil
 }
 
 // Remove implements Routes.
@@ -59,6 +101,12 @@ func (r *RouteRecorder) Dump() string {
 	if !r.installed {
 		return ""
 	}
-	return fmt.Sprintf("rule fwmark %s lookup %d\nroute local 0.0.0.0/0 dev lo table %d\n",
-		markMask(ConnMark), RouteTable, RouteTable)
+	var s string
+	if !r.ruleGone {
+		s += fmt.Sprintf("rule fwmark %s lookup %d\n", markMask(ConnMark), RouteTable)
+	}
+	if !r.routeGone {
+		s += fmt.Sprintf("route local 0.0.0.0/0 dev lo table %d\n", RouteTable)
+	}
+	return s
 }

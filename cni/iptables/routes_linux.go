@@ -102,6 +102,41 @@ func (n NetlinkRoutes) Remove() error {
 	return errors.Join(errs...)
 }
 
+// Drift implements Routes.
+func (n NetlinkRoutes) Drift() ([]string, error) {
+	var out []string
+	ok, err := n.ruleInstalled()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		out = append(out, driftIPRule)
+	}
+	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: RouteTable}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list routes in table %d: %w", RouteTable, err)
+	}
+	found := false
+	for _, r := range routes {
+		if r.Type == unix.RTN_LOCAL && (r.Dst == nil || r.Dst.IP.IsUnspecified()) {
+			if ones, _ := maskOnes(r.Dst); ones == 0 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		out = append(out, driftRoute)
+	}
+	return out, nil
+}
+
+func maskOnes(n *net.IPNet) (int, int) {
+	if n == nil {
+		return 0, 32
+	}
+	return n.Mask.Size()
+}
+
 // Installed implements Routes.
 func (n NetlinkRoutes) Installed() (bool, error) {
 	if ok, err := n.ruleInstalled(); err != nil || ok {

@@ -159,7 +159,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	start := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -202,6 +202,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.HTTPAddr != "" {
 		start("http server", a.serveHTTP)
 	}
+	if a.cfg.AdminAddr != "" {
+		start("admin server", a.serveAdmin)
+	}
 
 	a.log.Info("waiting for informers", "node", a.cfg.NodeName)
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nsInf.Informer().HasSynced) {
@@ -238,6 +241,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.ztunnelWatch(ctx, a.cfg.NoZtunnelGrace)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.ruleCheckLoop(ctx, a.cfg.RuleCheckInterval)
 	}()
 
 	<-ctx.Done()

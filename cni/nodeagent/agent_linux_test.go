@@ -228,3 +228,136 @@ func TestAgentKernelCNIAdd(t *testing.T) {
 	}
 	waitFor(t, "ztunnel del", func() bool { return slices.Contains(z.received(), "del uid-new") })
 }
+
+// TestAgentKernelRuleRepair enrolls a pod with real rules in a throwaway
+// namespace, deletes part of them by hand (iptables -F, ip rule del), and
+// checks the admin endpoint reports the drift and the periodic check puts
+// back exactly the rules that were there.
+func TestAgentKernelRuleRepair(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and iptables")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("iptables not installed")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip (iproute2) not installed")
+	}
+	var rnd [4]byte
+	crand.Read(rnd[:])
+	name := "wt-nodeagent-" + hex.EncodeToString(rnd[:])
+	pod, err := netns.NewNamed(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pod.Close(); _ = netns.RemoveNamed(name) })
+	mode := iptables.DetectMode(context.Background())
+	tables, err := iptables.NewBackend(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inPod := func(argv ...string) string {
+		t.Helper()
+		var out []byte
+		err := pod.Do(func() error {
+			var err error
+			out, err = exec.Command(argv[0], argv[1:]...).CombinedOutput()
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%v: %v: %s", argv, err, out)
+		}
+		return string(out)
+	}
+	saveBin := "iptables-" + string(mode) + "-save"
+	save := func() string {
+		var lines []string
+		for _, l := range strings.Split(inPod(saveBin), "\n") {
+			if strings.Contains(l, "WEFT_") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n") + "\n" + inPod("ip", "rule")
+	}
+
+	dir := t.TempDir()
+	const interval = 1500 * time.Millisecond
+	cfg := Config{
+		NodeName: "node-1", CNISocket: filepath.Join(dir, "cni.sock"), ZDSSocket: filepath.Join(dir, "ztunnel.sock"),
+		EnrollmentFile: filepath.Join(dir, "enrollment.json"), AddTimeout: 5 * time.Second, ResyncInterval: time.Hour,
+		RuleCheckInterval: interval,
+	}
+	newPod := runningPod("demo", "new", "uid-new", "")
+	newPod.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	kube := fake.NewClientset(namespace("demo", true), newPod)
+	events := record.NewFakeRecorder(100)
+	a := newAgent(cfg, kube, slog.New(slog.DiscardHandler), deps{
+		rules:  iptables.NewRedirector(iptables.Config{}, tables, iptables.NetlinkRoutes{}),
+		probes: iptables.ProbeSNAT{Tables: iptables.NewRecorder()}, finder: procFinder{}, open: netns.Open,
+		events: events,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor(t, "zds socket", func() bool { _, err := os.Stat(cfg.ZDSSocket); return err == nil })
+	_ = dialFakeZtunnel(t, ctx, cfg.ZDSSocket)
+	waitFor(t, "ztunnel connected", func() bool { return a.zt.Connected() == 1 })
+	c := agentapi.NewClient(cfg.CNISocket)
+	if resp, err := c.Add(ctx, agentapi.PodRequest{ContainerID: "c1", Netns: pod.Path(), IfName: "eth0", PodName: "new", PodNamespace: "demo", IPs: []string{"10.250.6.5"}}); err != nil || !resp.Enrolled {
+		t.Fatalf("Add = %+v, %v", resp, err)
+	}
+	installed := save()
+	if !strings.Contains(installed, "fwmark 0x111/0xfff lookup 100") || !strings.Contains(installed, "--to-ports 15006") {
+		t.Fatalf("installed:\n%s", installed)
+	}
+
+	// By hand, as someone with a shell on the node would.
+	iptablesBin := "iptables-" + string(mode)
+	if _, err := exec.LookPath(iptablesBin); err != nil {
+		iptablesBin = "iptables"
+	}
+	inPod(iptablesBin, "-t", "nat", "-F", iptables.ChainPrerouting)
+	inPod("ip", "rule", "del", "fwmark", "0x111/0xfff", "lookup", "100")
+
+	rep := getPods(t, a)
+	if len(rep.Pods) != 1 {
+		t.Fatalf("report = %+v", rep)
+	}
+	p := rep.Pods[0]
+	detected := p.Repairs > 0 // the periodic check may have got there first
+	if !p.Rules.InPlace {
+		joined := strings.Join(p.Rules.Drift, "\n")
+		for _, want := range []string{"ip rule fwmark 0x111/0xfff lookup 100 missing", "nat/WEFT_PRERT: rule missing", "--to-ports 15006"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("drift lacks %q:\n%s", want, joined)
+			}
+		}
+		detected = true
+	}
+	if !detected {
+		t.Fatalf("drift not reported: %+v", p)
+	}
+	waitFor(t, "rules repaired", func() bool { return save() == installed })
+	waitFor(t, "report clean", func() bool {
+		p := getPods(t, a).Pods[0]
+		return p.Rules.InPlace && p.Repairs == 1
+	})
+	found := false
+	for len(events.Events) > 0 {
+		if strings.Contains(<-events.Events, "RedirectRulesRepaired") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no RedirectRulesRepaired event")
+	}
+	if err := c.Del(ctx, agentapi.PodRequest{ContainerID: "c1", Netns: pod.Path(), PodName: "new", PodNamespace: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+}

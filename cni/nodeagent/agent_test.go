@@ -107,6 +107,9 @@ func (f *fakeNet) inPod(ns *netns.NetNS) iptables.InPod {
 
 func (f *fakeNet) Apply(ns *netns.NetNS) error  { return f.inPod(ns).Apply() }
 func (f *fakeNet) Remove(ns *netns.NetNS) error { return f.inPod(ns).Remove() }
+func (f *fakeNet) Check(ns *netns.NetNS) ([]string, error) {
+	return f.inPod(ns).Drift()
+}
 
 func (f *fakeNet) dump(label string) string {
 	f.mu.Lock()

@@ -11,6 +11,11 @@ import (
 // DefaultZDSSocket is where ztunnel looks for the agent.
 const DefaultZDSSocket = "/var/run/ztunnel/ztunnel.sock"
 
+// DefaultAdminAddr is the agent's localhost-only admin address (in the
+// node's network namespace: the agent runs with hostNetwork). weftctl
+// reaches it through a port-forward to the agent pod.
+const DefaultAdminAddr = "127.0.0.1:15016"
+
 // Config configures the agent.
 type Config struct {
 	// NodeName is this node's name (from the downward API).
@@ -24,6 +29,10 @@ type Config struct {
 	EnrollmentFile string
 	// HTTPAddr serves /healthz, /readyz and /metrics; "" disables it.
 	HTTPAddr string
+	// AdminAddr serves the debug endpoints (GET /debug/pods: every held
+	// pod with a live check of its redirect rules); "" disables it. Keep
+	// it on localhost: weftctl reaches it through a port-forward.
+	AdminAddr string
 	// RedirectDNS captures pods' DNS to ztunnel's DNS proxy.
 	RedirectDNS bool
 	// IPTablesMode is nft, legacy or "" to detect the node's.
@@ -34,6 +43,10 @@ type Config struct {
 	// ResyncInterval is how often every pod is reconciled again (default
 	// 1 min).
 	ResyncInterval time.Duration
+	// RuleCheckInterval is how often every held pod's live redirect rules
+	// are compared with the expected set and re-applied if they drifted
+	// (default DefaultRuleCheckInterval, 30 s).
+	RuleCheckInterval time.Duration
 	// NoZtunnelGrace is how long pods may wait for a ztunnel before each
 	// gets a ZtunnelNotConnected event (default 10 s).
 	NoZtunnelGrace time.Duration
@@ -55,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NoZtunnelGrace <= 0 {
 		c.NoZtunnelGrace = 10 * time.Second
+	}
+	if c.RuleCheckInterval <= 0 {
+		c.RuleCheckInterval = DefaultRuleCheckInterval
 	}
 	if c.ResyncInterval <= 0 {
 		c.ResyncInterval = time.Minute

@@ -15,9 +15,17 @@
 // ambient.istio.io/redirection=enabled through pods/status. Unenrolling
 // reverses each step.
 //
+// Every RuleCheckInterval (default 30 s) the agent compares each held
+// pod's live iptables rules, ip rule and table-100 route with the expected
+// set and re-applies them if they drifted (someone deleted them by hand, a
+// tool flushed the tables), with a RedirectRulesRepaired event on the pod
+// and weft_cni_rule_drift_repairs_total.
+//
 // The agent serves ZDS (zdsServer) to ztunnel, the CNI plugin's API
-// (cni/agentapi) on a unix socket, and /healthz, /readyz and /metrics over
-// HTTP. It records enrolled namespaces in the enrollment file the plugin
+// (cni/agentapi) on a unix socket, /healthz, /readyz and /metrics over
+// HTTP, and on a localhost admin address (DefaultAdminAddr) GET
+// /debug/pods: every held pod with a live check of its rules (PodsReport),
+// which weftctl reads through a port-forward. It records enrolled namespaces in the enrollment file the plugin
 // reads when the agent is down. On start it reconciles: rules it finds in
 // enrolled pods are adopted (Apply is idempotent), rules and probe SNAT
 // entries of pods no longer enrolled are removed.

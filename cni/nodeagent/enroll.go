@@ -20,6 +20,8 @@ import (
 type podRules interface {
 	Apply(ns *netns.NetNS) error
 	Remove(ns *netns.NetNS) error
+	// Check lists how the live rules in ns differ from the expected set.
+	Check(ns *netns.NetNS) ([]string, error)
 }
 
 // probeRules manages the node-level probe SNAT (iptables.ProbeSNAT).
@@ -38,6 +40,10 @@ type podState struct {
 	acked                                bool
 	annotated                            bool
 	reportedNoZtunnel                    bool
+	// Rule repairs by the periodic check (guarded by Agent.mu).
+	repairs    int
+	lastRepair time.Time
+	lastDrift  []string
 }
 
 func (p *podState) workload() workload {

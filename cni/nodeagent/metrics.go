@@ -13,6 +13,7 @@ type metrics struct {
 	addToAck  prometheus.Histogram
 	ztunnels  prometheus.Gauge
 	enrollOps *prometheus.CounterVec
+	ruleDrift prometheus.Counter
 }
 
 // Failure reasons.
@@ -50,8 +51,12 @@ func newMetrics() *metrics {
 			Name: "weft_cni_enrollments_total",
 			Help: "Completed enroll and unenroll operations, by op and source (cni or reconcile).",
 		}, []string{"op", "source"}),
+		ruleDrift: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_cni_rule_drift_repairs_total",
+			Help: "Times the periodic rule check found a held pod's redirect rules changed and re-applied them.",
+		}),
 	}
-	m.registry.MustRegister(m.enrolled, m.failures, m.addToAck, m.ztunnels, m.enrollOps,
+	m.registry.MustRegister(m.enrolled, m.failures, m.addToAck, m.ztunnels, m.enrollOps, m.ruleDrift,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,0 +1,85 @@
+package iptables
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Drift lists how the rules installed through b differ from rs as Apply
+// would install it: owned chains missing, rules missing from them or not
+// belonging in them, jumps missing. An empty list means rs is in place.
+// Drift changes nothing; Apply repairs what it reports.
+func Drift(b Backend, rs RuleSet) ([]string, error) {
+	var out []string
+	present := map[Chain]bool{}
+	for _, c := range rs.Chains {
+		ok, err := b.ChainExists(c.Table, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("check chain %s/%s: %w", c.Table, c.Name, err)
+		}
+		present[c] = ok
+		if !ok {
+			out = append(out, fmt.Sprintf("%s/%s: chain missing", c.Table, c.Name))
+			continue
+		}
+		want := rs.rulesFor(c)
+		lines, err := b.List(c.Table, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("list chain %s/%s: %w", c.Table, c.Name, err)
+		}
+		have := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, "-A ") {
+				have++
+			}
+		}
+		found := 0
+		for _, r := range want {
+			ok, err := b.Exists(c.Table, c.Name, r...)
+			if err != nil {
+				return nil, fmt.Errorf("check rule in %s/%s: %w", c.Table, c.Name, err)
+			}
+			if ok {
+				found++
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s/%s: rule missing: %s", c.Table, c.Name, strings.Join(r, " ")))
+		}
+		if extra := have - found; extra > 0 {
+			out = append(out, fmt.Sprintf("%s/%s: %d rule(s) that Weft did not install", c.Table, c.Name, extra))
+		}
+	}
+	for _, j := range rs.Jumps {
+		target := jumpTarget(j.Spec)
+		if target != "" && !present[Chain{j.Table, target}] {
+			if _, owned := present[Chain{j.Table, target}]; owned {
+				// A jump to a missing chain cannot exist (and iptables
+				// cannot even check for one); the chain is reported.
+				out = append(out, fmt.Sprintf("%s/%s: jump to %s missing", j.Table, j.Chain, target))
+				continue
+			}
+		}
+		ok, err := b.Exists(j.Table, j.Chain, j.Spec...)
+		if err != nil {
+			return nil, fmt.Errorf("check jump %s/%s: %w", j.Table, j.Chain, err)
+		}
+		if !ok {
+			out = append(out, fmt.Sprintf("%s/%s: jump missing: %s", j.Table, j.Chain, strings.Join(j.Spec, " ")))
+		}
+	}
+	return out, nil
+}
+
+// Drift lists what of the pod's capture (routing, then rules) is not as
+// Apply installs it; empty means in place. It changes nothing.
+func (p InPod) Drift() ([]string, error) {
+	out, err := p.Routes.Drift()
+	if err != nil {
+		return nil, err
+	}
+	rules, err := Drift(p.Tables, InPodRuleSet(p.Config))
+	if err != nil {
+		return nil, err
+	}
+	return append(out, rules...), nil
+}
