@@ -61,6 +61,7 @@ const (
 	condSourceNamespace
 	condSourcePrincipal
 	condDestinationPort
+	condDestinationIP
 )
 
 type condition struct {
@@ -308,8 +309,11 @@ func compileCondition(c *l7api.Condition) (condition, error) {
 	case key == "source.principal":
 		cc.key = condSourcePrincipal
 		cc.values = field{in: compileStrs(c.GetValues(), stripSPIFFE), notIn: compileStrs(c.GetNotValues(), stripSPIFFE)}
-	case key == "source.ip":
+	case key == "source.ip" || key == "destination.ip":
 		cc.key = condSourceIP
+		if key == "destination.ip" {
+			cc.key = condDestinationIP
+		}
 		var err error
 		if cc.ips, err = parsePrefixes(c.GetValues()); err != nil {
 			return condition{}, fmt.Errorf("key %q: values%w", key, err)
@@ -327,7 +331,7 @@ func compileCondition(c *l7api.Condition) (condition, error) {
 			return condition{}, fmt.Errorf("key %q: not_values%w", key, err)
 		}
 	default:
-		return condition{}, fmt.Errorf("key %q: unsupported (want request.headers[<name>], source.ip, source.namespace, source.principal or destination.port)", key)
+		return condition{}, fmt.Errorf("key %q: unsupported (want request.headers[<name>], source.ip, source.namespace, source.principal, destination.ip or destination.port)", key)
 	}
 	return cc, nil
 }

@@ -22,8 +22,8 @@
 //     (".../ns/<namespace>/sa/..."), or from Request.SourceNamespace when
 //     there is no principal. A `when` key is one of request.headers[<name>]
 //     (any value of a repeated header may match; names are
-//     case-insensitive), source.ip, source.namespace, source.principal and
-//     destination.port; other keys (request.auth.*, destination.ip,
+//     case-insensitive), source.ip, source.namespace, source.principal,
+//     destination.ip and destination.port; other keys (request.auth.*,
 //     remote.ip, connection.sni...) fail Compile.
 //   - Paths accept Istio's templates: "{*}" is one non-empty segment,
 //     "{**}" the rest of the path (possibly empty; only as the last

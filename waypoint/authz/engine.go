@@ -30,6 +30,10 @@ type Request struct {
 	// or the request target, absolute-form included); Evaluate normalises
 	// it (see NormalizePath) and ignores anything from '?' on.
 	Path string
+	// DestinationIP is the original destination address from the HBONE
+	// authority (the Service VIP, or the pod IP when a pod was addressed);
+	// it is what a `when` on destination.ip compares.
+	DestinationIP netip.Addr
 	// Port is the destination Service port.
 	Port uint16
 	// TCP marks a connection the waypoint forwards at L4: it has no HTTP

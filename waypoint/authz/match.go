@@ -142,6 +142,9 @@ func (a *attrs) matchCondition(c *condition) bool {
 		return c.values.match(a.principal, a.hasPrincipal, false)
 	case condSourceIP:
 		return (len(c.ips) == 0 || containsIP(c.ips, a.ip)) && (len(c.notIPs) == 0 || !containsIP(c.notIPs, a.ip))
+	case condDestinationIP:
+		ip := a.r.DestinationIP.Unmap()
+		return (len(c.ips) == 0 || containsIP(c.ips, ip)) && (len(c.notIPs) == 0 || !containsIP(c.notIPs, ip))
 	case condDestinationPort:
 		return (len(c.ports) == 0 || containsPort(c.ports, a.r.Port)) && (len(c.notPorts) == 0 || !containsPort(c.notPorts, a.r.Port))
 	}
