@@ -34,7 +34,7 @@ type meshEnv struct {
 // meshBins are the project's binaries the mesh images map to, built into
 // a directory of this suite's own so that other builds of _output/bin do
 // not change them under a running lab.
-var meshBins = []string{"ztunnel", "istiod-lite", "weft-cni", "weft-cni-agent", "echo"}
+var meshBins = []string{"ztunnel", "istiod-lite", "weft-cni", "weft-cni-agent", "echo", "waypoint"}
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
