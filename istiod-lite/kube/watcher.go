@@ -72,6 +72,7 @@ type Watcher struct {
 	gateway   gatewayinformers.SharedInformerFactory
 	synced    []cache.InformerSynced
 	pods      *PodIndex
+	order     *syncOrder
 	startedAt time.Time
 	syncedAt  chan time.Time
 }
@@ -83,17 +84,27 @@ func New(c Clients, sink Sink, cfg Config) (*Watcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Watcher{log: log, syncedAt: make(chan time.Time, 1)}
+	w := &Watcher{log: log, syncedAt: make(chan time.Time, 1), order: newSyncOrder()}
 	w.core = informers.NewSharedInformerFactoryWithOptions(c.Kube, 0, informers.WithTransform(Transform))
 	w.slices = informers.NewSharedInformerFactoryWithOptions(c.Kube, 0, informers.WithTransform(Transform),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managedByController }))
 
-	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+	// add registers h; pods are handed over after every other kind.
+	add := func(kind string, inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+		gated := kind == "pods"
+		if gated {
+			h = w.order.gate(h)
+		}
 		reg, err := inf.AddEventHandler(h)
 		if err != nil {
-			return fmt.Errorf("add event handler: %w", err)
+			return fmt.Errorf("add %s event handler: %w", kind, err)
 		}
 		w.synced = append(w.synced, reg.HasSynced)
+		if gated {
+			w.order.gatedReg(kind, reg)
+		} else {
+			w.order.prereq(kind, reg)
+		}
 		return nil
 	}
 	pods := w.core.Core().V1().Pods().Informer()
@@ -102,20 +113,20 @@ func New(c Clients, sink Sink, cfg Config) (*Watcher, error) {
 		return nil, err
 	}
 	errs := []error{
-		add(w.core.Core().V1().Namespaces().Informer(), handler(sink.UpsertNamespace, func(_, n string) { sink.DeleteNamespace(n) })),
-		add(pods, handler(sink.UpsertCompactPod, sink.DeletePod)),
-		add(w.core.Core().V1().Services().Informer(), handler(sink.UpsertService, sink.DeleteService)),
-		add(w.slices.Discovery().V1().EndpointSlices().Informer(), handler(sink.UpsertEndpointSlice, sink.DeleteEndpointSlice)),
+		add("namespaces", w.core.Core().V1().Namespaces().Informer(), handler(sink.UpsertNamespace, func(_, n string) { sink.DeleteNamespace(n) })),
+		add("pods", pods, handler(sink.UpsertCompactPod, sink.DeletePod)),
+		add("services", w.core.Core().V1().Services().Informer(), handler(sink.UpsertService, sink.DeleteService)),
+		add("endpointslices", w.slices.Discovery().V1().EndpointSlices().Informer(), handler(sink.UpsertEndpointSlice, sink.DeleteEndpointSlice)),
 	}
 	if c.Istio != nil && w.served(c.Kube, cfg.CheckCRDs, "security.istio.io/v1", "authorizationpolicies", "peerauthentications") {
 		w.istio = istioinformers.NewSharedInformerFactoryWithOptions(c.Istio, 0, istioinformers.WithTransform(Transform))
 		errs = append(errs,
-			add(w.istio.Security().V1().AuthorizationPolicies().Informer(), handler(sink.UpsertAuthorizationPolicy, sink.DeleteAuthorizationPolicy)),
-			add(w.istio.Security().V1().PeerAuthentications().Informer(), handler(sink.UpsertPeerAuthentication, sink.DeletePeerAuthentication)))
+			add("authorizationpolicies", w.istio.Security().V1().AuthorizationPolicies().Informer(), handler(sink.UpsertAuthorizationPolicy, sink.DeleteAuthorizationPolicy)),
+			add("peerauthentications", w.istio.Security().V1().PeerAuthentications().Informer(), handler(sink.UpsertPeerAuthentication, sink.DeletePeerAuthentication)))
 	}
 	if c.Gateway != nil && w.served(c.Kube, cfg.CheckCRDs, "gateway.networking.k8s.io/v1", "gateways") {
 		w.gateway = gatewayinformers.NewSharedInformerFactoryWithOptions(c.Gateway, 0, gatewayinformers.WithTransform(Transform))
-		errs = append(errs, add(w.gateway.Gateway().V1().Gateways().Informer(), handler(sink.UpsertGateway, sink.DeleteGateway)))
+		errs = append(errs, add("gateways", w.gateway.Gateway().V1().Gateways().Informer(), handler(sink.UpsertGateway, sink.DeleteGateway)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -163,11 +174,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if w.gateway != nil {
 		w.gateway.Start(ctx.Done())
 	}
-	if cache.WaitForCacheSync(ctx.Done(), w.synced...) {
+	ordered := make(chan struct{})
+	go func() {
+		defer close(ordered)
+		w.order.run(ctx, w)
+	}()
+	if w.waitSynced(ctx) {
 		w.syncedAt <- time.Now()
 		w.log.Info("kubernetes informers synced", "after", time.Since(w.startedAt))
 	}
 	<-ctx.Done()
+	<-ordered // the gate is open: no handler is held through shutdown
 	w.core.Shutdown()
 	w.slices.Shutdown()
 	if w.istio != nil {
@@ -177,6 +194,22 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.gateway.Shutdown()
 	}
 	return nil
+}
+
+// waitSynced polls HasSynced every few milliseconds (client-go's
+// WaitForCacheSync polls every 100 ms, which would show in the start-up
+// time) until it holds or ctx ends.
+func (w *Watcher) waitSynced(ctx context.Context) bool {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for !w.HasSynced() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // HasSynced reports whether every informer has listed and every initial
