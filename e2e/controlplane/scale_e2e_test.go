@@ -4,7 +4,10 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +43,12 @@ const (
 // (_output/bin) on the host against the lab's API server with them present,
 // connects 10 xDS clients and times pod changes to every client's ACK. It
 // runs once whatever b.N is; use -benchtime 1x. WEFT_ISTIOD_LITE names
-// another istiod-lite binary to measure.
+// another istiod-lite binary to measure; WEFT_SCALE_PROFILE names a
+// directory to save istiod-lite's profiles in: a CPU profile and an
+// execution trace of its first seconds, and heap and goroutine profiles at
+// the steady-state measurement (this enables its loopback debug server,
+// and profiling slows the cold start down). WEFT_SCALE_LOG_LEVEL sets
+// istiod-lite's log level (default warn).
 func BenchmarkScale(b *testing.B) {
 	// The benchmark needs only the API server: no CoreDNS wait.
 	e := &env{l: lab.Start(b, lab.Options{Nodes: 2, SkipDNS: true})}
@@ -101,9 +109,27 @@ func BenchmarkScale(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		xdsAddr, tlsAddr, monAddr := freePort(b), freePort(b), freePort(b)
+		debugAddr := ""
+		profDir := os.Getenv("WEFT_SCALE_PROFILE")
+		if profDir != "" {
+			debugAddr = freePort(b)
+		}
+		level := os.Getenv("WEFT_SCALE_LOG_LEVEL")
+		if level == "" {
+			level = "warn"
+		}
 		cmd := exec.Command(bin, "--kubeconfig", e.l.Kubeconfig(), "--namespace", "istio-system", "--xds-address", tlsAddr,
-			"--plaintext-xds-address", xdsAddr, "--monitoring-address", monAddr, "--debug-address=", "--log-level=warn")
+			"--plaintext-xds-address", xdsAddr, "--monitoring-address", monAddr, "--debug-address="+debugAddr, "--log-level="+level, "--log-format=text")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		startupProfiled := make(chan struct{})
+		if profDir != "" {
+			go func() {
+				defer close(startupProfiled)
+				profileStartup(ctx, b, debugAddr, profDir)
+			}()
+		} else {
+			close(startupProfiled)
+		}
 		cold, stop, err := scale.ColdStart(ctx, cmd, "http://"+monAddr+"/ready", time.Minute)
 		if err != nil {
 			stop()
@@ -115,7 +141,15 @@ func BenchmarkScale(b *testing.B) {
 			stop()
 			b.Fatal(err)
 		}
+		<-startupProfiled
 		steady, err := scale.MeasureProcess(cmd.Process.Pid)
+		if profDir != "" && err == nil {
+			for _, p := range []string{"heap", "goroutine"} {
+				if perr := saveProfile(ctx, "http://"+debugAddr+"/debug/pprof/"+p, filepath.Join(profDir, p+".pb.gz")); perr != nil {
+					b.Logf("profile %s: %v", p, perr)
+				}
+			}
+		}
 		stop()
 		if err != nil {
 			b.Fatal(err)
@@ -211,6 +245,56 @@ func fakeNode(ctx context.Context, b *testing.B, kc kubernetes.Interface, name s
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// profileStartup waits for istiod-lite's debug server to listen, then
+// saves a CPU profile and an execution trace of the next 3 seconds.
+func profileStartup(ctx context.Context, b *testing.B, debugAddr, dir string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", debugAddr, time.Second)
+		if err == nil {
+			_ = c.Close() // only a probe
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			b.Logf("startup profile: debug server never listened: %v", err)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := saveProfile(ctx, "http://"+debugAddr+"/debug/pprof/trace?seconds=3", filepath.Join(dir, "startup.trace")); err != nil {
+			b.Logf("startup trace: %v", err)
+		}
+	}()
+	if err := saveProfile(ctx, "http://"+debugAddr+"/debug/pprof/profile?seconds=3", filepath.Join(dir, "startup-cpu.pb.gz")); err != nil {
+		b.Logf("startup cpu profile: %v", err)
+	}
+	<-done
+}
+
+// saveProfile fetches a pprof profile from url into file.
+func saveProfile(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close() //nolint:errcheck // read fully below; a close error adds nothing
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, body, 0o644)
 }
 
 func envInt(name string, def int) int {
