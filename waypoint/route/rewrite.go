@@ -133,7 +133,9 @@ func checkHostname(h string) error {
 // port listenerPort. Gateway API port rules: an explicit port wins; else a
 // scheme given by the redirect implies its well-known port; else the
 // listener port is kept. Ports 80 for http and 443 for https are left out.
-func (rd *redirect) location(r *http.Request, listenerPort uint16, matchedPrefix string) string {
+// The request's Host (else the service hostname) is kept unless the
+// redirect names a hostname.
+func (rd *redirect) location(r *http.Request, svcHost string, listenerPort uint16, matchedPrefix string) string {
 	scheme := rd.scheme
 	port := rd.port
 	if port == 0 {
@@ -152,8 +154,11 @@ func (rd *redirect) location(r *http.Request, listenerPort uint16, matchedPrefix
 	host := rd.hostname
 	if host == "" {
 		host = hostOnly(r.Host)
-		if host == "" {
+		if host == "" && r.URL != nil {
 			host = hostOnly(r.URL.Host)
+		}
+		if host == "" {
+			host = svcHost
 		}
 	}
 	if strings.Contains(host, ":") {
@@ -172,7 +177,7 @@ func (rd *redirect) location(r *http.Request, listenerPort uint16, matchedPrefix
 		p = rd.path.apply(p, matchedPrefix)
 	}
 	b.WriteString(p)
-	if r.URL.RawQuery != "" {
+	if r.URL != nil && r.URL.RawQuery != "" {
 		b.WriteByte('?')
 		b.WriteString(r.URL.RawQuery)
 	}
@@ -180,7 +185,7 @@ func (rd *redirect) location(r *http.Request, listenerPort uint16, matchedPrefix
 }
 
 func requestScheme(r *http.Request) string {
-	if r.URL.Scheme != "" {
+	if r.URL != nil && r.URL.Scheme != "" {
 		return strings.ToLower(r.URL.Scheme)
 	}
 	if r.TLS != nil {

@@ -190,6 +190,14 @@ func TestRedirect(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no request host falls back to the service", func(t *testing.T) {
+		in := req("GET", "/p")
+		in.Host = ""
+		d := mustCompile(t, config(&l7api.Route{Name: "r", Redirect: &l7api.Redirect{}})).Match(host, 80, in)
+		if d.Location != "http://"+host+"/p" {
+			t.Errorf("Location %q", d.Location)
+		}
+	})
 	t.Run("host with port and ipv6 request host", func(t *testing.T) {
 		d := mustCompile(t, config(&l7api.Route{Name: "r", Redirect: &l7api.Redirect{}})).Match(host, 80, req("GET", "http://[fd00::2]:80/p"))
 		if d.Location != "http://[fd00::2]/p" {

@@ -100,7 +100,7 @@ func (t *Table) Match(host string, port uint16, r *http.Request) Decision {
 		if !rt.matches(port, path, r) {
 			continue
 		}
-		return t.decide(rt, port, r)
+		return t.decide(rt, svc.ref.GetHostname(), port, r)
 	}
 	return Decision{Route: DefaultRoute, Action: Forward, Backend: Backend{Service: svc.ref, Port: port}}
 }
@@ -134,7 +134,7 @@ func (rt *route) matches(port uint16, path string, r *http.Request) bool {
 	return true
 }
 
-func (t *Table) decide(rt *route, port uint16, r *http.Request) Decision {
+func (t *Table) decide(rt *route, host string, port uint16, r *http.Request) Decision {
 	d := Decision{
 		Route:     rt.name,
 		Action:    rt.action,
@@ -147,7 +147,7 @@ func (t *Table) decide(rt *route, port uint16, r *http.Request) Decision {
 	switch rt.action {
 	case Redirect:
 		d.Status = rt.redirect.status
-		d.Location = rt.redirect.location(r, port, rt.path.prefixValue())
+		d.Location = rt.redirect.location(r, host, port, rt.path.prefixValue())
 		return d
 	case Respond:
 		d.Status, d.Body = rt.status, rt.body
