@@ -1,6 +1,8 @@
 package breaker
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -120,11 +122,15 @@ func (o *Outliers) SetEndpoints(eps []netip.AddrPort) {
 // Report records the outcome of one request to ep: status is the HTTP
 // status when err is nil; a non-nil err (connect failure, reset, timeout)
 // counts as both a 5xx and a gateway error. A 5xx other than 502-504
-// resets the gateway count; any other outcome resets both. Outcomes
-// reported while ep is ejected (requests that were in flight) are
-// ignored.
+// resets the gateway count; any other outcome resets both. Errors that are
+// not the endpoint's doing are ignored: an *OverflowError (a local limit)
+// and context.Canceled (the client went away). Outcomes reported while ep
+// is ejected (requests that were in flight) are ignored too.
 func (o *Outliers) Report(ep netip.AddrPort, status int, err error) {
 	if o == nil {
+		return
+	}
+	if err != nil && (errors.Is(err, ErrOverflow) || errors.Is(err, context.Canceled)) {
 		return
 	}
 	is5xx := err != nil || (status >= 500 && status <= 599)

@@ -1,7 +1,9 @@
 package breaker
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -75,6 +77,18 @@ func TestOutlierConsecutive5xx(t *testing.T) {
 	report(o, eps[1], 404, 10) // 4xx are not errors
 	if o.Ejected(eps[1]) {
 		t.Error("endpoint ejected for 404s")
+	}
+}
+
+func TestOutlierIgnoresLocalErrors(t *testing.T) {
+	o, _, eps := newOutliers(t, &l7api.OutlierDetection{Consecutive_5XxErrors: 2, MaxEjectionPercent: 100}, 1)
+	ep := eps[0]
+	for range 5 {
+		o.Report(ep, 0, &OverflowError{Limit: MaxConnections, Max: 1})
+		o.Report(ep, 0, fmt.Errorf("request: %w", context.Canceled))
+	}
+	if o.Ejected(ep) {
+		t.Error("ejected for overflow and cancellation, which are not the endpoint's errors")
 	}
 }
 
