@@ -1,8 +1,10 @@
 package backend
 
 import (
+	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -89,4 +91,17 @@ func (r *Registry) Stats() map[string][3]int64 {
 		out[h] = [3]int64{c, a, p}
 	}
 	return out
+}
+
+// Pick chooses one of addrs with the backend's balancer. It never returns
+// an invalid address for a non-empty addrs, and done is never nil.
+func (b *Backend) Pick(addrs []netip.AddrPort) (netip.AddrPort, balance.Done) {
+	ep, done := b.Balancer.Pick(addrs)
+	if done == nil {
+		done = func(time.Duration, error) {}
+	}
+	if !ep.IsValid() && len(addrs) > 0 {
+		ep = addrs[0]
+	}
+	return ep, done
 }

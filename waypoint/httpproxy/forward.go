@@ -78,6 +78,13 @@ func (h *Handler) endpoints(t target) []netip.AddrPort {
 	return out
 }
 
+// describe fills the destination workload labels from the endpoint used.
+func (h *Handler) describe(rec *telemetry.Request, ep netip.AddrPort) {
+	if w := h.cfg.Mesh.WorkloadByIP(wds.NetAddr{Network: h.cfg.Network, IP: ep.Addr()}); w != nil {
+		rec.Labels.Destination = telemetry.PeerOf(w, "")
+	}
+}
+
 // roundTripper chooses HTTP/2 upstream for ports declared HTTP2 or GRPC and
 // for requests that arrived over HTTP/2 on undeclared ports, else HTTP/1.1.
 func (h *Handler) roundTripper(snap *l7config.Snapshot, t target, r *http.Request) http.RoundTripper {
@@ -125,8 +132,9 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 			err = wds.ErrNoEndpoints
 			break
 		}
-		ep, done := b.Balancer.Pick(addrs)
+		ep, done := b.Pick(addrs)
 		rec.Upstream = ep
+		h.describe(rec, ep)
 		tctx := ctx
 		cancelTry = func() {}
 		if perTry > 0 {

@@ -29,6 +29,7 @@ import (
 type Mesh interface {
 	Endpoints(svc *wds.Service, port uint16, like netip.Addr) []wds.Endpoint
 	ServicesByHostname(h string) []*wds.Service
+	WorkloadByIP(a wds.NetAddr) *wds.Workload
 }
 
 var _ Mesh = (*wds.Store)(nil)
@@ -51,6 +52,8 @@ type Config struct {
 	Recorder *telemetry.Recorder
 	// Gateway is the waypoint's Gateway as "namespace/name".
 	Gateway string
+	// Network is the waypoint's network.
+	Network string
 	// Rand draws fault injection percentages; nil uses math/rand/v2.
 	Rand func() float64
 	// RetryBufferLimit is the request body size up to which a request can

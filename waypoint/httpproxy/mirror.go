@@ -44,7 +44,7 @@ func (h *Handler) mirror(r *http.Request, f *flow.Flow, m route.Backend) {
 	b := h.cfg.Backends.Get(t.hostname, snap.Traffic(t.hostname))
 	rt := h.roundTripper(snap, t, r)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), mirrorTimeout)
-	ep, done := b.Balancer.Pick(addrs)
+	ep, done := b.Pick(addrs)
 	out, err := outgoing(ctx, r, ep, nil)
 	if err != nil {
 		cancel()

@@ -25,7 +25,7 @@ func (h *Handler) upgrade(w *countingWriter, r *http.Request, f *flow.Flow, t ta
 		localReply(w, http.StatusServiceUnavailable, "no healthy upstream")
 		return
 	}
-	ep, done := b.Balancer.Pick(addrs)
+	ep, done := b.Pick(addrs)
 	rec.Upstream, rec.Attempts = ep, 1
 	start := time.Now()
 	up, err := h.cfg.Dialer.Dial(r.Context(), ep, nil)

@@ -86,7 +86,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	}
 	h, err := httpproxy.NewHandler(httpproxy.Config{Mesh: cfg.Mesh, HTTP1: trans.HTTP1, HTTP2: trans.HTTP2,
 		Dialer: dialer, Backends: backends, Config: cfg.L7.Current, Recorder: cfg.Recorder,
-		Gateway: cfg.Gateway, Log: cfg.Log})
+		Gateway: cfg.Gateway, Network: cfg.Network, Log: cfg.Log})
 	if err != nil {
 		_ = dialer.Close()
 		return nil, err

@@ -111,7 +111,7 @@ func (p *Proxy) pick(f *flow.Flow, snap *l7config.Snapshot) (wds.Endpoint, func(
 		addrs[i] = ep.Addr
 	}
 	b := p.cfg.Backends.Get(d.Service.Hostname(), snap.Traffic(d.Service.Hostname()))
-	a, done := b.Balancer.Pick(addrs)
+	a, done := b.Pick(addrs)
 	for _, ep := range eps {
 		if ep.Addr == a {
 			return ep, func(rtt time.Duration, err error) { done(rtt, err) }, nil
