@@ -1,6 +1,7 @@
 package l7
 
 import (
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -176,21 +177,28 @@ func (c *Controller) publish(typeURL, name string, msg proto.Message) {
 	c.changed[typeURL][name] = struct{}{}
 }
 
-// report queues a report when an object's problems changed.
-func (c *Controller) report(key string, ref ObjectRef, p *problems) {
-	if len(p.list) == 0 {
-		if _, had := c.reported[key]; had {
-			delete(c.reported, key)
-			c.reports = append(c.reports, Report{Ref: ref})
-		}
-		return
+// report queues a report when an object's problems changed, and for a
+// route with Service parents also once per generation (for its status).
+func (c *Controller) report(key string, ref ObjectRef, p *problems, parents []ParentStatus) {
+	r := Report{Ref: ref, Rejected: p.fatal, Problems: p.list, Parents: parents}
+	state := ""
+	if len(p.list) > 0 {
+		state = r.Message()
 	}
-	r := Report{Ref: ref, Rejected: p.fatal, Problems: p.list}
-	msg := r.Message()
-	if c.reported[key] == msg {
-		return
+	if len(parents) > 0 {
+		state = fmt.Sprintf("%d|%s|%v", ref.Generation, ref.UID, state)
 	}
-	c.reported[key] = msg
+	last, had := c.reported[key]
+	switch {
+	case had && last == state:
+		return
+	case state == "" && !had:
+		return
+	case state == "":
+		delete(c.reported, key)
+	default:
+		c.reported[key] = state
+	}
 	c.reports = append(c.reports, r)
 }
 
@@ -287,7 +295,7 @@ func (c *Controller) UpsertHTTPRoute(r *gatewayv1.HTTPRoute) {
 		var p problems
 		rs := c.cfg.translateHTTPRoute(r, &p)
 		rk := "HTTPRoute/" + key(r.Namespace, r.Name)
-		c.report(rk, rs.ref, &p)
+		c.report(rk, rs.ref, &p, rs.statuses)
 		if p.fatal {
 			rs = nil
 		}
@@ -310,7 +318,7 @@ func (c *Controller) UpsertGRPCRoute(r *gatewayv1.GRPCRoute) {
 		var p problems
 		rs := c.cfg.translateGRPCRoute(r, &p)
 		rk := "GRPCRoute/" + key(r.Namespace, r.Name)
-		c.report(rk, rs.ref, &p)
+		c.report(rk, rs.ref, &p, rs.statuses)
 		if p.fatal {
 			rs = nil
 		}
@@ -374,7 +382,7 @@ func (c *Controller) recomputePolicy(pk string) {
 	}
 	var p problems
 	pol := c.cfg.translatePolicy(ap, c.classOf, &p)
-	c.report("AuthorizationPolicy/"+pk, ObjectRef{Kind: "AuthorizationPolicy", APIVersion: securityv1.SchemeGroupVersion.String(), Namespace: ap.Namespace, Name: ap.Name, UID: ap.UID, Generation: ap.Generation}, &p)
+	c.report("AuthorizationPolicy/"+pk, ObjectRef{Kind: "AuthorizationPolicy", APIVersion: securityv1.SchemeGroupVersion.String(), Namespace: ap.Namespace, Name: ap.Name, UID: ap.UID, Generation: ap.Generation}, &p, nil)
 	if pol == nil {
 		c.publish(l7api.L7PolicyType, pk, nil)
 		return
@@ -421,7 +429,7 @@ func (c *Controller) UpsertDestinationRule(dr *networkingv1.DestinationRule) {
 		var p problems
 		ts := c.cfg.translateDestinationRule(dr, &p)
 		dk := key(dr.Namespace, dr.Name)
-		c.report("DestinationRule/"+dk, ts.ref, &p)
+		c.report("DestinationRule/"+dk, ts.ref, &p, nil)
 		if p.fatal {
 			ts = nil
 		}

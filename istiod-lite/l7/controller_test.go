@@ -118,6 +118,11 @@ func TestControllerRoutesIncrementally(t *testing.T) {
 		t.Errorf("exact gRPC path should sort first: %v", rc.Routes)
 	}
 	rec.take()
+	// Valid routes are reported once per generation, for their status.
+	reps := rec.takeReports()
+	if len(reps) != 2 || len(reps[0].Problems) != 0 || len(reps[0].Parents) != 1 || reps[1].Ref.Kind != "GRPCRoute" {
+		t.Errorf("reports of valid routes = %+v", reps)
+	}
 
 	// A broken update withdraws the route and reports the field; others
 	// are untouched.
@@ -128,7 +133,7 @@ func TestControllerRoutesIncrementally(t *testing.T) {
 	if len(rc.Routes) != 1 {
 		t.Errorf("broken route still served: %v", rc.Routes)
 	}
-	reps := rec.takeReports()
+	reps = rec.takeReports()
 	if len(reps) != 1 || !reps[0].Rejected || reps[0].Ref.String() != "HTTPRoute/demo/r" || reps[0].Problems[0].Field != "spec.rules[0].backendRefs[0].port" {
 		t.Fatalf("reports = %+v", reps)
 	}

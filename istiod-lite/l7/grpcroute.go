@@ -15,8 +15,8 @@ func (c Config) translateGRPCRoute(r *gatewayv1.GRPCRoute, p *problems) *routeSe
 	rs := &routeSet{
 		ref:     ObjectRef{Kind: "GRPCRoute", APIVersion: gatewayv1.GroupVersion.String(), Namespace: r.Namespace, Name: r.Name, UID: r.UID, Generation: r.Generation},
 		created: r.CreationTimestamp.Time,
-		parents: serviceParents(r.Namespace, r.Spec.ParentRefs, p),
 	}
+	rs.parents, rs.statuses = serviceParents(r.Namespace, r.Spec.ParentRefs, p)
 	if len(rs.parents) == 0 {
 		return rs
 	}

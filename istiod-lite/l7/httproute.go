@@ -21,10 +21,11 @@ type parent struct {
 // the parent's port is set when assembling) and the Services they attach
 // to.
 type routeSet struct {
-	ref     ObjectRef
-	created time.Time
-	parents []parent
-	routes  []*l7api.Route
+	ref      ObjectRef
+	created  time.Time
+	parents  []parent
+	statuses []ParentStatus // every Service parentRef, for route status
+	routes   []*l7api.Route
 }
 
 // Config configures translation.
@@ -62,8 +63,8 @@ func (c Config) translateHTTPRoute(r *gatewayv1.HTTPRoute, p *problems) *routeSe
 	rs := &routeSet{
 		ref:     ObjectRef{Kind: "HTTPRoute", APIVersion: gatewayv1.GroupVersion.String(), Namespace: r.Namespace, Name: r.Name, UID: r.UID, Generation: r.Generation},
 		created: r.CreationTimestamp.Time,
-		parents: serviceParents(r.Namespace, r.Spec.ParentRefs, p),
 	}
+	rs.parents, rs.statuses = serviceParents(r.Namespace, r.Spec.ParentRefs, p)
 	if len(rs.parents) == 0 {
 		return rs
 	}
@@ -158,22 +159,29 @@ func routeName(kind, ns, name string, rule, match, matches int) string {
 }
 
 // serviceParents keeps the parentRefs that name a Service in the route's
-// namespace; parents of other kinds (ingress Gateways) are not ours.
-func serviceParents(ns string, refs []gatewayv1.ParentReference, p *problems) []parent {
+// namespace; parents of other kinds (ingress Gateways) are not ours. It
+// also returns the outcome for every Service parentRef.
+func serviceParents(ns string, refs []gatewayv1.ParentReference, p *problems) ([]parent, []ParentStatus) {
 	var out []parent
+	var st []ParentStatus
 	for i, ref := range refs {
 		f := fmt.Sprintf("spec.parentRefs[%d]", i)
 		if ref.Kind == nil || string(*ref.Kind) != "Service" || (ref.Group != nil && *ref.Group != "" && *ref.Group != "core") {
 			continue
 		}
 		if ref.Namespace != nil && string(*ref.Namespace) != ns {
-			p.warn(f+".namespace", "routes for a Service in another namespace (consumer routes) are not supported; parent ignored")
+			const msg = "routes for a Service in another namespace (consumer routes) are not supported; parent ignored"
+			p.warn(f+".namespace", msg)
+			st = append(st, ParentStatus{Ref: ref, Problem: msg})
 			continue
 		}
 		if ref.SectionName != nil {
-			p.warn(f+".sectionName", "not supported for Service parents, use port; parent ignored")
+			const msg = "not supported for Service parents, use port; parent ignored"
+			p.warn(f+".sectionName", msg)
+			st = append(st, ParentStatus{Ref: ref, Problem: "sectionName " + msg})
 			continue
 		}
+		st = append(st, ParentStatus{Ref: ref})
 		pa := parent{service: ns + "/" + string(ref.Name)}
 		if ref.Port != nil {
 			pa.port = uint32(*ref.Port)
@@ -182,7 +190,7 @@ func serviceParents(ns string, refs []gatewayv1.ParentReference, p *problems) []
 			out = append(out, pa)
 		}
 	}
-	return out
+	return out, st
 }
 
 func containsParent(ps []parent, p parent) bool {

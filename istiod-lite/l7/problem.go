@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // ObjectRef identifies an input object in reports.
@@ -36,8 +37,21 @@ type Report struct {
 	// Rejected: the object was skipped entirely and serves nothing.
 	Rejected bool
 	// Problems are the fields that were wrong, unsupported or ignored;
-	// empty when a previously reported object became valid.
+	// empty when the object is valid (routes are reported once per
+	// generation, valid or not, so their status can be written; other
+	// kinds when their problems change).
 	Problems []*FieldError
+	// Parents, for HTTPRoutes and GRPCRoutes, are the Service parentRefs
+	// with the outcome for each.
+	Parents []ParentStatus
+}
+
+// ParentStatus is the outcome of one Service parentRef of a route.
+type ParentStatus struct {
+	Ref gatewayv1.ParentReference
+	// Problem says why the route is not attached to this parent; empty
+	// when it is (unless the whole route is Rejected).
+	Problem string
 }
 
 // Message summarises the problems in one line, for events and logs.
