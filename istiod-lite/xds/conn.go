@@ -271,11 +271,15 @@ func (c *conn) writeLoop(ctx context.Context, stream grpc.BidiStreamingServer[di
 		}
 		sentAny := false
 		for _, t := range c.s.cfg.Types {
+			release := c.s.fullPushSlot(ctx, c, t)
 			resp, at := c.build(t)
 			if resp == nil {
+				release()
 				continue
 			}
-			if err := stream.Send(resp); err != nil {
+			err := stream.Send(resp)
+			release()
+			if err != nil {
 				return fmt.Errorf("send %s: %w", t, err)
 			}
 			sentAny = true

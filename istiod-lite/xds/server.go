@@ -77,6 +77,8 @@ type Server struct {
 	closing chan struct{} // closed when Run ends: streams end so clients move on
 	closeMu sync.Once
 
+	fullPushes chan struct{} // slots for building and sending full states
+
 	seq     atomic.Uint64 // batches distributed
 	nextID  atomic.Uint64
 	tracker convergence
@@ -105,6 +107,8 @@ func New(src Source, cfg Config) *Server {
 		kick:    make(chan struct{}, 1),
 		track:   make(chan struct{}, 1),
 		closing: make(chan struct{}),
+
+		fullPushes: make(chan struct{}, maxFullPushes),
 	}
 	s.tracker.metrics = cfg.Metrics
 	src.OnChange(s.onChange)
