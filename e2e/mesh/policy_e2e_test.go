@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -91,6 +92,9 @@ spec:
 	e.expect(ctx, t, "allow policies removed: other allowed again", true, other, httpArgs...)
 
 	t.Run("DENY by port", func(t *testing.T) {
+		// A connection open before the DENY is closed by it (ztunnel
+		// re-checks open connections on every policy change).
+		held := e.holdConn(ctx, t, client, server)
 		e.applyYAML(ctx, t, `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-tcp, namespace: demo}
@@ -103,6 +107,9 @@ spec:
 `)
 		e.expect(ctx, t, "deny port 9000: tcp refused", false, client, tcpArgs...)
 		e.expect(ctx, t, "deny port 9000: http allowed", true, client, httpArgs...)
+		if got := held.finish(t); got == "first|second" {
+			t.Error("connection opened before the DENY still carries traffic after it")
+		}
 	})
 	e.expect(ctx, t, "deny removed: tcp allowed again", true, client, tcpArgs...)
 }
@@ -176,4 +183,20 @@ func TestOutsideMesh(t *testing.T) {
 			t.Errorf("ztunnel counted %v mTLS connections to a server outside the mesh", n)
 		}
 	})
+}
+
+// finish sends the second line on a held connection and returns what the
+// shell printed ("first|second" when the connection still works).
+func (h *heldConn) finish(t *testing.T) string {
+	t.Helper()
+	if err := os.WriteFile(h.trigger, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-h.done:
+		return got
+	case <-time.After(20 * time.Second):
+		t.Error("held connection: no answer")
+		return ""
+	}
 }
