@@ -86,7 +86,7 @@ func New(rl *l7api.RateLimit, opts ...Option) (*Limiter, error) {
 // (the client's SPIFFE identity): source for a per-source Limiter and ""
 // for a per-route one. It does not allocate.
 func (l *Limiter) KeyFor(source string) string {
-	if l.perSource {
+	if l != nil && l.perSource {
 		return source
 	}
 	return ""
@@ -94,8 +94,12 @@ func (l *Limiter) KeyFor(source string) string {
 
 // Allow takes one token from key's bucket. It returns ok when a token was
 // available; otherwise retryAfter is the time until the bucket's next
-// refill (always positive). A per-route Limiter ignores key.
+// refill (always positive). A per-route Limiter ignores key. A nil
+// *Limiter (no rate limit) allows everything.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+	if l == nil {
+		return true, 0
+	}
 	now := l.now()
 	if !l.perSource {
 		l.route.mu.Lock()
@@ -106,8 +110,12 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	return l.keys.take(key, &l.cfg, now)
 }
 
-// Len returns the number of buckets held: 1 for a per-route Limiter.
+// Len returns the number of buckets held: 1 for a per-route Limiter, 0
+// for a nil one.
 func (l *Limiter) Len() int {
+	if l == nil {
+		return 0
+	}
 	if !l.perSource {
 		return 1
 	}

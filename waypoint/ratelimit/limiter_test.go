@@ -226,6 +226,13 @@ func TestConcurrentAllowGrantsExactlyMaxTokens(t *testing.T) {
 	}
 }
 
+func TestNilLimiterAllows(t *testing.T) {
+	var l *Limiter
+	if ok, after := l.Allow(l.KeyFor("x")); !ok || after != 0 || l.Len() != 0 {
+		t.Errorf("nil Limiter: Allow = %v, %v; Len = %d; want true, 0; 0", ok, after, l.Len())
+	}
+}
+
 func TestRetryAfterSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]int64{
 		time.Nanosecond:         1,

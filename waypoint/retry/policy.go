@@ -234,7 +234,11 @@ func (p *Policy) Backoff(attempt int) time.Duration {
 	}
 	d = min(d, limit)
 	half := d / 2
-	return half + time.Duration(p.rnd()*float64(d-half))
+	rnd := p.rnd
+	if rnd == nil { // the zero Policy
+		rnd = rand.Float64
+	}
+	return half + time.Duration(rnd()*float64(d-half))
 }
 
 // NewBudget returns a Budget with this policy's budget_percent and

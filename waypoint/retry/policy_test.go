@@ -200,6 +200,10 @@ func TestBackoff(t *testing.T) {
 			t.Fatalf("default Backoff(1) = %v, want within [%v, %v]", got, DefaultBackoff/2, DefaultBackoff)
 		}
 	}
+	var zero Policy
+	if got := zero.Backoff(1); got != 0 {
+		t.Errorf("zero Policy Backoff = %v, want 0", got)
+	}
 	var nilPolicy *Policy
 	if got := nilPolicy.Backoff(1); got != 0 {
 		t.Errorf("nil Policy Backoff = %v, want 0", got)
