@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/weftmesh/weft/istiod-lite/ca"
 	"github.com/weftmesh/weft/istiod-lite/gatewayclass"
 	"github.com/weftmesh/weft/istiod-lite/kube"
+	"github.com/weftmesh/weft/istiod-lite/l7"
 	"github.com/weftmesh/weft/istiod-lite/model"
 	"github.com/weftmesh/weft/istiod-lite/waypoint"
 	"github.com/weftmesh/weft/istiod-lite/xds"
@@ -37,9 +36,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if _, set := os.LookupEnv("GOGC"); !set && cfg.GCPercent > 0 {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
+	tuneGC(cfg, cfg.Log)
 	rc, err := restConfig(cfg.Kubeconfig)
 	if err != nil {
 		return err
@@ -102,6 +99,13 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 	if err != nil {
 		return fmt.Errorf("informers: %w", err)
 	}
+	// Waypoint L7 config (routes, L7 policies, traffic policies), served
+	// beside the model's types.
+	l7rep := l7.NewKubeReporter(clients.Kube, clients.Gateway, log.With("component", "l7"))
+	l7c := l7.New(l7.Config{DomainSuffix: cfg.DomainSuffix, TrustDomain: cfg.TrustDomain}, log.With("component", "l7"), l7rep)
+	if err := watcher.WatchL7(clients, l7c, true); err != nil {
+		return fmt.Errorf("l7 informers: %w", err)
+	}
 
 	var xdsAuthn xds.Authenticator
 	var authority *ca.Server
@@ -113,7 +117,8 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 		}
 		xdsAuthn = newXDSAuth(clients.Kube, ca.DefaultAudience, cfg.PlaintextAddr != "")
 	}
-	srv := xds.New(m, xds.Config{Debounce: cfg.Debounce, MaxDebounce: cfg.MaxDebounce, Log: log.With("component", "xds"), Metrics: xm, Auth: xdsAuthn})
+	src := xds.NewMux().Handle(m, xds.Types...).Handle(l7c, l7.Types...)
+	srv := xds.New(src, xds.Config{Debounce: cfg.Debounce, MaxDebounce: cfg.MaxDebounce, Log: log.With("component", "xds"), Metrics: xm, Auth: xdsAuthn, Types: src.Types()})
 
 	var ready atomic.Bool
 	isReady := func() bool {
@@ -166,6 +171,7 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 		log.Info("listening", "server", s.name, "addr", l.Addr().String())
 	}
 
+	g.Go(func() error { return l7rep.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	if authority != nil {
