@@ -29,9 +29,9 @@ func echoRoutes(retryOn ...string) *l7api.RouteConfig {
 		Service:       &l7api.ServiceRef{Namespace: "demo", Name: "echo", Hostname: echoHost},
 		PortProtocols: map[uint32]l7api.Protocol{80: l7api.Protocol_HTTP, 9090: l7api.Protocol_GRPC},
 		Routes: []*l7api.Route{{
-			Name:     "HTTPRoute/demo/echo/0",
-			Backends: []*l7api.WeightedBackend{{Service: &l7api.ServiceRef{Namespace: "demo", Name: "echo", Hostname: echoHost}, Port: 80, Weight: 1}},
-			Retry:    &l7api.RetryPolicy{Attempts: 2, RetryOn: retryOn},
+			Name:      "HTTPRoute/demo/echo/0",
+			Backends:  []*l7api.WeightedBackend{{Service: &l7api.ServiceRef{Namespace: "demo", Name: "echo", Hostname: echoHost}, Port: 80, Weight: 1}},
+			Retry:     &l7api.RetryPolicy{Attempts: 2, RetryOn: retryOn},
 			RateLimit: &l7api.RateLimit{MaxTokens: 10, TokensPerFill: 10, FillInterval: durationpb.New(1e9)},
 		}},
 	}

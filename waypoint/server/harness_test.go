@@ -77,16 +77,16 @@ func (c *staticCerts) Roots() *x509.CertPool { return c.ca.Pool() }
 
 // mesh is one running test setup.
 type mesh struct {
-	t        *testing.T
-	certs    *staticCerts
-	store    *wds.Store
-	l7       *l7config.Store
-	metrics  *telemetry.Metrics
-	wpAddr   string
-	client   *hbone.Pool
-	zt       *fakeZtunnel
-	grpcSrv  *grpc.Server
-	health   *health.Server
+	t       *testing.T
+	certs   *staticCerts
+	store   *wds.Store
+	l7      *l7config.Store
+	metrics *telemetry.Metrics
+	wpAddr  string
+	client  *hbone.Pool
+	zt      *fakeZtunnel
+	grpcSrv *grpc.Server
+	health  *health.Server
 }
 
 // fakeZtunnel is the backends' ztunnel: it serves HBONE with the backend
@@ -258,8 +258,10 @@ func newMesh(t *testing.T) *mesh {
 	ztLn := listen(t)
 	m.zt.addr = ztLn.Addr().String()
 	ztTLS, err := identity.ServerConfig(identity.ServerOptions{
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return m.certs.certs[backendID].TLSCertificate(), nil },
-		TrustDomain:    "cluster.local", Roots: m.certs.Roots,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return m.certs.certs[backendID].TLSCertificate(), nil
+		},
+		TrustDomain: "cluster.local", Roots: m.certs.Roots,
 	})
 	if err != nil {
 		t.Fatal(err)
