@@ -57,6 +57,9 @@ func parse(args []string) (server.Config, error) {
 	e.Float32(&cfg.KubeQPS, "kube-qps", "KUBE_QPS", "API client queries per second")
 	e.Int(&cfg.KubeBurst, "kube-burst", "KUBE_BURST", "API client burst")
 	e.Int(&cfg.GCPercent, "gc-percent", "GC_PERCENT", "garbage collection target when GOGC is unset (0: Go's default)")
+	e.Var((*memoryLimit)(&cfg.MemoryLimit), "memory-limit", "MEMORY_LIMIT",
+		"soft memory limit when GOMEMLIMIT is unset: auto (90% of the container's limit, none without one), off, or a size such as 200Mi",
+		"auto, off or a size such as 200Mi")
 	var lf weftlog.Flags
 	lf.Register(fs)
 	if err := e.Parse(args); err != nil {
@@ -68,4 +71,18 @@ func parse(args []string) (server.Config, error) {
 	}
 	cfg.Log = root.Logger("istiod-lite")
 	return cfg, cfg.Validate()
+}
+
+// memoryLimit is the --memory-limit flag value.
+type memoryLimit int64
+
+func (m *memoryLimit) String() string { return server.FormatMemoryLimit(int64(*m)) }
+
+func (m *memoryLimit) Set(s string) error {
+	v, err := server.ParseMemoryLimit(s)
+	if err != nil {
+		return err
+	}
+	*m = memoryLimit(v)
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/istiod-lite/server"
 )
 
 func TestParse(t *testing.T) {
@@ -22,6 +24,7 @@ func TestParse(t *testing.T) {
 		{"SHUTDOWN_GRACE", "30", "$SHUTDOWN_GRACE"},
 		{"REQUIRE_REDIRECTION", "sometimes", "$REQUIRE_REDIRECTION"},
 		{"KUBE_QPS", "fast", "$KUBE_QPS"},
+		{"MEMORY_LIMIT", "lots", "$MEMORY_LIMIT"},
 	} {
 		t.Run(tt.env, func(t *testing.T) {
 			t.Setenv(tt.env, tt.value)
@@ -29,6 +32,13 @@ func TestParse(t *testing.T) {
 				t.Errorf("parse with %s=%q: error %v, want one naming %s", tt.env, tt.value, err, tt.want)
 			}
 		})
+	}
+	t.Setenv("MEMORY_LIMIT", "200Mi")
+	if cfg, err := parse(nil); err != nil || cfg.MemoryLimit != 200<<20 {
+		t.Errorf("MEMORY_LIMIT=200Mi: %d, %v", cfg.MemoryLimit, err)
+	}
+	if cfg, err := parse([]string{"--memory-limit=off"}); err != nil || cfg.MemoryLimit != server.MemoryLimitOff {
+		t.Errorf("--memory-limit=off: %d, %v", cfg.MemoryLimit, err)
 	}
 	if _, err := parse([]string{"extra"}); err == nil {
 		t.Error("positional argument accepted")

@@ -46,8 +46,13 @@ type Config struct {
 	// GCPercent is the garbage collector's target (Go's GOGC), applied
 	// only when the GOGC environment variable is unset. 50 roughly halves
 	// idle anonymous memory for a little CPU. 0 leaves Go's default.
-	// A soft limit (GOMEMLIMIT) is left to the deployment.
 	GCPercent int
+	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
+	// only when the GOMEMLIMIT environment variable is unset:
+	// MemoryLimitAuto (the default) takes MemoryLimitShare of the
+	// container's memory limit, or none without one; MemoryLimitOff sets
+	// none.
+	MemoryLimit int64
 
 	// WaypointImage is the waypoint proxies' image; empty derives it from
 	// istiod-lite's own pod (PodName in Namespace): same registry and tag.
@@ -100,6 +105,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Debounce <= 0 || c.MaxDebounce < c.Debounce {
 		errs = append(errs, fmt.Errorf("debounce %s / max %s: want 0 < debounce <= max", c.Debounce, c.MaxDebounce))
+	}
+	if c.MemoryLimit > 0 && c.MemoryLimit < MinMemoryLimit {
+		errs = append(errs, fmt.Errorf("memory limit %s: want at least %s", FormatMemoryLimit(c.MemoryLimit), FormatMemoryLimit(MinMemoryLimit)))
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
