@@ -63,7 +63,9 @@ func BenchmarkBreaker(b *testing.B) {
 	})
 	b.Run("Acquire-overflow", func(b *testing.B) {
 		p := NewPool(&l7api.ConnectionPool{MaxRequests: 1})
-		p.Acquire(ctx)
+		if _, err := p.Acquire(ctx); err != nil {
+			b.Fatal(err)
+		}
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := p.Acquire(ctx); err == nil {

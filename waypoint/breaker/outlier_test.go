@@ -233,7 +233,7 @@ func TestOutlierSetEndpointsDropsState(t *testing.T) {
 }
 
 func TestOutliersDisabled(t *testing.T) {
-	var o *Outliers = NewOutliers(nil)
+	o := NewOutliers(nil)
 	o.Report(endpoints(1)[0], 500, nil)
 	o.SetEndpoints(endpoints(2))
 	if o.Ejected(endpoints(1)[0]) || o.EjectedCount() != 0 {

@@ -66,7 +66,9 @@ func TestBodyOverLimitIsNotReplayable(t *testing.T) {
 	// Unread bytes beyond the limit do not matter: a short read is fine.
 	b2 := NewBody(io.NopCloser(strings.NewReader(payload)), 64)
 	r, _ := b2.Attempt()
-	io.ReadFull(r, make([]byte, 64))
+	if _, err := io.ReadFull(r, make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
 	if !b2.Replayable() {
 		t.Error("Replayable = false with exactly the limit read")
 	}
