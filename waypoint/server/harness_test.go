@@ -77,7 +77,7 @@ func (c *staticCerts) Roots() *x509.CertPool { return c.ca.Pool() }
 
 // mesh is one running test setup.
 type mesh struct {
-	t       *testing.T
+	t       testing.TB
 	certs   *staticCerts
 	store   *wds.Store
 	l7      *l7config.Store
@@ -235,7 +235,7 @@ func addressRes(t testing.TB, name string, a *wl.Address) *discoveryv3.Resource 
 
 // newMesh starts backends, their ztunnel and a waypoint fed with static
 // configuration.
-func newMesh(t *testing.T) *mesh {
+func newMesh(t testing.TB) *mesh {
 	m := &mesh{t: t, certs: newCerts(waypointID, clientID, backendID)}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
