@@ -30,6 +30,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
+
+	"github.com/weftmesh/weft/cmd/weftctl/internal/kube"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -118,6 +120,8 @@ func healthy(t *testing.T) *cluster {
 	one := int32(1)
 	c := &cluster{minor: "37", objs: map[string]runtime.Object{}, bodies: map[string][]byte{
 		"ztunnel-aaaa:15000/config_dump": dump, "ztunnel-bbbb:15000/config_dump": dump,
+		agentKey("aaaa"): agentReport("node-a", heldPod("client-7d9f")),
+		agentKey("bbbb"): agentReport("node-b"),
 	}}
 	for _, o := range []runtime.Object{
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
@@ -136,6 +140,19 @@ func healthy(t *testing.T) *cluster {
 		c.objs[fmt.Sprintf("%T/%s/%s", o, m.GetNamespace(), m.GetName())] = o
 	}
 	return c
+}
+
+func agentKey(suffix string) string {
+	return fmt.Sprintf("weft-cni-agent-%s:%d%s", suffix, kube.AgentAdminPort, kube.AgentPodsPath)
+}
+
+func heldPod(name string, drift ...string) kube.AgentPod {
+	return kube.AgentPod{Namespace: "demo", Name: name, UID: "uid-" + name, ZtunnelAcked: true,
+		Rules: kube.RuleCheck{InPlace: len(drift) == 0, Drift: drift}}
+}
+
+func agentReport(node string, pods ...kube.AgentPod) []byte {
+	return jsonMarshal(kube.AgentReport{Node: node, RuleCheckInterval: "30s", Pods: append([]kube.AgentPod{}, pods...)})
 }
 
 func (c *cluster) set(o runtime.Object) {
@@ -216,9 +233,24 @@ func TestScenarios(t *testing.T) {
 		{name: "pod-not-redirected-and-unheld", breakIt: func(t *testing.T, c *cluster) {
 			c.set(appPod("fresh-0", "default", "node-b", false))
 			c.set(appPod("ghost-0", "default", "node-b", true))
+			c.bodies[agentKey("bbbb")] = agentReport("node-b", heldPod("ghost-0"))
+		}},
+		{name: "redirect-rules-removed", breakIt: func(t *testing.T, c *cluster) {
+			c.set(appPod("echo-1", "echo", "node-a", true))
+			c.set(appPod("echo-2", "echo", "node-b", true))
+			c.bodies[agentKey("aaaa")] = agentReport("node-a", heldPod("client-7d9f"), heldPod("echo-1",
+				"ip rule fwmark 0x111/0xfff lookup 100 missing",
+				"nat/WEFT_PRERT: rule missing: -s 169.254.7.127/32 -p tcp -j ACCEPT",
+				"nat/WEFT_PRERT: rule missing: ! -d 127.0.0.1/32 -p tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006",
+				"mangle/OUTPUT: jump missing: -j WEFT_OUTPUT"))
+			c.bodies[agentKey("bbbb")] = agentReport("node-b") // echo-2 not held
+		}},
+		{name: "cni-agent-silent", success: true, breakIt: func(t *testing.T, c *cluster) {
+			delete(c.bodies, agentKey("aaaa"))
 		}},
 		{name: "cert-unavailable-and-ztunnel-silent", breakIt: func(t *testing.T, c *cluster) {
 			c.set(appPod("echo-1", "echo", "node-a", true))
+			c.bodies[agentKey("aaaa")] = agentReport("node-a", heldPod("client-7d9f"), heldPod("echo-1"))
 			delete(c.bodies, "ztunnel-bbbb:15000/config_dump")
 		}},
 		{name: "old-kubernetes-no-crds", breakIt: func(t *testing.T, c *cluster) { c.minor = "28" }},

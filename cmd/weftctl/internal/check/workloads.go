@@ -110,6 +110,7 @@ func workloads(ctx context.Context, r *run) (Category, bool) {
 	} else {
 		c.Results = append(c.Results, ok(hdesc))
 	}
+	c.Results = append(c.Results, redirectRules(ctx, r, pods))
 	const cdesc = "enrolled pods have valid certificates"
 	switch {
 	case len(certErr) > 0:

@@ -98,9 +98,12 @@ func newHarness(t *testing.T, objs []runtime.Object, gwObjs ...runtime.Object) *
 	}
 	return &harness{
 		http: &fakeHTTP{bodies: map[string][]byte{
-			"ztunnel-aaaa:15000/config_dump":                 dump,
-			"ztunnel-bbbb:15000/config_dump":                 dump,
-			"ztunnel-aaaa:15000/logging":                     []byte(`{"default":"info","components":{"proxy":"debug"}}`),
+			"ztunnel-aaaa:15000/config_dump": dump,
+			"ztunnel-bbbb:15000/config_dump": dump,
+			"ztunnel-aaaa:15000/logging":     []byte(`{"default":"info","components":{"proxy":"debug"}}`),
+			"weft-cni-agent-aaaa:15016/debug/pods": []byte(`{"node":"node-a","ruleCheckInterval":"30s","pods":[` +
+				`{"namespace":"demo","name":"client-7d9f","uid":"u1","ztunnelAcked":true,"rules":{"inPlace":true}},` +
+				`{"namespace":"demo","name":"echo-1","uid":"u2","ztunnelAcked":true,"rules":{"inPlace":false,"drift":["nat/WEFT_PRERT: chain missing","nat/PREROUTING: jump to WEFT_PRERT missing"]}}]}`),
 			"ztunnel-aaaa:15000/logging?level=proxy%3Adebug": []byte(`{"default":"info","components":{"proxy":"debug"}}`),
 		}, errs: map[string]error{}},
 		kube: fake.NewClientset(objs...),

@@ -114,6 +114,11 @@ func gatherNode(ctx context.Context, g *globals, c *kube.Clients, name string, s
 		in.DumpErr = err
 	}
 	in.Metrics, in.MetricsErr = http.Get(ctx, zt.Namespace, zt.Name, ZtunnelMetricsPort, "/metrics")
+	if a := in.Agent; a != nil {
+		in.AgentPods, in.AgentErr = kube.AgentPods(ctx, http, a.Namespace, a.Name)
+	} else {
+		in.AgentErr = fmt.Errorf("no CNI agent pod on node %s", name)
+	}
 	secs := int64(since.Seconds())
 	tail := int64(20000)
 	rc, err := c.Kube.CoreV1().Pods(zt.Namespace).GetLogs(zt.Name, &corev1.PodLogOptions{Container: "ztunnel", SinceSeconds: &secs, TailLines: &tail}).Stream(ctx)

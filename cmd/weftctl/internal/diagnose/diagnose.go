@@ -3,11 +3,13 @@ package diagnose
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/weftmesh/weft/cmd/weftctl/internal/enroll"
+	"github.com/weftmesh/weft/cmd/weftctl/internal/kube"
 	"github.com/weftmesh/weft/cmd/weftctl/internal/zdump"
 )
 
@@ -22,6 +24,10 @@ type Inputs struct {
 	EnrolledNS map[string]bool
 	Dump       *zdump.Dump
 	DumpErr    error
+	// AgentPods is the CNI agent's report of the pods it holds, with a
+	// live check of each one's redirect rules.
+	AgentPods  *kube.AgentReport
+	AgentErr   error
 	Logs       []byte
 	LogsErr    error
 	Metrics    []byte
@@ -54,7 +60,11 @@ type PodRow struct {
 	ShouldMesh  bool   `json:"shouldBeInMesh"`
 	Redirection string `json:"redirection"`
 	Ztunnel     bool   `json:"heldByZtunnel"`
-	Problem     string `json:"problem,omitempty"`
+	// Rules is the CNI agent's check of the pod's redirect rules: "in
+	// place", "drifted", "not held" (by the agent), or "" (not checked).
+	Rules      string   `json:"redirectRules,omitempty"`
+	RulesDrift []string `json:"redirectRulesDrift,omitempty"`
+	Problem    string   `json:"problem,omitempty"`
 }
 
 // Report is `weftctl node diagnose`.
@@ -76,8 +86,15 @@ type Report struct {
 	Notes         []string           `json:"notes,omitempty"`
 }
 
-// RulesNotReported says what the report cannot check yet.
-const RulesNotReported = "not checked: the CNI agent does not yet report per-pod rule checks; the redirection annotation is shown instead"
+// RulesNotReported says why rules were not checked.
+const RulesNotReported = "not checked: the CNI agent did not answer; the redirection annotation is shown instead"
+
+// Per-pod rule states.
+const (
+	RulesInPlace = "in place"
+	RulesDrifted = "drifted"
+	RulesNotHeld = "not held"
+)
 
 func component(p *corev1.Pod) Component {
 	if p == nil {
@@ -148,6 +165,15 @@ func Diagnose(in Inputs) Report {
 			}
 		}
 	}
+	switch {
+	case in.AgentPods != nil:
+		r.RedirectRules = "checked in each pod's network namespace by the CNI agent"
+		if in.AgentPods.RuleCheckInterval != "" {
+			r.RedirectRules += ", which re-applies drifted rules every " + in.AgentPods.RuleCheckInterval
+		}
+	case in.AgentErr != nil:
+		r.RedirectRules = RulesNotReported + " (" + in.AgentErr.Error() + ")"
+	}
 	r.Pods = comparePods(in, &r)
 	if in.LogsErr != nil {
 		r.Notes = append(r.Notes, "ztunnel logs unavailable: "+in.LogsErr.Error())
@@ -189,6 +215,27 @@ func comparePods(in Inputs, r *Report) []PodRow {
 			rows[key].Ztunnel = true
 		}
 	}
+	if in.AgentPods != nil {
+		for key, row := range rows {
+			if !row.Kubernetes || row.Redirection != enroll.RedirectionEnabled && !row.ShouldMesh {
+				continue
+			}
+			ns, name, _ := strings.Cut(key, "/")
+			ap := in.AgentPods.Find(ns, name)
+			switch {
+			case ap == nil:
+				if row.Redirection == enroll.RedirectionEnabled {
+					row.Rules = RulesNotHeld
+				}
+			case ap.Rules.Error != "":
+				row.Rules = "check failed: " + ap.Rules.Error
+			case ap.Rules.InPlace:
+				row.Rules = RulesInPlace
+			default:
+				row.Rules, row.RulesDrift = RulesDrifted, ap.Rules.Drift
+			}
+		}
+	}
 	out := []PodRow{}
 	for _, row := range rows {
 		switch {
@@ -198,6 +245,10 @@ func comparePods(in Inputs, r *Report) []PodRow {
 			row.Problem = "should be in the mesh but is not redirected (agent has not enrolled it)"
 		case row.ShouldMesh && in.Dump != nil && !row.Ztunnel:
 			row.Problem = "redirected but ztunnel does not hold it: its traffic is dropped"
+		case row.Rules == RulesDrifted:
+			row.Problem = "redirect rules differ from the expected set (the agent re-applies them): " + strings.Join(row.RulesDrift, "; ")
+		case row.Rules == RulesNotHeld:
+			row.Problem = "annotated but the CNI agent does not hold it: its rules are not managed"
 		case !row.ShouldMesh && row.Ztunnel:
 			row.Problem = "held by ztunnel but its namespace is no longer enrolled"
 		}

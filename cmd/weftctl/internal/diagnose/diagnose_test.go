@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/weftmesh/weft/cmd/weftctl/internal/kube"
 	"github.com/weftmesh/weft/cmd/weftctl/internal/zdump"
 )
 
@@ -62,6 +63,10 @@ func TestDiagnose(t *testing.T) {
 		},
 		EnrolledNS: map[string]bool{"demo": true},
 		Dump:       d, Logs: logs, Metrics: metrics,
+		AgentPods: &kube.AgentReport{Node: "node-a", RuleCheckInterval: "30s", Pods: []kube.AgentPod{
+			{Namespace: "demo", Name: "client-7d9f", ZtunnelAcked: true, Rules: kube.RuleCheck{InPlace: true}},
+			{Namespace: "demo", Name: "echo-1", ZtunnelAcked: true, Rules: kube.RuleCheck{Drift: []string{"ip rule fwmark 0x111/0xfff lookup 100 missing", "nat/WEFT_OUTPUT: rule missing: ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001"}}},
+		}},
 		Now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC),
 	}
 	r := Diagnose(in)

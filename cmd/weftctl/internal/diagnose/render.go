@@ -60,13 +60,16 @@ func WriteText(w io.Writer, r Report) error {
 	section(w, "Pods (Kubernetes vs ztunnel's ZDS view)")
 	fmt.Fprintf(w, "redirect rules: %s\n", r.RedirectRules)
 	if len(r.Pods) > 0 {
-		t = printer.TableData{Header: []string{"POD", "IN K8S", "SHOULD MESH", "REDIRECTION", "IN ZTUNNEL", "PROBLEM"}}
+		t = printer.TableData{Header: []string{"POD", "IN K8S", "SHOULD MESH", "REDIRECTION", "RULES", "IN ZTUNNEL", "PROBLEM"}}
 		for _, p := range r.Pods {
-			red := p.Redirection
+			red, rules := p.Redirection, p.Rules
 			if red == "" {
 				red = "-"
 			}
-			t.Rows = append(t.Rows, []string{p.Pod, yes(p.Kubernetes), yes(p.ShouldMesh), red, yes(p.Ztunnel), p.Problem})
+			if rules == "" {
+				rules = "-"
+			}
+			t.Rows = append(t.Rows, []string{p.Pod, yes(p.Kubernetes), yes(p.ShouldMesh), red, rules, yes(p.Ztunnel), p.Problem})
 		}
 		_ = printer.WriteTable(w, t, false)
 	}
