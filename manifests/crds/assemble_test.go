@@ -27,6 +27,7 @@ func TestAssembleRealModules(t *testing.T) {
 	istio, gw := files[0], files[1]
 	wantIstio := []string{
 		"authorizationpolicies.security.istio.io",
+		"destinationrules.networking.istio.io",
 		"peerauthentications.security.istio.io",
 		"requestauthentications.security.istio.io",
 	}

@@ -1,6 +1,6 @@
 // Package crds assembles the CustomResourceDefinitions Weft installs from
 // the Go modules the build pins, so that the CRD YAML is never copied into
-// the repository: Istio's security APIs from istio.io/api's
+// the repository: Istio's security APIs and DestinationRule from istio.io/api's
 // kubernetes/customresourcedefinitions.gen.yaml and the Gateway API's
 // standard channel from sigs.k8s.io/gateway-api's config/crd/standard.
 //
