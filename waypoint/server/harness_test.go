@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,7 +154,35 @@ func listen(t testing.TB) net.Listener {
 
 // backendHandler answers with what it received, naming itself.
 func backendHandler(name string) http.Handler {
+	var calls atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/flaky": // every other request fails
+			if calls.Add(1)%2 == 1 {
+				http.Error(w, "injected", http.StatusServiceUnavailable)
+				return
+			}
+		case "/slow":
+			select {
+			case <-time.After(300 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		case "/upgrade": // a toy upgraded protocol that echoes
+			if r.Header.Get("Upgrade") != "echo" {
+				http.Error(w, "want upgrade", http.StatusBadRequest)
+				return
+			}
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			_ = brw.Flush()
+			_, _ = io.Copy(c, brw)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Backend", name)
 		w.Header().Set("X-Proto", r.Proto)
