@@ -2,7 +2,6 @@ package httpproxy
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -147,5 +146,3 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "hbone" }
 func (pipeAddr) String() string  { return "hbone" }
-
-var errNoFlow = errors.New("request carries no flow")

@@ -58,6 +58,7 @@ func (h *Handler) upgrade(w *countingWriter, r *http.Request, f *flow.Flow, t ta
 		localReply(w, http.StatusBadGateway, "upstream reset before headers")
 		return
 	}
+	defer resp.Body.Close()
 	switched := resp.StatusCode == http.StatusSwitchingProtocols ||
 		(r.Method == http.MethodConnect && resp.StatusCode/100 == 2)
 	if !switched {
@@ -111,5 +112,5 @@ func (c *bufferedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
-	return c.Conn.Close()
+	return c.Close()
 }

@@ -27,7 +27,13 @@ func (m *mesh) echoRoute(opt func(*l7api.Route)) {
 	})
 }
 
-func (m *mesh) get(t *testing.T, c *http.Client, path string) (*http.Response, string) {
+// reply is a response read in full.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func (m *mesh) get(t *testing.T, c *http.Client, path string) (reply, string) {
 	t.Helper()
 	resp, err := c.Get("http://" + echoVIP + path)
 	if err != nil {
@@ -35,7 +41,7 @@ func (m *mesh) get(t *testing.T, c *http.Client, path string) (*http.Response, s
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return reply{resp.StatusCode, resp.Header}, string(b)
 }
 
 func TestRetriesMaskFailures(t *testing.T) {
@@ -145,6 +151,7 @@ func TestUpgradePassedThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("status %d, want 101", resp.StatusCode)
 	}

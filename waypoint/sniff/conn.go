@@ -35,7 +35,7 @@ func (c *Conn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
-	return c.Conn.Close()
+	return c.Close()
 }
 
 // Detect reads from c until Classify decides, at most MaxRequestLine bytes
