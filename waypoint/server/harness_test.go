@@ -88,6 +88,8 @@ type mesh struct {
 	zt      *fakeZtunnel
 	grpcSrv *grpc.Server
 	health  *health.Server
+	// hitsV1 and hitsV2 count the requests each HTTP backend served.
+	hitsV1, hitsV2 atomic.Int64
 }
 
 // fakeZtunnel is the backends' ztunnel: it serves HBONE with the backend
@@ -153,9 +155,10 @@ func listen(t testing.TB) net.Listener {
 }
 
 // backendHandler answers with what it received, naming itself.
-func backendHandler(name string) http.Handler {
+func backendHandler(name string, hits *atomic.Int64) http.Handler {
 	var calls atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
 		switch r.URL.Path {
 		case "/flaky": // every other request fails
 			if calls.Add(1)%2 == 1 {
@@ -270,8 +273,8 @@ func newMesh(t testing.TB) *mesh {
 	t.Cleanup(cancel)
 
 	// Backends.
-	v1 := serveHTTP(t, backendHandler("v1"))
-	v2 := serveHTTP(t, backendHandler("v2"))
+	v1 := serveHTTP(t, backendHandler("v1", &m.hitsV1))
+	v2 := serveHTTP(t, backendHandler("v2", &m.hitsV2))
 	tcp := serveTCPEcho(t)
 	gln := listen(t)
 	m.grpcSrv = grpc.NewServer()

@@ -164,3 +164,21 @@ func TestUpgradePassedThrough(t *testing.T) {
 		t.Errorf("echo %q", got)
 	}
 }
+
+func TestMirror(t *testing.T) {
+	m := newMesh(t)
+	m.echoRoute(func(r *l7api.Route) {
+		r.Mirrors = []*l7api.Mirror{{Port: 80,
+			Service: &l7api.ServiceRef{Namespace: "demo", Name: "echo-v2", Hostname: "echo-v2.demo.svc.cluster.local"}}}
+	})
+	if resp, body := m.get(t, m.httpClient(false), "/mirrored"); resp.StatusCode != 200 || !strings.HasPrefix(body, "v1") {
+		t.Fatalf("got %d %q, want v1's answer", resp.StatusCode, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.hitsV2.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m.hitsV1.Load() != 1 || m.hitsV2.Load() != 1 {
+		t.Errorf("v1 served %d, v2 (mirror) %d; want 1 each", m.hitsV1.Load(), m.hitsV2.Load())
+	}
+}
