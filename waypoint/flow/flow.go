@@ -47,20 +47,17 @@ func (d *Destination) Hostname() string {
 	return d.Service.Hostname()
 }
 
-// ServiceName is the destination as "namespace/name" (the Service's, or the
-// pod's for a workload destination).
+// ServiceName is the destination Service as "namespace/name", or "" for
+// a flow addressed to a pod (Service-targeted policies do not apply to it).
 func (d *Destination) ServiceName() string {
-	switch {
-	case d.Service != nil:
-		name := d.Service.Proto.GetName()
-		if name == "" {
-			name, _, _ = strings.Cut(d.Service.Hostname(), ".")
-		}
-		return d.Service.Namespace() + "/" + name
-	case d.Workload != nil:
-		return d.Workload.Namespace() + "/" + d.Workload.Name()
+	if d.Service == nil {
+		return ""
 	}
-	return ""
+	name := d.Service.Proto.GetName()
+	if name == "" {
+		name, _, _ = strings.Cut(d.Service.Hostname(), ".")
+	}
+	return d.Service.Namespace() + "/" + name
 }
 
 // Namespace is the destination's namespace.
