@@ -187,7 +187,7 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 			wp, err := waypoint.New(clients.Kube, clients.Gateway.GatewayV1(), inf, waypoint.Config{
 				Image: cfg.WaypointImage, PodNamespace: cfg.Namespace, PodName: cfg.PodName,
 				XDSAddress: "istiod." + cfg.Namespace + ".svc:15012", ClusterID: cfg.ClusterID, TrustDomain: cfg.TrustDomain,
-				Log: log.With("component", "waypoint"),
+				DomainSuffix: cfg.DomainSuffix, Network: cfg.Network, Log: log.With("component", "waypoint"),
 			})
 			if err != nil {
 				return err

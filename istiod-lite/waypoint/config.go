@@ -34,9 +34,9 @@ type Config struct {
 	// "istiod.weft-system.svc:15012".
 	XDSAddress string
 	CAAddress  string
-	// ClusterID and TrustDomain are passed to waypoints.
-	ClusterID   string
-	TrustDomain string
+	// ClusterID, TrustDomain, DomainSuffix (default "cluster.local") and
+	// Network (may be empty) are passed to waypoints.
+	ClusterID, TrustDomain, DomainSuffix, Network string
 	// Log receives the controller's messages; nil discards.
 	Log *slog.Logger
 	// Now is the clock for condition times (default time.Now).
@@ -58,6 +58,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 2
+	}
+	if c.DomainSuffix == "" {
+		c.DomainSuffix = "cluster.local"
 	}
 	if c.CAAddress == "" {
 		c.CAAddress = c.XDSAddress

@@ -146,6 +146,7 @@ func Deployment(gw *gatewayv1.Gateway, cfg Config) *appsv1ac.DeploymentApplyConf
 			value("TOKEN_FILE", tokenFile),
 			value("CLUSTER_ID", cfg.ClusterID),
 			value("TRUST_DOMAIN", cfg.TrustDomain),
+			value("DOMAIN_SUFFIX", cfg.DomainSuffix),
 		).
 		WithReadinessProbe(corev1ac.Probe().
 			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/healthz/ready").WithPort(intstr.FromInt32(PortStatus))).
@@ -167,6 +168,9 @@ func Deployment(gw *gatewayv1.Gateway, cfg Config) *appsv1ac.DeploymentApplyConf
 			corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
 		)
 
+	if cfg.Network != "" {
+		container.WithEnv(value("NETWORK", cfg.Network))
+	}
 	pod := corev1ac.PodSpec().
 		WithServiceAccountName(gw.Name).
 		WithAutomountServiceAccountToken(false).
