@@ -129,6 +129,7 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":15014", "address for /healthz, /readyz and /metrics (empty disables)")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", nodeagent.DefaultAdminAddr, "localhost address for the debug endpoints (GET /debug/pods: held pods with a live rule check; empty disables)")
 	fs.DurationVar(&cfg.RuleCheckInterval, "rule-check-interval", nodeagent.DefaultRuleCheckInterval, "how often each held pod's redirect rules are checked and re-applied if they drifted")
+	fs.BoolVar(&cfg.IPv6, "ipv6", false, "also install the IPv6 capture (ip6tables) in enrolled pods, for dual-stack clusters")
 	fs.BoolVar(&cfg.RedirectDNS, "redirect-dns", false, "capture pods' DNS to ztunnel's DNS proxy (15053)")
 	fs.StringVar(&cfg.IPTablesMode, "iptables-mode", "auto", "nft, legacy or auto (what the node uses)")
 	fs.DurationVar(&cfg.AddTimeout, "add-timeout", 25*time.Second, "how long a CNI ADD waits for rules and ztunnel's ack")

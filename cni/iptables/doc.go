@@ -8,6 +8,12 @@
 // with 0x539, and carry ztunnel's connections' mark in conntrack (0x111) so
 // that `ip rule fwmark 0x111/0xfff lookup 100` with a local default route in
 // table 100 keeps replies to ztunnel's spoofed-source connections in the pod.
+// For dual-stack pods the same rule set exists for IPv6 (InPodRuleSet6,
+// applied through an ip6tables Backend with ::1 as loopback and
+// fd16:9254:7127:1337:ffff:ffff:ffff:ffff as the probe source) with
+// `ip -6 rule fwmark 0x111/0xfff lookup 100` and a local ::/0 route;
+// Redirector.WithIPv6 turns it on. Drift compares what is installed with
+// what Apply would install, so drifted rules can be reported and repaired.
 // In the node's namespace (ProbeSNAT): TCP from node-local sockets to an
 // enrolled pod's IP is SNATed to 169.254.7.127, which the in-pod rules let
 // through untouched.

@@ -70,8 +70,9 @@ func Drift(b Backend, rs RuleSet) ([]string, error) {
 	return out, nil
 }
 
-// Drift lists what of the pod's capture (routing, then rules) is not as
-// Apply installs it; empty means in place. It changes nothing.
+// Drift lists what of the pod's capture (routing, then rules; IPv6 parts
+// prefixed "ipv6 ") is not as Apply installs it; empty means in place. It
+// changes nothing.
 func (p InPod) Drift() ([]string, error) {
 	out, err := p.Routes.Drift()
 	if err != nil {
@@ -81,5 +82,20 @@ func (p InPod) Drift() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(out, rules...), nil
+	out = append(out, rules...)
+	if !p.ipv6() {
+		return out, nil
+	}
+	routes6, err := p.Routes6.Drift()
+	if err != nil {
+		return nil, fmt.Errorf("ipv6: %w", err)
+	}
+	rules6, err := Drift(p.Tables6, InPodRuleSet6(p.Config))
+	if err != nil {
+		return nil, fmt.Errorf("ipv6: %w", err)
+	}
+	for _, d := range append(routes6, rules6...) {
+		out = append(out, "ipv6 "+d)
+	}
+	return out, nil
 }

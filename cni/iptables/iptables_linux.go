@@ -36,20 +36,30 @@ func DetectMode(ctx context.Context) Mode {
 // (whatever flavour it is). The backend acts on the namespace of the thread
 // that calls its methods.
 func NewBackend(mode Mode) (Backend, error) {
-	bin := "iptables"
+	return newBackend(mode, "iptables", goipt.ProtocolIPv4)
+}
+
+// NewBackend6 is NewBackend for IPv6: ip6tables-nft, ip6tables-legacy or
+// ip6tables.
+func NewBackend6(mode Mode) (Backend, error) {
+	return newBackend(mode, "ip6tables", goipt.ProtocolIPv6)
+}
+
+func newBackend(mode Mode, base string, proto goipt.Protocol) (Backend, error) {
+	bin := base
 	switch mode {
 	case ModeNFT:
-		bin = "iptables-nft"
+		bin = base + "-nft"
 	case ModeLegacy:
-		bin = "iptables-legacy"
+		bin = base + "-legacy"
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		if path, err = exec.LookPath("iptables"); err != nil {
-			return nil, fmt.Errorf("find iptables binary: %w (install the iptables package)", err)
+		if path, err = exec.LookPath(base); err != nil {
+			return nil, fmt.Errorf("find %s binary: %w (install the iptables package)", base, err)
 		}
 	}
-	ipt, err := goipt.New(goipt.IPFamily(goipt.ProtocolIPv4), goipt.Timeout(10), goipt.Path(path))
+	ipt, err := goipt.New(goipt.IPFamily(proto), goipt.Timeout(10), goipt.Path(path))
 	if err != nil {
 		return nil, fmt.Errorf("init iptables (%s): %w", path, err)
 	}

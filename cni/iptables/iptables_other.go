@@ -15,8 +15,13 @@ func DetectMode(ctx context.Context) Mode { return ModeNFT }
 // NewBackend is not supported on this system.
 func NewBackend(mode Mode) (Backend, error) { return nil, errNotSupported }
 
+// NewBackend6 is not supported on this system.
+func NewBackend6(mode Mode) (Backend, error) { return nil, errNotSupported }
+
 // NetlinkRoutes is not supported on this system.
-type NetlinkRoutes struct{}
+type NetlinkRoutes struct {
+	IPv6 bool
+}
 
 // Ensure is not supported on this system.
 func (NetlinkRoutes) Ensure() error { return errNotSupported }

@@ -9,9 +9,11 @@ import (
 // Redirector installs and removes capture inside pods' network namespaces,
 // entering each through pkg/netns. It is safe for concurrent use.
 type Redirector struct {
-	cfg    Config
-	tables Backend
-	routes Routes
+	cfg     Config
+	tables  Backend
+	routes  Routes
+	tables6 Backend
+	routes6 Routes
 }
 
 // NewRedirector returns a Redirector using tables and routes inside each
@@ -20,8 +22,18 @@ func NewRedirector(cfg Config, tables Backend, routes Routes) *Redirector {
 	return &Redirector{cfg: cfg, tables: tables, routes: routes}
 }
 
+// WithIPv6 returns a copy of r that also installs the IPv6 capture
+// (InPodRuleSet6 through tables6, the IPv6 fwmark rule and local route
+// through routes6: NewBackend6 and NetlinkRoutes{IPv6: true} in
+// production).
+func (r *Redirector) WithIPv6(tables6 Backend, routes6 Routes) *Redirector {
+	c := *r
+	c.tables6, c.routes6 = tables6, routes6
+	return &c
+}
+
 func (r *Redirector) inPod() InPod {
-	return InPod{Config: r.cfg, Tables: r.tables, Routes: r.routes}
+	return InPod{Config: r.cfg, Tables: r.tables, Routes: r.routes, Tables6: r.tables6, Routes6: r.routes6}
 }
 
 // Apply installs the pod's capture in ns. Idempotent.

@@ -20,13 +20,23 @@ type Routes interface {
 }
 
 // Descriptions of the routing parts, as Drift names them.
-var (
-	driftIPRule = fmt.Sprintf("ip rule fwmark %s lookup %d missing", markMask(ConnMark), RouteTable)
-	driftRoute  = fmt.Sprintf("route local 0.0.0.0/0 dev lo table %d missing", RouteTable)
-)
+var driftIPRule = fmt.Sprintf("ip rule fwmark %s lookup %d missing", markMask(ConnMark), RouteTable)
+
+func driftRoute(ipv6 bool) string {
+	return fmt.Sprintf("route local %s dev lo table %d missing", defaultDst(ipv6), RouteTable)
+}
+
+func defaultDst(ipv6 bool) string {
+	if ipv6 {
+		return "::/0"
+	}
+	return "0.0.0.0/0"
+}
 
 // RouteRecorder is an in-memory Routes for tests.
 type RouteRecorder struct {
+	// IPv6 makes it stand for the IPv6 routing (::/0 in dumps).
+	IPv6      bool
 	mu        sync.Mutex
 	installed bool
 	// ruleGone and routeGone model one part deleted by hand (DeleteRule,
@@ -72,7 +82,7 @@ func (r *RouteRecorder) Drift() ([]string, error) {
 		out = append(out, driftIPRule)
 	}
 	if !r.installed || r.routeGone {
-		out = append(out, driftRoute)
+		out = append(out, driftRoute(r.IPv6))
 	}
 	return out, nil
 }
@@ -106,7 +116,7 @@ func (r *RouteRecorder) Dump() string {
 		s += fmt.Sprintf("rule fwmark %s lookup %d\n", markMask(ConnMark), RouteTable)
 	}
 	if !r.routeGone {
-		s += fmt.Sprintf("route local 0.0.0.0/0 dev lo table %d\n", RouteTable)
+		s += fmt.Sprintf("route local %s dev lo table %d\n", defaultDst(r.IPv6), RouteTable)
 	}
 	return s
 }

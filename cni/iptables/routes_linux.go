@@ -12,14 +12,24 @@ import (
 )
 
 // NetlinkRoutes implements Routes with netlink in the calling thread's
-// network namespace.
-type NetlinkRoutes struct{}
+// network namespace, for IPv4, or with IPv6 set for IPv6 (`ip -6 rule`,
+// `ip -6 route ... local ::/0`).
+type NetlinkRoutes struct {
+	IPv6 bool
+}
 
 var _ Routes = NetlinkRoutes{}
 
-func fwmarkRule() *netlink.Rule {
+func (n NetlinkRoutes) family() int {
+	if n.IPv6 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+func (n NetlinkRoutes) fwmarkRule() *netlink.Rule {
 	r := netlink.NewRule()
-	r.Family = unix.AF_INET
+	r.Family = n.family()
 	r.Mark = ConnMark
 	mask := uint32(MarkMask)
 	r.Mask = &mask
@@ -27,22 +37,27 @@ func fwmarkRule() *netlink.Rule {
 	return r
 }
 
-func localRoute() (*netlink.Route, error) {
+func (n NetlinkRoutes) localRoute() (*netlink.Route, error) {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return nil, fmt.Errorf("find lo: %w", err)
 	}
+	dst := &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+	if n.IPv6 {
+		dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
 	return &netlink.Route{
+		Family:    n.family(),
 		LinkIndex: lo.Attrs().Index,
-		Dst:       &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+		Dst:       dst,
 		Type:      unix.RTN_LOCAL,
 		Scope:     netlink.SCOPE_HOST,
 		Table:     RouteTable,
 	}, nil
 }
 
-func (NetlinkRoutes) ruleInstalled() (bool, error) {
-	rules, err := netlink.RuleListFiltered(unix.AF_INET, &netlink.Rule{Table: RouteTable}, netlink.RT_FILTER_TABLE)
+func (n NetlinkRoutes) ruleInstalled() (bool, error) {
+	rules, err := netlink.RuleListFiltered(n.family(), &netlink.Rule{Table: RouteTable}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return false, fmt.Errorf("list ip rules: %w", err)
 	}
@@ -61,11 +76,11 @@ func (n NetlinkRoutes) Ensure() error {
 		return err
 	}
 	if !ok {
-		if err := netlink.RuleAdd(fwmarkRule()); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := netlink.RuleAdd(n.fwmarkRule()); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("add ip rule fwmark %s lookup %d: %w", markMask(ConnMark), RouteTable, err)
 		}
 	}
-	rt, err := localRoute()
+	rt, err := n.localRoute()
 	if err != nil {
 		return err
 	}
@@ -87,12 +102,12 @@ func (n NetlinkRoutes) Remove() error {
 		if !ok {
 			break
 		}
-		if err := netlink.RuleDel(fwmarkRule()); err != nil && !errors.Is(err, unix.ENOENT) {
+		if err := netlink.RuleDel(n.fwmarkRule()); err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("delete ip rule: %w", err))
 			break
 		}
 	}
-	rt, err := localRoute()
+	rt, err := n.localRoute()
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -112,29 +127,28 @@ func (n NetlinkRoutes) Drift() ([]string, error) {
 	if !ok {
 		out = append(out, driftIPRule)
 	}
-	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: RouteTable}, netlink.RT_FILTER_TABLE)
+	routes, err := netlink.RouteListFiltered(n.family(), &netlink.Route{Table: RouteTable}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list routes in table %d: %w", RouteTable, err)
 	}
 	found := false
 	for _, r := range routes {
-		if r.Type == unix.RTN_LOCAL && (r.Dst == nil || r.Dst.IP.IsUnspecified()) {
-			if ones, _ := maskOnes(r.Dst); ones == 0 {
-				found = true
-			}
+		if r.Type == unix.RTN_LOCAL && (r.Dst == nil || r.Dst.IP.IsUnspecified() && maskOnes(r.Dst) == 0) {
+			found = true
 		}
 	}
 	if !found {
-		out = append(out, driftRoute)
+		out = append(out, driftRoute(n.IPv6))
 	}
 	return out, nil
 }
 
-func maskOnes(n *net.IPNet) (int, int) {
+func maskOnes(n *net.IPNet) int {
 	if n == nil {
-		return 0, 32
+		return 0
 	}
-	return n.Mask.Size()
+	ones, _ := n.Mask.Size()
+	return ones
 }
 
 // Installed implements Routes.
@@ -142,7 +156,7 @@ func (n NetlinkRoutes) Installed() (bool, error) {
 	if ok, err := n.ruleInstalled(); err != nil || ok {
 		return ok, err
 	}
-	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: RouteTable}, netlink.RT_FILTER_TABLE)
+	routes, err := netlink.RouteListFiltered(n.family(), &netlink.Route{Table: RouteTable}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return false, fmt.Errorf("list routes in table %d: %w", RouteTable, err)
 	}

@@ -23,6 +23,9 @@ const (
 	DNSPort      = 15053
 	// ProbeSNATAddr is the source address node-originated probes get.
 	ProbeSNATAddr = "169.254.7.127"
+	// ProbeSNATAddr6 is the IPv6 source address node-originated probes get
+	// (the one Istio's node agent uses).
+	ProbeSNATAddr6 = "fd16:9254:7127:1337:ffff:ffff:ffff:ffff"
 
 	ChainPrerouting  = "WEFT_PRERT"
 	ChainOutput      = "WEFT_OUTPUT"
@@ -75,8 +78,20 @@ func markMask(v int) string { return hex(v) + "/" + hex(MarkMask) }
 
 func port(p int) string { return strconv.Itoa(p) }
 
-// InPodRuleSet returns the rules installed in a pod's network namespace.
+// InPodRuleSet returns the IPv4 rules (iptables) installed in a pod's
+// network namespace.
 func InPodRuleSet(cfg Config) RuleSet {
+	return inPodRuleSet(cfg, "127.0.0.1/32", ProbeSNATAddr+"/32")
+}
+
+// InPodRuleSet6 returns the IPv6 rules (ip6tables) installed in a pod's
+// network namespace: the same chains, marks and ports as InPodRuleSet,
+// with ::1 for loopback and ProbeSNATAddr6 for probes.
+func InPodRuleSet6(cfg Config) RuleSet {
+	return inPodRuleSet(cfg, "::1/128", ProbeSNATAddr6+"/128")
+}
+
+func inPodRuleSet(cfg Config, loopback, probe string) RuleSet {
 	rs := RuleSet{
 		Chains: []Chain{
 			{"mangle", ChainPrerouting}, {"mangle", ChainOutput},
@@ -92,7 +107,6 @@ func InPodRuleSet(cfg Config) RuleSet {
 	add := func(table, chain string, spec ...string) {
 		rs.Rules = append(rs.Rules, Rule{table, chain, spec})
 	}
-	probe := ProbeSNATAddr + "/32"
 
 	// mangle: remember ztunnel's accepted connections in conntrack and put
 	// the mark back on their reply packets so the fwmark rule routes them
@@ -104,7 +118,7 @@ func InPodRuleSet(cfg Config) RuleSet {
 
 	// nat PREROUTING: inbound.
 	add("nat", ChainPrerouting, "-s", probe, "-p", "tcp", "-j", "ACCEPT")
-	add("nat", ChainPrerouting, "!", "-d", "127.0.0.1/32", "-p", "tcp", "!", "--dport", port(HBONEPort),
+	add("nat", ChainPrerouting, "!", "-d", loopback, "-p", "tcp", "!", "--dport", port(HBONEPort),
 		"-m", "mark", "!", "--mark", markMask(ZtunnelMark),
 		"-j", "REDIRECT", "--to-ports", port(InboundPort))
 
@@ -114,13 +128,13 @@ func InPodRuleSet(cfg Config) RuleSet {
 		add("nat", ChainOutput, "!", "-o", "lo", "-p", "udp", "--dport", "53",
 			"-m", "mark", "!", "--mark", markMask(ZtunnelMark),
 			"-j", "REDIRECT", "--to-ports", port(DNSPort))
-		add("nat", ChainOutput, "!", "-d", "127.0.0.1/32", "-p", "tcp", "--dport", "53",
+		add("nat", ChainOutput, "!", "-d", loopback, "-p", "tcp", "--dport", "53",
 			"-m", "mark", "!", "--mark", markMask(ZtunnelMark),
 			"-j", "REDIRECT", "--to-ports", port(DNSPort))
 	}
 	add("nat", ChainOutput, "-p", "tcp", "-m", "mark", "--mark", markMask(ConnMark), "-j", "ACCEPT")
-	add("nat", ChainOutput, "!", "-d", "127.0.0.1/32", "-o", "lo", "-j", "ACCEPT")
-	add("nat", ChainOutput, "!", "-d", "127.0.0.1/32", "-p", "tcp",
+	add("nat", ChainOutput, "!", "-d", loopback, "-o", "lo", "-j", "ACCEPT")
+	add("nat", ChainOutput, "!", "-d", loopback, "-p", "tcp",
 		"-m", "mark", "!", "--mark", markMask(ZtunnelMark),
 		"-j", "REDIRECT", "--to-ports", port(OutboundPort))
 	return rs

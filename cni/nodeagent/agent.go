@@ -76,12 +76,20 @@ func New(ctx context.Context, cfg Config, kube kubernetes.Interface, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	log.Info("iptables mode", "mode", string(mode))
+	log.Info("iptables mode", "mode", string(mode), "ipv6", cfg.IPv6)
+	rules := iptables.NewRedirector(iptables.Config{RedirectDNS: cfg.RedirectDNS}, tables, iptables.NetlinkRoutes{})
+	if cfg.IPv6 {
+		tables6, err := iptables.NewBackend6(mode)
+		if err != nil {
+			return nil, err
+		}
+		rules = rules.WithIPv6(tables6, iptables.NetlinkRoutes{IPv6: true})
+	}
 	bc := record.NewBroadcaster(record.WithContext(ctx))
 	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	rec := bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "weft-cni-agent", Host: cfg.NodeName})
 	return newAgent(cfg, kube, log, deps{
-		rules:  iptables.NewRedirector(iptables.Config{RedirectDNS: cfg.RedirectDNS}, tables, iptables.NetlinkRoutes{}),
+		rules:  rules,
 		probes: iptables.ProbeSNAT{Tables: tables},
 		finder: procFinder{netnsDirs: []string{DefaultNetnsDir}},
 		open:   netns.Open,

@@ -35,6 +35,10 @@ type Config struct {
 	AdminAddr string
 	// RedirectDNS captures pods' DNS to ztunnel's DNS proxy.
 	RedirectDNS bool
+	// IPv6 installs the IPv6 capture (ip6tables rules, ip -6 rule and
+	// local route) beside the IPv4 one in every enrolled pod, for
+	// dual-stack clusters.
+	IPv6 bool
 	// IPTablesMode is nft, legacy or "" to detect the node's.
 	IPTablesMode string
 	// AddTimeout bounds how long a CNI ADD waits for rules and ztunnel's
