@@ -1,0 +1,78 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ConnRateResult is how many new connections per second a path completed,
+// each carrying one small HTTP/1.1 request and its answer.
+type ConnRateResult struct {
+	Workers  int     `json:"workers"`
+	PerS     float64 `json:"conns_per_s"`
+	Errors   int     `json:"errors"`
+	Latency  Latency `json:"latency"`
+	FirstErr string  `json:"first_error,omitempty"`
+}
+
+// ConnRate runs workers closed loops, each dialling addr, sending one
+// request with Connection: close, reading the answer and closing, and
+// counts those completed after warmup for dur.
+func ConnRate(ctx context.Context, addr string, workers int, warmup, dur time.Duration) (ConnRateResult, error) {
+	if workers <= 0 || dur <= 0 {
+		return ConnRateResult{}, fmt.Errorf("connection rate: workers %d, duration %s", workers, dur)
+	}
+	start := time.Now()
+	measureFrom, end := start.Add(warmup), start.Add(warmup+dur)
+	type tally struct {
+		samples  []time.Duration
+		errs     int
+		firstErr error
+	}
+	tallies := make([]*tally, workers)
+	var wg sync.WaitGroup
+	for i := range tallies {
+		t := &tally{}
+		tallies[i] = t
+		wg.Add(1)
+		go func() { // owned by ConnRate: ends at end or with ctx
+			defer wg.Done()
+			for ctx.Err() == nil {
+				s := time.Now()
+				if !s.Before(end) {
+					return
+				}
+				err := oneShot(ctx, addr, hostOf(addr), 5*time.Second)
+				if s.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					t.errs++
+					if t.firstErr == nil {
+						t.firstErr = err
+					}
+					continue
+				}
+				t.samples = append(t.samples, time.Since(s))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return ConnRateResult{}, fmt.Errorf("connection rate: %w", err)
+	}
+	res := ConnRateResult{Workers: workers}
+	var all []time.Duration
+	for _, t := range tallies {
+		all = append(all, t.samples...)
+		res.Errors += t.errs
+		if t.firstErr != nil && res.FirstErr == "" {
+			res.FirstErr = t.firstErr.Error()
+		}
+	}
+	res.PerS = float64(len(all)) / time.Since(measureFrom).Seconds()
+	res.Latency = Summarize(all)
+	return res, nil
+}
