@@ -38,11 +38,12 @@ const (
 // RouteControllerName, leaving other controllers' parents alone. Report
 // never blocks; Run writes the status.
 type KubeReporter struct {
-	gw       gatewayclient.Interface
-	log      *slog.Logger
-	events   record.EventRecorder
-	shutdown func()
-	now      func() time.Time
+	gw          gatewayclient.Interface
+	kube        kubernetes.Interface
+	log         *slog.Logger
+	broadcaster record.EventBroadcaster
+	events      record.EventRecorder
+	now         func() time.Time
 
 	mu      sync.Mutex
 	pending map[string]Report
@@ -58,12 +59,11 @@ func NewKubeReporter(kube kubernetes.Interface, gw gatewayclient.Interface, log 
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := record.NewBroadcaster()
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	return &KubeReporter{
-		gw: gw, log: log,
-		events:   b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "istiod-lite"}),
-		shutdown: b.Shutdown,
-		now:      time.Now,
+		gw: gw, kube: kube, log: log,
+		broadcaster: b,
+		events:      b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "istiod-lite"}),
+		now:         time.Now,
 		pending:  map[string]Report{},
 		kick:     make(chan struct{}, 1),
 	}
@@ -91,10 +91,12 @@ func (k *KubeReporter) Report(r Report) {
 	}
 }
 
-// Run writes queued route status until ctx ends, then stops the event
-// broadcaster. A failed write is retried after a second.
+// Run sends events and writes queued route status until ctx ends, then
+// stops the event broadcaster (events reported before Run are dropped). A
+// failed status write is retried after a second.
 func (k *KubeReporter) Run(ctx context.Context) error {
-	defer k.shutdown()
+	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.kube.CoreV1().Events("")})
+	defer k.broadcaster.Shutdown()
 	for {
 		select {
 		case <-ctx.Done():
