@@ -27,7 +27,8 @@ func newBugReportCmd(g *globals) *cobra.Command {
 		Short: "Collect config dumps, logs, metrics, check output and versions into a tarball (secrets redacted)",
 		Long: `Writes a gzipped tarball with: weftctl version and check output; nodes,
 namespaces, waypoints and Weft's pods; each ztunnel's /config_dump, metrics and
-logs; istiod-lite's and each CNI agent's logs. Secrets are never read; private
+logs; istiod-lite's and each CNI agent's logs, and each CNI agent's
+held pods with a live check of their redirect rules. Secrets are never read; private
 keys, tokens and credentials in what is collected are replaced by [REDACTED].`,
 		Example: `  weftctl bug-report
   weftctl bug-report --file /tmp/report.tar.gz --since 30m`,
@@ -141,6 +142,15 @@ func collect(ctx context.Context, g *globals, c *kube.Clients, since time.Durati
 				continue
 			}
 			a.Add(path, b)
+		}
+		if p.Labels["app"] == "weft-cni-agent" {
+			// The agent's held pods with a live check of their rules.
+			b, err := http.Get(ctx, p.Namespace, p.Name, kube.AgentAdminPort, kube.AgentPodsPath)
+			if err != nil {
+				a.Fail(dir+"/pods.json", err)
+			} else {
+				a.Add(dir+"/pods.json", b)
+			}
 		}
 		if p.Labels["app"] != "ztunnel" {
 			continue
