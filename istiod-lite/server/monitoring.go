@@ -31,15 +31,16 @@ func monitoringMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 	return mux
 }
 
-// debugMux serves the model and client dumps and pprof. It exposes workload
+// debugMux serves the served resources (of types, from src: the model's
+// and the waypoint L7 ones), client dumps and pprof. It exposes workload
 // and policy data, so it listens on loopback only (reach it with
 // port-forward).
-func debugMux(m *model.Model, srv *xds.Server) *http.ServeMux {
+func debugMux(m *model.Model, src xds.Source, types []string, srv *xds.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/model", func(w http.ResponseWriter, r *http.Request) {
 		out := map[string][]json.RawMessage{}
-		for _, t := range xds.Types {
-			rs := m.All(t)
+		for _, t := range types {
+			rs := src.All(t)
 			slices.SortFunc(rs, func(a, b *model.Resource) int { return strings.Compare(a.Name, b.Name) })
 			entries := []json.RawMessage{}
 			for _, res := range rs {

@@ -152,7 +152,7 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 	mon := &http.Server{Handler: monitoringMux(reg, isReady), ReadHeaderTimeout: 10 * time.Second}
 	servers = append(servers, server{"monitoring", mon.Serve, httpStop(mon), cfg.MonitoringAddr})
 	if cfg.DebugAddr != "" {
-		dbg := &http.Server{Handler: debugMux(m, srv), ReadHeaderTimeout: 10 * time.Second}
+		dbg := &http.Server{Handler: debugMux(m, src, src.Types(), srv), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, server{"debug", dbg.Serve, httpStop(dbg), cfg.DebugAddr})
 	}
 
