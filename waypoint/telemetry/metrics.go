@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -15,6 +17,39 @@ type Metrics struct {
 	tcpOpened, tcpClosed         *prometheus.CounterVec
 	tcpSent, tcpReceived         *prometheus.CounterVec
 	xds                          *prometheus.CounterVec
+
+	// requestSeries caches the children of the request metrics by label
+	// set, so a request costs one map lookup instead of four label hashes.
+	requestSeries sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	labels     Labels
+	code       int
+	grpcStatus string
+}
+
+type series struct {
+	requests                      prometheus.Counter
+	duration, reqBytes, respBytes prometheus.Observer
+}
+
+// series returns the request metrics' children for one label set.
+func (m *Metrics) series(l Labels, code int, grpcStatus string) *series {
+	k := seriesKey{l, code, grpcStatus}
+	if s, ok := m.requestSeries.Load(k); ok {
+		return s.(*series)
+	}
+	vals := append(l.values(), itoa(code), grpcStatus)
+	if grpcStatus == "" {
+		vals[len(vals)-1] = "-"
+	}
+	s := &series{
+		requests: m.requests.WithLabelValues(vals...), duration: m.duration.WithLabelValues(vals...),
+		reqBytes: m.reqBytes.WithLabelValues(vals...), respBytes: m.respSize.WithLabelValues(vals...),
+	}
+	v, _ := m.requestSeries.LoadOrStore(k, s)
+	return v.(*series)
 }
 
 // Istio's default buckets.

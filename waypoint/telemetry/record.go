@@ -55,14 +55,11 @@ func (r *Recorder) StartRequest(l Labels) *Request { return &Request{Start: r.no
 // Done records q: metrics, then one access-log record.
 func (r *Recorder) Done(q *Request) {
 	d := r.now().Sub(q.Start)
-	vals := append(q.Labels.values(), itoa(q.Code), q.GRPCStatus)
-	if vals[len(vals)-1] == "" {
-		vals[len(vals)-1] = "-"
-	}
-	r.metrics.requests.WithLabelValues(vals...).Inc()
-	r.metrics.duration.WithLabelValues(vals...).Observe(float64(d) / float64(time.Millisecond))
-	r.metrics.reqBytes.WithLabelValues(vals...).Observe(float64(q.RequestBytes))
-	r.metrics.respSize.WithLabelValues(vals...).Observe(float64(q.ResponseBytes))
+	s := r.metrics.series(q.Labels, q.Code, q.GRPCStatus)
+	s.requests.Inc()
+	s.duration.Observe(float64(d) / float64(time.Millisecond))
+	s.reqBytes.Observe(float64(q.RequestBytes))
+	s.respBytes.Observe(float64(q.ResponseBytes))
 
 	attrs := []slog.Attr{
 		slog.Time("start_time", q.Start), slog.String("method", q.Method), slog.String("path", q.Path),
