@@ -127,7 +127,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, f *flow.Flow, snap *
 			Gateway: h.cfg.Gateway, Service: f.Destination.ServiceName(),
 			SourcePrincipal: f.Source.Principal.String(), SourceNamespace: f.Source.Principal.Namespace,
 			SourceIP: f.Source.Addr.Addr(), Host: r.Host, Method: r.Method, Path: r.URL.EscapedPath(),
-			Port: f.Destination.Port, Headers: r.Header,
+			DestinationIP: f.Destination.Authority.Addr(), Port: f.Destination.Port, Headers: r.Header,
 		})
 		rec.Policy = v.Policy
 		if len(v.Audit) > 0 {

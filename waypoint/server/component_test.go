@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/weftmesh/weft/pkg/api/l7api"
 )
 
 func TestHTTPThroughWaypoint(t *testing.T) {
@@ -154,6 +156,32 @@ func TestTCPThroughWaypoint(t *testing.T) {
 	_, fwd := m.zt.seen()
 	if len(fwd) == 0 || !strings.Contains(fwd[len(fwd)-1], clientIP+":40000") {
 		t.Errorf("forwarded = %q, want the original client", fwd)
+	}
+}
+
+func TestTCPStricterDeny(t *testing.T) {
+	m := newMesh(t)
+	// A DENY rule with HTTP fields denies TCP flows outright (Istio's
+	// stricter reading), so a client cannot dodge it by not speaking HTTP.
+	m.applyL7(l7api.L7PolicyType, "demo/deny-delete", &l7api.L7Policy{
+		Name: "deny-delete", Namespace: "demo", Action: l7api.Action_DENY,
+		Targets: []*l7api.PolicyTarget{{Kind: l7api.PolicyTarget_SERVICE, Namespace: "demo", Name: "tcp"}},
+		Rules:   []*l7api.L7Rule{{To: []*l7api.Operation{{Methods: []string{"DELETE"}}}}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := m.tunnel(ctx, tcpVIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "\x00\x01 not http")
+	_ = c.(interface{ CloseWrite() error }).CloseWrite()
+	if got, _ := io.ReadAll(c); len(got) != 0 {
+		t.Errorf("denied flow echoed %q", got)
+	}
+	if n := count(t, m, "istio_tcp_connections_opened_total", map[string]string{"destination_service_name": "tcp"}); n != 0 {
+		t.Errorf("denied flow counted as opened: %v", n)
 	}
 }
 

@@ -139,6 +139,7 @@ func (p *Proxy) authorize(f *flow.Flow, snap *l7config.Snapshot, ep wds.Endpoint
 	v := snap.Policies.Evaluate(&authz.Request{
 		Gateway: p.cfg.Gateway, Service: f.Destination.ServiceName(),
 		SourcePrincipal: f.Source.Principal.String(), SourceIP: f.Source.Addr.Addr(), Port: f.Destination.Port,
+		DestinationIP: f.Destination.Authority.Addr(), TCP: true,
 	})
 	if !v.Allow {
 		return fmt.Errorf("denied by l7 policy %s", v.Policy)
