@@ -65,7 +65,9 @@ func parse(args []string) (server.Config, error) {
 	if err := e.Parse(args); err != nil {
 		return cfg, err
 	}
-	root, err := weftlog.New(lf.Options())
+	opts := lf.Options()
+	opts.Output = os.Stderr
+	root, err := weftlog.New(opts)
 	if err != nil {
 		return cfg, err
 	}
