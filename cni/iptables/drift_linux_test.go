@@ -76,4 +76,21 @@ func TestKernelDriftAndRepair(t *testing.T) {
 		t.Errorf("repaired rules differ:\nbefore:\n%s\nafter:\n%s", installed, after)
 	}
 	checkRouting(t, ns, true)
+
+	// With the rules' listing known good, Check takes the short path; a
+	// routing change alone is still seen, and so is a rule change.
+	inHand("ip", "route", "del", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
+	if drift, err := r.Check(ns); err != nil || len(drift) != 1 || drift[0] != "route local 0.0.0.0/0 dev lo table 100 missing" {
+		t.Fatalf("Check after ip route del = %q, %v", drift, err)
+	}
+	inHand(iptablesBin, "-t", "nat", "-A", ChainOutput, "-p", "udp", "-j", "ACCEPT")
+	if drift, err := r.Check(ns); err != nil || len(drift) != 2 || drift[1] != "nat/WEFT_OUTPUT: 1 rule(s) that Weft did not install" {
+		t.Fatalf("Check after an added rule = %q, %v", drift, err)
+	}
+	if err := r.Apply(ns); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := r.Check(ns); err != nil || len(drift) != 0 {
+		t.Fatalf("Check after the second repair = %q, %v", drift, err)
+	}
 }

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/weftmesh/weft/pkg/netns"
 )
@@ -14,12 +15,38 @@ type Redirector struct {
 	routes  Routes
 	tables6 Backend
 	routes6 Routes
+	good    *knownGood
+}
+
+// knownGood holds rule listings proved in place; pods share one rule set,
+// so there are few. Safe for concurrent use.
+type knownGood struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+// maxKnownGood bounds the set; it starts over when full.
+const maxKnownGood = 16
+
+func (k *knownGood) has(s string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.set[s]
+}
+
+func (k *knownGood) add(s string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.set == nil || len(k.set) >= maxKnownGood {
+		k.set = map[string]bool{}
+	}
+	k.set[s] = true
 }
 
 // NewRedirector returns a Redirector using tables and routes inside each
 // pod namespace (NewBackend and NetlinkRoutes in production).
 func NewRedirector(cfg Config, tables Backend, routes Routes) *Redirector {
-	return &Redirector{cfg: cfg, tables: tables, routes: routes}
+	return &Redirector{cfg: cfg, tables: tables, routes: routes, good: &knownGood{}}
 }
 
 // WithIPv6 returns a copy of r that also installs the IPv6 capture
@@ -28,7 +55,7 @@ func NewRedirector(cfg Config, tables Backend, routes Routes) *Redirector {
 // production).
 func (r *Redirector) WithIPv6(tables6 Backend, routes6 Routes) *Redirector {
 	c := *r
-	c.tables6, c.routes6 = tables6, routes6
+	c.tables6, c.routes6, c.good = tables6, routes6, &knownGood{}
 	return &c
 }
 
@@ -53,12 +80,25 @@ func (r *Redirector) Remove(ns *netns.NetNS) error {
 }
 
 // Check lists what of the pod's capture in ns is not as Apply installs it
-// (empty: all in place). It only reads; Apply repairs.
+// (empty: all in place). It only reads; Apply repairs. The rules' listing
+// (one `iptables -S` per chain involved) is compared first with listings
+// an earlier Check proved in place rule by rule; only a listing not seen
+// before is checked rule by rule (about 30 iptables runs instead of 8).
 func (r *Redirector) Check(ns *netns.NetNS) ([]string, error) {
 	var drift []string
 	err := ns.Do(func() error {
+		p := r.inPod()
+		print, perr := p.listing()
+		if perr == nil && r.good.has(print) {
+			var err error
+			drift, err = p.routeDrift()
+			return err
+		}
 		var err error
-		drift, err = r.inPod().Drift()
+		drift, err = p.Drift()
+		if err == nil && perr == nil && len(drift) == 0 {
+			r.good.add(print)
+		}
 		return err
 	})
 	if err != nil {
