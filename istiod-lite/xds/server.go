@@ -14,7 +14,9 @@ import (
 	"github.com/weftmesh/weft/istiod-lite/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -122,6 +124,9 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxConcurrentStreams(1000),
+		// Full states are large and sent once per connection: pool only
+		// small buffers.
+		experimental.BufferPool(boundedPool{next: mem.DefaultBufferPool()}),
 	}
 }
 
