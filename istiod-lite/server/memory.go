@@ -85,13 +85,19 @@ func containerMemoryLimit(files []string) (limit int64, ok bool) {
 	return 0, false
 }
 
-// tuneGC applies the garbage collector settings: GCPercent unless GOGC is
-// set, and the soft memory limit unless GOMEMLIMIT is set (the runtime
-// has applied those itself). It returns the soft limit in force, or
-// math.MaxInt64 for none.
+// startupGCPercent is the garbage collector's target until the initial
+// sync is done: the start-up allocates much that dies at once (decoded
+// objects), and collecting it less often makes the start faster.
+const startupGCPercent = 100
+
+// tuneGC applies the start-up garbage collector settings: startupGCPercent
+// (or GCPercent if higher) unless GOGC is set, and the soft memory limit
+// unless GOMEMLIMIT is set (the runtime has applied those itself). It
+// returns the soft limit in force, or math.MaxInt64 for none. settleGC
+// switches to the steady-state target.
 func tuneGC(cfg Config, log *slog.Logger) int64 {
 	if _, set := os.LookupEnv("GOGC"); !set && cfg.GCPercent > 0 {
-		debug.SetGCPercent(cfg.GCPercent)
+		debug.SetGCPercent(max(cfg.GCPercent, startupGCPercent))
 	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
 		return debug.SetMemoryLimit(-1) // only reads it
@@ -110,4 +116,16 @@ func tuneGC(cfg Config, log *slog.Logger) int64 {
 	debug.SetMemoryLimit(limit)
 	log.Info("soft memory limit", "bytes", limit, "source", source)
 	return limit
+}
+
+// settleGC ends the start-up: it sets the steady-state target GCPercent
+// (unless GOGC is set) and returns the start-up's garbage to the operating
+// system at once rather than over minutes, so the resident size reflects
+// what istiod-lite holds. Call it once, when the initial sync is done; it
+// costs one full collection.
+func settleGC(cfg Config) {
+	if _, set := os.LookupEnv("GOGC"); !set && cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	debug.FreeOSMemory()
 }

@@ -201,6 +201,7 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 		case at := <-watcher.SyncedAt():
 			readySeconds.Set(at.Sub(start).Seconds())
 			log.Info("ready", "after", at.Sub(start), "sizes", m.Sizes())
+			settleGC(cfg)
 		}
 		return nil
 	})
