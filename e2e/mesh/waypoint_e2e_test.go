@@ -300,8 +300,9 @@ func TestWaypoint(t *testing.T) {
 		if s := w.summary(ctx, t, "--url", w.url("/l4-again"), "--count", "5"); s.Status["200"] != 5 {
 			return fmt.Errorf("calls after removal: %+v", s)
 		}
-		if after := w.inboundFrom(ctx, t, clientPrincipal); after < before+5 {
-			return fmt.Errorf("server-side ztunnels counted %v new connections from the client, want 5", after-before)
+		// One kept-alive connection carries the five calls.
+		if after := w.inboundFrom(ctx, t, clientPrincipal); after <= before {
+			return fmt.Errorf("server-side ztunnels counted no new connection from the client (%v)", after)
 		}
 		return nil
 	})
