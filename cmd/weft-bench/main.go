@@ -1,0 +1,119 @@
+// Command weft-bench is Weft's whole-mesh benchmark (`make bench`): it
+// starts a 2-node lab, installs Weft from the manifests, measures latency,
+// throughput, connection rate and data-plane cost beside their baselines
+// (and, in the full mode, the control plane at scale), prints a table and
+// writes _output/bench/report.json and docs/performance.md.
+//
+//	weft-bench [--quick] [--reps N] [--control-plane=false] [--out DIR] [--docs FILE]
+//	weft-bench --from-json _output/bench/report.json [--docs FILE]
+//
+// It needs root, and runs one lab: hold the lab lock around it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/weftmesh/weft/e2e/bench"
+	"github.com/weftmesh/weft/e2e/lab"
+	"github.com/weftmesh/weft/e2e/loadgen"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "weft-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	root, err := lab.RepoRoot(".")
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("weft-bench", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "development mode: short windows, 3 repetitions, no control plane (under 5 minutes after the lab is up)")
+	reps := fs.Int("reps", 0, "repetitions per case (default 5, or 3 with --quick; at least 3)")
+	cp := fs.String("control-plane", "", "run the control-plane scale benchmark: true or false (default: true in the full mode)")
+	pin := fs.Bool("pin", true, "pin the load generator away from the proxies")
+	out := fs.String("out", filepath.Join(root, "_output", "bench"), "directory for report.json")
+	docs := fs.String("docs", filepath.Join(root, "docs", "performance.md"), "Markdown page to write (empty skips it)")
+	fromJSON := fs.String("from-json", "", "render the table and the page from an existing report.json, without a lab")
+	verbose := fs.Bool("v", false, "log progress at debug level")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	if *fromJSON != "" {
+		r, err := bench.ReadReport(*fromJSON)
+		if err != nil {
+			return err
+		}
+		return publish(r, "", *docs)
+	}
+	cfg := bench.Defaults(root, *quick)
+	if *reps != 0 {
+		cfg.Reps = *reps
+	}
+	switch *cp {
+	case "":
+	case "true":
+		cfg.ControlPlane = true
+	case "false":
+		cfg.ControlPlane = false
+	default:
+		return fmt.Errorf("--control-plane %q: want true or false", *cp)
+	}
+	cfg.Pin, cfg.OutDir, cfg.Docs = *pin, *out, *docs
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the lab needs root")
+	}
+	// The lab's processes inherit this limit: ztunnels and relays holding
+	// 10,000 connections need two descriptors for each.
+	if _, err := loadgen.RaiseFileLimit(1 << 20); err != nil {
+		cfg.Log.Warn("open-file limit", "err", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	r, err := bench.Run(ctx, cfg)
+	if r != nil {
+		if perr := publish(r, cfg.OutDir, cfg.Docs); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return err
+}
+
+// publish prints the table and writes the JSON (when dir is set) and the page.
+func publish(r *bench.Report, dir, docs string) error {
+	if err := bench.WriteTable(os.Stdout, r); err != nil {
+		return err
+	}
+	if dir != "" {
+		p, err := r.WriteJSON(dir)
+		if err != nil {
+			return err
+		}
+		fmt.Println("report:", p)
+	}
+	if docs != "" {
+		if err := bench.WriteMarkdown(docs, r); err != nil {
+			return err
+		}
+		fmt.Println("page:", docs)
+	}
+	return nil
+}

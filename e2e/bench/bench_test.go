@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func TestMedianSpread(t *testing.T) {
+	tests := []struct {
+		in          []float64
+		med, spread float64
+	}{
+		{[]float64{3, 1, 2}, 2, 2},
+		{[]float64{4, 1, 2, 3}, 2.5, 3},
+		{[]float64{7}, 7, 0},
+	}
+	for _, tc := range tests {
+		if m, s := median(tc.in), spread(tc.in); m != tc.med || s != tc.spread {
+			t.Errorf("median, spread of %v = %v, %v; want %v, %v", tc.in, m, s, tc.med, tc.spread)
+		}
+	}
+	if !math.IsNaN(median(nil)) || !math.IsNaN(ratio(1, 0)) {
+		t.Error("median of nothing and ratio over zero must be NaN")
+	}
+}
+
+func TestNewRow(t *testing.T) {
+	r := newRow("latency", "100 rps, 1 conn", "p99 latency", "ms", "lower", "direct", []float64{1, 2, 3}, "mesh", []float64{2, 4, 3})
+	if r.Ratio != 1.5 || r.Delta != 1 || r.Spread.Baseline != 2 || r.Spread.Subject != 2 {
+		t.Errorf("newRow = %+v; want ratio 1.5, delta 1, spreads 2 and 2", r)
+	}
+}
+
+func TestAlternate(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	if diff := cmp.Diff([]string{"a", "b", "c"}, alternate(names, 0)); diff != "" {
+		t.Error(diff)
+	}
+	if diff := cmp.Diff([]string{"c", "b", "a"}, alternate(names, 1)); diff != "" {
+		t.Error(diff)
+	}
+	if names[0] != "a" {
+		t.Error("alternate changed its input")
+	}
+}
+
+func TestParseBenchLine(t *testing.T) {
+	out := "goos: linux\nBenchmarkScale-2   \t       1\t123456 ns/op\t 2.5 ready-s\t  80.0 rss-MB\t 3.31 x-less-rss-than-istiod\nPASS\n"
+	want := map[string]float64{"ns/op": 123456, "ready-s": 2.5, "rss-MB": 80, "x-less-rss-than-istiod": 3.31}
+	if diff := cmp.Diff(want, parseBenchLine(out, "BenchmarkScale")); diff != "" {
+		t.Errorf("parseBenchLine (-want +got):\n%s", diff)
+	}
+	rows := scaleRows(5000, want)
+	if len(rows) != 2 || math.Abs(rows[0].Baseline.Median-264.8) > 0.01 || rows[0].Subject.Median != 80 {
+		t.Errorf("scaleRows = %+v; want rss with the recovered istiod baseline 264.8 and ready-s", rows)
+	}
+	if rows := scaleRows(1000, want); len(rows[0].Baseline.Values) != 0 {
+		t.Errorf("1,000-pod rows have a baseline: %+v", rows[0])
+	}
+}
+
+func TestPodYAML(t *testing.T) {
+	var pod corev1.Pod
+	y := podYAML("bench-direct", "relay", "node-1", "bench-relay", true, "relay", "--tls-out=:17901=100.64.1.12:17911")
+	if err := yaml.UnmarshalStrict([]byte(y), &pod); err != nil {
+		t.Fatalf("podYAML does not parse: %v\n%s", err, y)
+	}
+	if pod.Spec.NodeName != "node-1" || !pod.Spec.HostNetwork || len(pod.Spec.Containers) != 1 ||
+		!cmp.Equal(pod.Spec.Containers[0].Args, []string{"relay", "--tls-out=:17901=100.64.1.12:17911"}) {
+		t.Errorf("pod = %+v", pod.Spec)
+	}
+	for _, doc := range strings.Split(appYAML("bench-mesh", true, "node-1", "node-2"), "---\n") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Errorf("appYAML document does not parse: %v\n%s", err, doc)
+		}
+	}
+}
+
+func TestRender(t *testing.T) {
+	r := &Report{Mode: "quick", Started: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), Machine: Machine{CPUs: 2}, Method: Method{Reps: 3}}
+	row := newRow("latency", "100 rps, 1 conn", "p90 latency", "ms", "lower", "direct", []float64{0.5, 0.6, 0.7}, "mesh", []float64{0.8, 0.9, 1.2})
+	row.Peer = &Peer{Name: "Istio ztunnel, added p90", Value: 0.17, Source: "theirs"}
+	r.Rows = append(r.Rows, row, newRow("control-plane", "1000 pods", "resident memory", "MB", "lower", "istiod", nil, "istiod-lite", []float64{60}))
+	r.Notes = []string{"something not measured"}
+	var tb bytes.Buffer
+	if err := WriteTable(&tb, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"== latency", "direct 0.600 ±0.200", "mesh 0.900 ±0.400", "1.50x", "+0.300", "istiod —", "n/a", "note: something not measured"} {
+		if !strings.Contains(tb.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tb.String())
+		}
+	}
+	md := Markdown(r)
+	for _, want := range []string{"# Performance", "### latency", "Istio ztunnel, added p90: 0.170 (theirs)", "their numbers on their hardware", "- something not measured"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("page lacks %q:\n%s", want, md)
+		}
+	}
+	// JSON has no NaN: the missing baseline's median is written as 0.
+	dir := t.TempDir()
+	p, err := r.WriteJSON(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadReport(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Rows) != 2 || back.Rows[1].Ratio != 0 || back.Rows[0].Ratio != 1.5 {
+		t.Errorf("round trip: %+v", back.Rows)
+	}
+}

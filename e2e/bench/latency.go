@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/weftmesh/weft/e2e/loadgen"
+)
+
+// costRoles are the proxy roles sampled around every run.
+var costRoles = []string{roleZtunnel, roleWaypoint, roleRelay, roleNginx}
+
+// cost is what one role spent during one run.
+type cost struct {
+	Proxies int
+	CPU     float64 // CPU seconds of all the role's processes
+	RSS     float64 // MiB per proxy at the end
+}
+
+// sampleAll reads every present cost role.
+func (b *bench) sampleAll() map[string]usage {
+	out := map[string]usage{}
+	for _, r := range costRoles {
+		if u, err := b.sample(r); err == nil {
+			out[r] = u
+		}
+	}
+	return out
+}
+
+// costs is the difference of two sampleAll snapshots.
+func costs(before, after map[string]usage) map[string]cost {
+	out := map[string]cost{}
+	for r, a := range after {
+		bf, ok := before[r]
+		if !ok || bf.Proxies != a.Proxies {
+			continue // a process came or went: no honest difference
+		}
+		out[r] = cost{Proxies: a.Proxies, CPU: a.CPU - bf.CPU, RSS: a.RSS / float64(max(1, a.Proxies))}
+	}
+	return out
+}
+
+// latRun is one open-loop run and what the proxies spent on it.
+type latRun struct {
+	res      loadgen.LatencyResult
+	requests float64 // requests offered, warm-up included
+	costs    map[string]cost
+}
+
+func (b *bench) runLatency(ctx context.Context, p path, rate float64, conns int) (latRun, error) {
+	before := b.sampleAll()
+	var r latRun
+	err := b.load(ctx, p, &r.res, "latency", "--addr="+p.HTTP, fmt.Sprintf("--rate=%g", rate), fmt.Sprintf("--conns=%d", conns),
+		"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String())
+	if err != nil {
+		return r, err
+	}
+	r.costs = costs(before, b.sampleAll())
+	r.requests = rate * (b.cfg.Warmup + b.cfg.Window).Seconds()
+	return r, nil
+}
+
+// maxRate finds the highest rate the baseline (direct) sustains: 80% of
+// its closed-loop capacity over 16 connections, rounded down to 100.
+func (b *bench) maxRate(ctx context.Context) (float64, error) {
+	var caps []float64
+	for range 3 {
+		var out struct {
+			RPS float64 `json:"rps"`
+		}
+		if err := b.load(ctx, b.topo.paths[pathDirect], &out, "capacity", "--addr="+b.topo.paths[pathDirect].HTTP, "--conns=16",
+			"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
+			return 0, err
+		}
+		caps = append(caps, out.RPS)
+	}
+	c := median(caps)
+	r := math.Max(100, math.Floor(c*0.8/100)*100)
+	b.rep.Method.MaxRate = r
+	b.rep.Method.MaxRateSource = fmt.Sprintf("80%% of the direct path's closed-loop capacity over 16 connections (median of 3: %.0f rps), rounded down to 100", c)
+	b.log.Info("max rate", "capacity_rps", c, "max_rate", r)
+	return r, nil
+}
+
+// alternate returns names in order on even repetitions and reversed on
+// odd ones, so no path always runs first (or last) in a warm machine.
+func alternate(names []string, rep int) []string {
+	out := slices.Clone(names)
+	if rep%2 == 1 {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// latencyScenario runs every rate and connection count over every path.
+func (b *bench) latencyScenario(ctx context.Context) error {
+	maxR, err := b.maxRate(ctx)
+	if err != nil {
+		return err
+	}
+	names := b.pathNames()
+	for _, rate := range b.cfg.Rates {
+		label := fmt.Sprintf("%g rps", rate)
+		if rate == 0 {
+			rate, label = maxR, fmt.Sprintf("max %g rps", maxR)
+		}
+		for _, conns := range b.cfg.Conns {
+			kase := fmt.Sprintf("%s, %d conn", label, conns)
+			runs := map[string][]latRun{}
+			for rep := range b.cfg.Reps {
+				for _, n := range alternate(names, rep) {
+					r, err := b.runLatency(ctx, b.topo.paths[n], rate, conns)
+					if err != nil {
+						return err
+					}
+					runs[n] = append(runs[n], r)
+				}
+			}
+			b.log.Info("latency", "case", kase)
+			b.latencyRows(kase, names, runs)
+			if rate == 1000 && conns == slices.Max(b.cfg.Conns) {
+				b.costRows(kase, runs)
+			}
+		}
+	}
+	return nil
+}
+
+var percentiles = []struct {
+	name string
+	get  func(loadgen.Latency) float64
+}{
+	{"p50", func(l loadgen.Latency) float64 { return l.P50 }},
+	{"p90", func(l loadgen.Latency) float64 { return l.P90 }},
+	{"p99", func(l loadgen.Latency) float64 { return l.P99 }},
+	{"max", func(l loadgen.Latency) float64 { return l.Max }},
+}
+
+func latVals(rs []latRun, get func(loadgen.Latency) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = get(r.res.Latency)
+	}
+	return out
+}
+
+func sustained(rs []latRun) string {
+	n := 0
+	for _, r := range rs {
+		if r.res.Sustained {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d/%d", n, len(rs))
+}
+
+func (b *bench) latencyRows(kase string, names []string, runs map[string][]latRun) {
+	base := runs[pathDirect]
+	for _, subj := range names[1:] {
+		for _, pc := range percentiles {
+			row := newRow("latency", kase, pc.name+" latency", "ms", "lower", pathDirect, latVals(base, pc.get), subj, latVals(runs[subj], pc.get))
+			row.Note = fmt.Sprintf("kept up: %s %s, %s %s", pathDirect, sustained(base), subj, sustained(runs[subj]))
+			if subj == pathMesh && (pc.name == "p90" || pc.name == "p99") {
+				v := map[string]float64{"p90": 0.17, "p99": 0.20}[pc.name]
+				row.Peer = &Peer{Name: "Istio ztunnel, added " + pc.name, Value: v, Source: "Istio's published figure on their bare-metal hardware, compare with delta"}
+			}
+			b.rep.Rows = append(b.rep.Rows, row)
+		}
+	}
+	if _, ok := runs[pathNginx]; !ok {
+		return
+	}
+	for _, pc := range percentiles[:3] {
+		nginxHop := pairwise(latVals(runs[pathNginx], pc.get), latVals(base, pc.get), sub)
+		wpHop := pairwise(latVals(runs[pathWaypoint], pc.get), latVals(runs[pathMesh], pc.get), sub)
+		row := newRow("latency", kase, "L7 hop adds, "+pc.name, "ms", "lower", "nginx−direct", nginxHop, "waypoint−mesh", wpHop)
+		row.Note = "per repetition; target: the waypoint hop adds no more than nginx's"
+		b.rep.Rows = append(b.rep.Rows, row)
+	}
+}
+
+// costRows are the data-plane cost per 1,000 rps, from the runs at 1,000 rps.
+func (b *bench) costRows(kase string, runs map[string][]latRun) {
+	perK := func(rs []latRun, role string, perProxy bool) (cpu, rss []float64) {
+		for _, r := range rs {
+			c, ok := r.costs[role]
+			if !ok {
+				continue
+			}
+			v := c.CPU / r.requests * 1000
+			if perProxy {
+				v /= float64(max(1, c.Proxies))
+			}
+			cpu, rss = append(cpu, v), append(rss, c.RSS)
+		}
+		return cpu, rss
+	}
+	zCPU, zRSS := perK(runs[pathMesh], roleZtunnel, true)
+	rCPU, rRSS := perK(runs[pathRelay], roleRelay, true)
+	row := newRow("dataplane-cost", kase, "vCPU per 1,000 rps, per proxy", "vCPU", "lower", "tls-relay", rCPU, "ztunnel", zCPU)
+	row.Peer = &Peer{Name: "Istio ztunnel", Value: 0.06, Source: "Istio's published figure, their hardware"}
+	b.rep.Rows = append(b.rep.Rows, row)
+	row = newRow("dataplane-cost", kase, "resident memory per proxy at 1,000 rps", "MiB", "lower", "tls-relay", rRSS, "ztunnel", zRSS)
+	row.Peer = &Peer{Name: "Istio ztunnel", Value: 12, Source: "Istio's published figure (MB), their hardware"}
+	b.rep.Rows = append(b.rep.Rows, row)
+	if _, ok := runs[pathNginx]; ok {
+		wCPU, wRSS := perK(runs[pathWaypoint], roleWaypoint, true)
+		nCPU, nRSS := perK(runs[pathNginx], roleNginx, true)
+		row = newRow("dataplane-cost", kase, "L7 proxy vCPU per 1,000 rps", "vCPU", "lower", "nginx", nCPU, "waypoint", wCPU)
+		row.Peer = &Peer{Name: "Istio waypoint (Envoy)", Value: 0.25, Source: "Istio's published figure, their hardware; target: under it"}
+		b.rep.Rows = append(b.rep.Rows, row)
+		row = newRow("dataplane-cost", kase, "L7 proxy resident memory at 1,000 rps", "MiB", "lower", "nginx", nRSS, "waypoint", wRSS)
+		row.Peer = &Peer{Name: "Istio waypoint (Envoy)", Value: 60, Source: "Istio's published figure (MB), their hardware; target: under it"}
+		b.rep.Rows = append(b.rep.Rows, row)
+	}
+	// The whole data plane of a request: both ztunnels, plus the waypoint.
+	meshAll, _ := perK(runs[pathMesh], roleZtunnel, false)
+	wpZ, _ := perK(runs[pathWaypoint], roleZtunnel, false)
+	wpW, _ := perK(runs[pathWaypoint], roleWaypoint, false)
+	row = newRow("dataplane-cost", kase, "whole data plane vCPU per 1,000 rps", "vCPU", "lower", "mesh (2 ztunnels)", meshAll, "waypoint path (2 ztunnels + waypoint)", pairwise(wpZ, wpW, func(x, y float64) float64 { return x + y }))
+	b.rep.Rows = append(b.rep.Rows, row)
+}

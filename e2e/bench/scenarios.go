@@ -1,0 +1,214 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/weftmesh/weft/e2e/lab"
+	"github.com/weftmesh/weft/e2e/loadgen"
+)
+
+// scenarios runs every data-plane scenario on the running lab.
+func (b *bench) scenarios(ctx context.Context) error {
+	for _, s := range []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"idle cost", b.idleScenario},
+		{"latency", b.latencyScenario},
+		{"throughput", b.throughputScenario},
+		{"connection rate", b.connRateScenario},
+		{"held connections", b.holdScenario},
+	} {
+		start := time.Now()
+		b.log.Info("scenario", "name", s.name)
+		if err := b.pin(); err != nil { // catch restarted processes
+			return err
+		}
+		if err := s.run(ctx); err != nil {
+			return fmt.Errorf("scenario %s: %w", s.name, err)
+		}
+		b.log.Info("scenario done", "name", s.name, "took", time.Since(start).Round(100*time.Millisecond))
+	}
+	return nil
+}
+
+func (b *bench) throughputScenario(ctx context.Context) error {
+	names := []string{pathDirect, pathMesh, pathRelay}
+	for _, conns := range b.cfg.BulkConns {
+		kase := fmt.Sprintf("%d conn", conns)
+		vals := map[string][]float64{}
+		for rep := range b.cfg.Reps {
+			for _, n := range alternate(names, rep) {
+				p := b.topo.paths[n]
+				var res loadgen.ThroughputResult
+				if err := b.load(ctx, p, &res, "throughput", "--addr="+p.Source, fmt.Sprintf("--conns=%d", conns),
+					"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
+					return err
+				}
+				vals[n] = append(vals[n], res.MbitPerS)
+			}
+		}
+		for _, pair := range [][2]string{{pathDirect, pathMesh}, {pathDirect, pathRelay}, {pathRelay, pathMesh}} {
+			b.rep.Rows = append(b.rep.Rows, newRow("throughput", kase, "bulk transfer", "Mbit/s", "higher", pair[0], vals[pair[0]], pair[1], vals[pair[1]]))
+		}
+	}
+	return nil
+}
+
+func (b *bench) connRateScenario(ctx context.Context) error {
+	names := []string{pathDirect, pathMesh}
+	kase := fmt.Sprintf("%d parallel", b.cfg.ConnRateWorkers)
+	rate, p50, p99 := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	for rep := range b.cfg.Reps {
+		for _, n := range alternate(names, rep) {
+			p := b.topo.paths[n]
+			var res loadgen.ConnRateResult
+			if err := b.load(ctx, p, &res, "connrate", "--addr="+p.HTTP, fmt.Sprintf("--conns=%d", b.cfg.ConnRateWorkers),
+				"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
+				return err
+			}
+			if res.Errors > 0 {
+				b.log.Warn("connection rate errors", "path", n, "errors", res.Errors, "first", res.FirstErr)
+			}
+			rate[n] = append(rate[n], res.PerS)
+			p50[n] = append(p50[n], res.Latency.P50)
+			p99[n] = append(p99[n], res.Latency.P99)
+		}
+	}
+	b.rep.Rows = append(b.rep.Rows,
+		newRow("connection-rate", kase, "new connections (1 request each)", "conn/s", "higher", pathDirect, rate[pathDirect], pathMesh, rate[pathMesh]),
+		newRow("connection-rate", kase, "connect+request p50", "ms", "lower", pathDirect, p50[pathDirect], pathMesh, p50[pathMesh]),
+		newRow("connection-rate", kase, "connect+request p99", "ms", "lower", pathDirect, p99[pathDirect], pathMesh, p99[pathMesh]))
+	return nil
+}
+
+// idleScenario reads every proxy's CPU and memory with no traffic.
+func (b *bench) idleScenario(ctx context.Context) error {
+	cpu, rss := map[string][]float64{}, map[string][]float64{}
+	for range b.cfg.Reps {
+		before := b.sampleAll()
+		select {
+		case <-time.After(b.cfg.Idle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for role, c := range costs(before, b.sampleAll()) {
+			cpu[role] = append(cpu[role], c.CPU/b.cfg.Idle.Seconds()/float64(max(1, c.Proxies)))
+			rss[role] = append(rss[role], c.RSS)
+		}
+	}
+	b.idleRSS = map[string]float64{}
+	for role, v := range rss {
+		b.idleRSS[role] = median(v)
+	}
+	kase := fmt.Sprintf("idle, %s window", b.cfg.Idle)
+	b.rep.Rows = append(b.rep.Rows,
+		newRow("dataplane-cost", kase, "vCPU per proxy", "vCPU", "lower", roleRelay, cpu[roleRelay], roleZtunnel, cpu[roleZtunnel]),
+		newRow("dataplane-cost", kase, "resident memory per proxy", "MiB", "lower", roleRelay, rss[roleRelay], roleZtunnel, rss[roleZtunnel]))
+	if _, ok := cpu[roleNginx]; ok {
+		b.rep.Rows = append(b.rep.Rows,
+			newRow("dataplane-cost", kase, "L7 proxy vCPU", "vCPU", "lower", roleNginx, cpu[roleNginx], roleWaypoint, cpu[roleWaypoint]),
+			newRow("dataplane-cost", kase, "L7 proxy resident memory", "MiB", "lower", roleNginx, rss[roleNginx], roleWaypoint, rss[roleWaypoint]))
+	}
+	return nil
+}
+
+// holdScenario opens HeldConns idle connections through the mesh and
+// through the relay pair and reads the proxies' memory and CPU.
+func (b *bench) holdScenario(ctx context.Context) error {
+	names := []string{pathMesh, pathRelay}
+	role := map[string]string{pathMesh: roleZtunnel, pathRelay: roleRelay}
+	rss, cpu, perConn := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	opened := map[string]int{}
+	const settle, window = time.Second, 2 * time.Second
+	for rep := range b.cfg.HoldReps {
+		for _, n := range alternate(names, rep) {
+			open, c, err := b.holding(ctx, b.topo.paths[n], settle, window)
+			if err != nil {
+				return err
+			}
+			u, ok := c[role[n]]
+			if !ok {
+				return fmt.Errorf("held connections on %s: no %s usage", n, role[n])
+			}
+			opened[n] = open
+			rss[n] = append(rss[n], u.RSS)
+			cpu[n] = append(cpu[n], u.CPU/window.Seconds()/float64(max(1, u.Proxies)))
+			perConn[n] = append(perConn[n], (u.RSS-b.idleRSS[role[n]])*1024/float64(max(1, open)))
+		}
+	}
+	kase := fmt.Sprintf("%d open connections", b.cfg.HeldConns)
+	note := fmt.Sprintf("opened: mesh %d, tls-relay %d", opened[pathMesh], opened[pathRelay])
+	for _, r := range []Row{
+		newRow("dataplane-cost", kase, "resident memory per proxy", "MiB", "lower", roleRelay, rss[pathRelay], roleZtunnel, rss[pathMesh]),
+		newRow("dataplane-cost", kase, "memory per held connection per proxy, over idle", "KiB", "lower", roleRelay, perConn[pathRelay], roleZtunnel, perConn[pathMesh]),
+		newRow("dataplane-cost", kase, "vCPU per proxy while holding", "vCPU", "lower", roleRelay, cpu[pathRelay], roleZtunnel, cpu[pathMesh]),
+	} {
+		r.Note = note
+		if b.cfg.HoldReps < 3 {
+			r.Note += fmt.Sprintf("; %d repetition(s) in this mode, no spread", b.cfg.HoldReps)
+		}
+		b.rep.Rows = append(b.rep.Rows, r)
+	}
+	return nil
+}
+
+// holding opens the connections on p in the background, waits for them,
+// lets them settle, and returns how many opened and the proxies' costs
+// over window. The connections are closed before it returns.
+func (b *bench) holding(ctx context.Context, p path, settle, window time.Duration) (int, map[string]cost, error) {
+	hctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	argv := []string{filepath.Join(b.binDir, "weft-load"), "hold", "--addr=" + p.Hold, fmt.Sprintf("--conns=%d", b.cfg.HeldConns)}
+	if b.loadCPU != "" {
+		argv = append([]string{"taskset", "-c", b.loadCPU}, argv...)
+	}
+	go func() { // owned by holding: waited for below
+		err := lab.ExecIn(hctx, p.Netns, nil, argv, nil, pw, io.Discard)
+		_ = pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	stop := func() {
+		cancel()
+		_ = pr.Close()
+		<-done
+	}
+	var res loadgen.HoldResult
+	line := make(chan error, 1)
+	go func() { // owned by holding: ends when the pipe has a line or closes
+		sc := bufio.NewScanner(pr)
+		if !sc.Scan() {
+			line <- fmt.Errorf("weft-load hold on %s ended without a result", p.Name)
+			return
+		}
+		line <- json.Unmarshal(sc.Bytes(), &res)
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case err := <-line:
+		if err != nil {
+			stop()
+			return 0, nil, err
+		}
+	case <-time.After(3 * time.Minute):
+		stop()
+		return 0, nil, fmt.Errorf("weft-load hold on %s: connections not open after 3 minutes", p.Name)
+	}
+	if res.Errors > 0 {
+		b.log.Warn("held connections failed", "path", p.Name, "open", res.Open, "errors", res.Errors, "first", res.FirstErr)
+	}
+	time.Sleep(settle)
+	before := b.sampleAll()
+	time.Sleep(window)
+	c := costs(before, b.sampleAll())
+	stop()
+	time.Sleep(settle) // let the proxies close them before the next case
+	return res.Open, c, nil
+}
