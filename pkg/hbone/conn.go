@@ -70,6 +70,7 @@ type conn struct {
 	rholder     *Stream
 	rwaiters    []*Stream
 	nwaiters    atomic.Int32
+	spliced     atomic.Int32 // streams in SpliceTo: the loop must keep reading
 	inPeek      bool
 	kicked      bool
 	kickSoon    bool // a kick arrived while the holder was between frames

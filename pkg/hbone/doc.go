@@ -17,7 +17,11 @@
 // per-stream buffers; a stream reader that finds its buffer empty takes the
 // role itself, so a lone active stream reads the socket with no goroutine
 // hop, and a background loop takes the role only when nobody else reads
-// (see readrole.go). Writes are combined by whichever goroutine finds the
+// (see readrole.go). DATA for a stream being copied to a TCP connection
+// (WriteTo while it waits, or SpliceTo) is written to that socket by the
+// reader itself when the socket takes it without blocking, so a message
+// wakes no other goroutine, and a spliced stream needs no goroutine of its
+// own (sink.go, splice.go). Writes are combined by whichever goroutine finds the
 // connection idle, so a lone writer reaches the socket without a hop while
 // concurrent writers are batched into large TLS writes. A write that spans
 // several TLS records leaves in one system call (cork.go), and a large DATA

@@ -194,6 +194,10 @@ func (c *conn) releaseRole(lingering bool) bool {
 	c.rfreeSince = time.Now()
 	switch {
 	case c.isClosed():
+	case c.spliced.Load() > 0:
+		// Spliced streams have no reader of their own: read on now.
+		c.rurgent = true
+		c.wakeLoop()
 	case lingering && c.client:
 		// A client connection only receives what its streams asked for:
 		// readers, writers waiting for window and dialers take or request

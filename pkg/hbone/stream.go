@@ -83,6 +83,15 @@ type Stream struct {
 	wtimer     *time.Timer
 	wstate     uint8
 
+	// Direct delivery (sink.go), under mu: while WriteTo waits with
+	// nothing queued, sink is its destination, and the read role writes
+	// the stream's DATA there itself when that does not block. sunk counts
+	// those bytes and sinkErr keeps a failed write, both for WriteTo.
+	sink    sinkWriter
+	sunk    int64
+	sinkErr error
+	spliced *splice // set by SpliceTo
+
 	resp        chan response // client: the response HEADERS
 	gotResponse bool          // client: read loop only
 	closeOnce   sync.Once
@@ -154,8 +163,14 @@ func (s *Stream) Read(p []byte) (int, error) {
 
 // WriteTo writes the stream's bytes to w until io.EOF without an
 // intermediate copy; io.Copy uses it.
+//
+// While it waits for data with nothing queued and w is a TCP connection,
+// the goroutine reading the HBONE connection writes arriving DATA to w
+// itself when the socket takes it without blocking (sink.go): the usual
+// request/response message then reaches w without waking this goroutine.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
+	sink := sinkFor(w)
 	s.mu.Lock()
 	for {
 		if s.localClosed {
@@ -190,7 +205,16 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 			s.mu.Unlock()
 			return total, errTimeout
 		}
+		s.sink = sink
 		s.waitData(nil)
+		s.sink = nil
+		total += s.sunk
+		s.sunk = 0
+		if err := s.sinkErr; err != nil {
+			s.sinkErr = nil
+			s.mu.Unlock()
+			return total, err
+		}
 	}
 }
 
@@ -250,6 +274,10 @@ func (s *Stream) deliver(b *[]byte, small []byte, frameLen int64, padding int64,
 		return false
 	}
 	s.recvWindow -= frameLen
+	wake, sunk := true, 0
+	if s.sink != nil && s.sinkErr == nil && s.rhead == len(s.rq) && !s.localClosed && s.rerr == nil {
+		b, small, sunk, padding, wake = s.deliverDirect(b, small, padding, end)
+	}
 	switch {
 	case s.localClosed || s.rerr != nil:
 		if b != nil {
@@ -272,8 +300,20 @@ func (s *Stream) deliver(b *[]byte, small []byte, frameLen int64, padding int64,
 	if end {
 		s.remoteEnded.Store(true)
 	}
-	s.rcond.Signal()
-	s.mu.Unlock()
+	if sp := s.spliced; sp != nil {
+		sp.n += s.sunk
+		s.sunk = 0
+		if wake {
+			s.kickSpliceLocked()
+		}
+	} else if wake {
+		s.rcond.Signal()
+	}
+	if sunk > 0 {
+		s.consumedLocked(sunk) // unlocks
+	} else {
+		s.mu.Unlock()
+	}
 	if padding > 0 {
 		s.c.creditConn(padding)
 	}
@@ -386,6 +426,7 @@ func (s *Stream) closeLocal(code ErrCode) {
 		}
 		s.rq, s.rhead, s.roff = nil, 0, 0
 		s.rcond.Broadcast()
+		s.kickSpliceLocked()
 		s.mu.Unlock()
 		s.c.kickIfHolding(s)
 		s.c.mu.Lock()
@@ -426,6 +467,7 @@ func (s *Stream) terminate(err error) {
 		s.rerr = err
 	}
 	s.rcond.Broadcast()
+	s.kickSpliceLocked()
 	s.mu.Unlock()
 	s.c.mu.Lock()
 	if s.werr == nil {

@@ -22,6 +22,15 @@ var errDenied = errors.New("denied")
 // inboundHBONE serves one CONNECT received on the pod's 15008.
 // id is the identity the pod's 15008 presents.
 func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID, open *openConns, req InboundRequest, s InboundStream) {
+	if k := p.openInboundHBONE(ctx, pod, id, open, req, s); k != nil {
+		k.carry()
+	}
+}
+
+// openInboundHBONE authorizes the CONNECT, connects to the application
+// and accepts the tunnel; it returns nil, having answered the request and
+// recorded the failure, when the connection cannot be carried.
+func (p *Proxy) openInboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID, open *openConns, req InboundRequest, s InboundStream) *carried {
 	rec := p.cfg.Recorder.Start()
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "HBONE"
 	rec.Labels.Reporter, rec.Labels.SecurityPolicy = "destination", "mutual_tls"
@@ -33,7 +42,7 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID
 		// New streams on a connection opened before the drain go elsewhere.
 		s.Reject(http.StatusServiceUnavailable)
 		rec.Failed("DC", errors.New("pod is draining"))
-		return
+		return nil
 	default:
 	}
 
@@ -41,27 +50,27 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID
 	if err != nil {
 		s.Reject(http.StatusBadRequest)
 		rec.Failed("NR", fmt.Errorf("authority %q: %w", req.Authority, err))
-		return
+		return nil
 	}
 	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
 	rec.DstAddr = target
 	if isZtunnelPort(target.Port()) {
 		s.Reject(http.StatusBadRequest)
 		rec.Failed("NR", fmt.Errorf("authority %s targets a ztunnel port", target))
-		return
+		return nil
 	}
 	dstW, err := p.localWorkload(ctx, pod, target.Addr())
 	if err != nil {
 		s.Reject(http.StatusServiceUnavailable)
 		rec.Failed("NR", err)
-		return
+		return nil
 	}
 	rec.Dst = peerOf(dstW, identity.ID{})
 	changed := p.cfg.Store.Changed()
 	if err := p.authorize(dstW, req.PeerAddr.Addr(), target, req.Peer); err != nil {
 		s.Reject(http.StatusUnauthorized)
 		rec.Failed("DENY", err)
-		return
+		return nil
 	}
 	// The application sees the client's address: the tunnel's source, or,
 	// through the destination's waypoint, the original client it forwards.
@@ -77,26 +86,29 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID
 	if err != nil {
 		s.Reject(http.StatusServiceUnavailable)
 		rec.Failed("UF", err)
-		return
+		return nil
 	}
 	tunnel, err := s.Accept()
 	if err != nil {
 		_ = upstream.Close()
 		rec.Failed("DC", err)
-		return
+		return nil
 	}
 	oc, remove := p.admit(pod, open, changed, authzInput{req.PeerAddr.Addr(), target, req.Peer}, tunnel, upstream)
-	defer remove()
-	rec.Opened()
 	// Bytes sent are towards the destination application.
-	sent, recv, err := splice(tunnel, upstream)
-	rec.AddSent(sent)
-	rec.AddReceived(recv)
-	rec.Closed(errors.Join(oc.revoked(), err))
+	return &carried{rec: rec, client: tunnel, upstream: upstream, oc: oc, remove: remove}
 }
 
 // inboundPlain serves one plaintext connection redirected to 15006.
 func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, open *openConns, c net.Conn) {
+	if k := p.openInboundPlain(ctx, pod, open, c); k != nil {
+		k.carry()
+	}
+}
+
+// openInboundPlain authorizes c and connects to the application; it
+// returns nil, the failure recorded, when c cannot be carried.
+func (p *Proxy) openInboundPlain(ctx context.Context, pod *inpod.Pod, open *openConns, c net.Conn) *carried {
 	rec := p.cfg.Recorder.Start()
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "TCP"
 	rec.Labels.Reporter = "destination"
@@ -105,35 +117,30 @@ func (p *Proxy) inboundPlain(ctx context.Context, pod *inpod.Pod, open *openConn
 	target, err := originalDst(c)
 	if err != nil {
 		rec.Failed("NR", err)
-		return
+		return nil
 	}
 	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
 	rec.DstAddr = target
 	dstW, err := p.localWorkload(ctx, pod, target.Addr())
 	if err != nil {
 		rec.Failed("NR", err)
-		return
+		return nil
 	}
 	rec.Dst = peerOf(dstW, identity.ID{})
 	changed := p.cfg.Store.Changed()
 	if err := p.authorize(dstW, rec.SrcAddr.Addr(), target, identity.ID{}); err != nil {
 		rec.Failed("DENY", err)
-		return
+		return nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 	upstream, err := p.dialApp(dctx, pod, rec.SrcAddr.Addr(), target)
 	cancel()
 	if err != nil {
 		rec.Failed("UF", err)
-		return
+		return nil
 	}
 	oc, remove := p.admit(pod, open, changed, authzInput{rec.SrcAddr.Addr(), target, identity.ID{}}, c, upstream)
-	defer remove()
-	rec.Opened()
-	sent, recv, err := splice(c, upstream)
-	rec.AddSent(sent)
-	rec.AddReceived(recv)
-	rec.Closed(errors.Join(oc.revoked(), err))
+	return &carried{rec: rec, client: c, upstream: upstream, oc: oc, remove: remove}
 }
 
 // localWorkload finds the workload at ip and checks it is pod. It waits,

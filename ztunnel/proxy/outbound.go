@@ -20,6 +20,14 @@ import (
 
 // outbound carries one connection the pod made, redirected to 15001.
 func (p *Proxy) outbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c net.Conn) {
+	if k := p.openOutbound(ctx, pod, id, c); k != nil {
+		k.carry()
+	}
+}
+
+// openOutbound resolves and dials the upstream of c; it returns nil, the
+// failure recorded, when the connection cannot be carried.
+func (p *Proxy) openOutbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c net.Conn) *carried {
 	rec := p.cfg.Recorder.Start()
 	rec.Direction, rec.Workload = "outbound", pod.UID
 	rec.Labels.Reporter = "source"
@@ -31,12 +39,12 @@ func (p *Proxy) outbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c 
 	}
 	if err != nil {
 		rec.Failed("NR", err)
-		return
+		return nil
 	}
 	rec.DstAddr = dst
 	if id.IsZero() {
 		rec.Failed("UAEX", errors.New("pod has no valid identity"))
-		return
+		return nil
 	}
 	srcW := p.cfg.Store.WorkloadByIP(wds.NetAddr{Network: p.cfg.Network, IP: rec.SrcAddr.Addr()})
 	rec.Src = peerOf(srcW, id)
@@ -44,7 +52,7 @@ func (p *Proxy) outbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c 
 	// Fail closed: no decision before the first xDS state has arrived.
 	if err := p.waitSynced(ctx); err != nil {
 		rec.Failed("NC", err)
-		return
+		return nil
 	}
 	r, err := p.resolve(ctx, srcW, dst)
 	fillDst(rec, r)
@@ -54,7 +62,7 @@ func (p *Proxy) outbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c 
 			flags = "NR"
 		}
 		rec.Failed(flags, err)
-		return
+		return nil
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
@@ -66,13 +74,9 @@ func (p *Proxy) outbound(ctx context.Context, pod *inpod.Pod, id identity.ID, c 
 			flags = "DENY"
 		}
 		rec.Failed(flags, err)
-		return
+		return nil
 	}
-	rec.Opened()
-	sent, recv, err := splice(c, upstream)
-	rec.AddSent(sent)
-	rec.AddReceived(recv)
-	rec.Closed(err)
+	return &carried{rec: rec, client: c, upstream: upstream}
 }
 
 func (p *Proxy) dialOutbound(ctx context.Context, pod *inpod.Pod, id identity.ID, rec *telemetry.Conn, r route) (net.Conn, error) {

@@ -6,15 +6,99 @@ import (
 	"net"
 	"sync"
 	"syscall"
+
+	"github.com/weftmesh/weft/ztunnel/telemetry"
 )
 
 type closeWriter interface{ CloseWrite() error }
+
+// streamSplicer is implemented by tunnels that copy what they receive to a
+// TCP connection without a goroutine waiting on them (pkg/hbone's Stream).
+type streamSplicer interface {
+	SpliceTo(dst *net.TCPConn, done func(n int64, err error)) error
+}
+
+// copied is the outcome of one direction of a splice.
+type copied struct {
+	n   int64
+	err error
+}
+
+// carried is a connection ready to be carried: its record, the client
+// side (the pod's connection or the tunnel), the upstream, and for inbound
+// connections their entry in the pod's re-checked set.
+type carried struct {
+	rec              *telemetry.Conn
+	client, upstream net.Conn
+	oc               *openConn
+	remove           func()
+}
+
+// carry splices the connection until both directions end and records it.
+func (k *carried) carry() {
+	if k.remove != nil {
+		defer k.remove()
+	}
+	k.rec.Opened()
+	sent, recv, err := splice(k.client, k.upstream)
+	k.rec.AddSent(sent)
+	k.rec.AddReceived(recv)
+	if k.oc != nil {
+		err = errors.Join(k.oc.revoked(), err)
+	}
+	k.rec.Closed(err)
+}
 
 // splice copies both ways between a (the client side) and b (the upstream)
 // until both directions end, passing half-closes on, and returns the bytes
 // sent a→b and received b→a. The first error other than a clean end is
 // returned. Both conns are closed on return.
+//
+// When one side is an HBONE stream and the other a TCP connection, the
+// stream→TCP direction runs without a goroutine of its own (the HBONE
+// connection's reader writes to the TCP socket), so an idle connection
+// costs one goroutine per ztunnel side instead of two.
 func splice(a, b net.Conn) (sent, recv int64, err error) {
+	// The async paths live in functions of their own with small frames: a
+	// parked connection's goroutine then holds a stack the garbage
+	// collector can shrink.
+	if tcp, ok := a.(*net.TCPConn); ok {
+		if st, ok := b.(streamSplicer); ok {
+			if ch, ok := spliceAsync(st, tcp, a, b); ok {
+				return spliceFrom(a, b, ch)
+			}
+		}
+	}
+	if tcp, ok := b.(*net.TCPConn); ok {
+		if st, ok := a.(streamSplicer); ok {
+			if ch, ok := spliceAsync(st, tcp, a, b); ok {
+				return spliceTo(a, b, ch)
+			}
+		}
+	}
+	return spliceBoth(a, b)
+}
+
+// spliceFrom copies a→b on this goroutine while b→a runs as ch.
+func spliceFrom(a, b net.Conn, ch <-chan copied) (sent, recv int64, err error) {
+	sent, errUp := copyHalf(b, a)
+	r := <-ch
+	_ = a.Close()
+	_ = b.Close()
+	return sent, r.n, errors.Join(quiet(errUp), quiet(r.err))
+}
+
+// spliceTo copies b→a on this goroutine while a→b runs as ch.
+func spliceTo(a, b net.Conn, ch <-chan copied) (sent, recv int64, err error) {
+	recv, errDown := copyHalf(a, b)
+	r := <-ch
+	_ = a.Close()
+	_ = b.Close()
+	return r.n, recv, errors.Join(quiet(r.err), quiet(errDown))
+}
+
+// spliceBoth copies each direction on a goroutine of its own.
+func spliceBoth(a, b net.Conn) (sent, recv int64, err error) {
 	var wg sync.WaitGroup
 	var errUp, errDown error
 	wg.Add(1)
@@ -27,6 +111,21 @@ func splice(a, b net.Conn) (sent, recv int64, err error) {
 	_ = a.Close()
 	_ = b.Close()
 	return sent, recv, errors.Join(quiet(errUp), quiet(errDown))
+}
+
+// spliceAsync starts copying src to dst with SpliceTo; a failed copy
+// closes both a and b so that the other direction stops too, as copyHalf
+// does. It reports false if src cannot be spliced.
+func spliceAsync(src streamSplicer, dst *net.TCPConn, a, b net.Conn) (<-chan copied, bool) {
+	ch := make(chan copied, 1)
+	err := src.SpliceTo(dst, func(n int64, err error) {
+		if err != nil {
+			_ = a.Close()
+			_ = b.Close()
+		}
+		ch <- copied{n, err}
+	})
+	return ch, err == nil
 }
 
 // copyHalf copies src to dst, then half-closes dst; on a copy error it
