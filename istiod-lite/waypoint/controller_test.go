@@ -205,3 +205,38 @@ func TestStatusForKeepsTransitionTimes(t *testing.T) {
 		t.Errorf("addresses %+v", st.Addresses)
 	}
 }
+
+// TestControllerRecreatedGateway: a Gateway deleted and created again
+// under the same name (a new UID) gets its objects re-owned, and status
+// for its own generation.
+func TestControllerRecreatedGateway(t *testing.T) {
+	ctx := context.Background()
+	h := start(t, testGateway())
+	eventually(t, "deployment owned by the first Gateway", func() (bool, error) {
+		d, err := h.kube.AppsV1().Deployments("demo").Get(ctx, "waypoint", metav1.GetOptions{})
+		return err == nil && metav1.GetControllerOf(d).UID == "gw-uid-1", nil
+	})
+	if err := h.gw.GatewayV1().Gateways("demo").Delete(ctx, "waypoint", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gw := testGateway()
+	gw.UID = "gw-uid-2"
+	if _, err := h.gw.GatewayV1().Gateways("demo").Create(ctx, gw, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deployment and service owned by the new Gateway", func() (bool, error) {
+		d, err := h.kube.AppsV1().Deployments("demo").Get(ctx, "waypoint", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		s, err := h.kube.CoreV1().Services("demo").Get(ctx, "waypoint", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(d.OwnerReferences) == 1 && d.OwnerReferences[0].UID == "gw-uid-2" &&
+			len(s.OwnerReferences) == 1 && s.OwnerReferences[0].UID == "gw-uid-2", nil
+	})
+	eventually(t, "status on the new Gateway", func() (bool, error) {
+		return h.condition(t, "demo", "waypoint", "Accepted") != nil, nil
+	})
+}
