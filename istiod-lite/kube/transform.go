@@ -47,9 +47,16 @@ func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	return out
 }
 
-// slimPod keeps the pod in the model's compact form.
+// slimPod keeps the pod in the model's compact form, sharing equal label
+// and annotation maps and strings among pods (the model and the CA read
+// them, never write).
 func slimPod(p *corev1.Pod) *model.Pod {
 	p.ObjectMeta = slimMeta(p.ObjectMeta)
+	p.Labels = podLabels.intern(p.Labels)
+	p.Annotations = podAnnotations.intern(p.Annotations)
+	p.Namespace = internString(p.Namespace)
+	p.Spec.NodeName = internString(p.Spec.NodeName)
+	p.Spec.ServiceAccountName = internString(p.Spec.ServiceAccountName)
 	return model.PodFrom(p)
 }
 

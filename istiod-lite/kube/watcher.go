@@ -65,16 +65,19 @@ const managedByController = discoveryv1.LabelManagedBy + "!=endpointslice-contro
 
 // Watcher owns the informers. Create with New, then Run.
 type Watcher struct {
-	log       *slog.Logger
-	core      informers.SharedInformerFactory
-	slices    informers.SharedInformerFactory
-	istio     istioinformers.SharedInformerFactory
-	gateway   gatewayinformers.SharedInformerFactory
-	synced    []cache.InformerSynced
-	pods      *PodIndex
-	order     *syncOrder
-	startedAt time.Time
-	syncedAt  chan time.Time
+	log     *slog.Logger
+	core    informers.SharedInformerFactory
+	slices  informers.SharedInformerFactory
+	istio   istioinformers.SharedInformerFactory
+	gateway gatewayinformers.SharedInformerFactory
+	synced  []cache.InformerSynced
+	pods    *PodIndex
+	order   *syncOrder
+	// discovered caches API discovery answers during set-up (New and the
+	// Watch methods run one after another, before Run).
+	discovered map[string]discovery
+	startedAt  time.Time
+	syncedAt   chan time.Time
 }
 
 // New builds the informers and registers sink's handlers. It does not
@@ -140,7 +143,7 @@ func (w *Watcher) served(kube kubernetes.Interface, check bool, gv string, resou
 	if !check {
 		return true
 	}
-	list, err := kube.Discovery().ServerResourcesForGroupVersion(gv)
+	list, err := w.discover(kube, gv)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			w.log.Warn("API group not served; its kinds are ignored until restart", "groupVersion", gv)
@@ -161,6 +164,28 @@ func (w *Watcher) served(kube kubernetes.Interface, check bool, gv string, resou
 		}
 	}
 	return true
+}
+
+// discover asks API discovery for gv's resources once; the Istio and
+// Gateway API groups are checked by more than one caller at start-up.
+func (w *Watcher) discover(kube kubernetes.Interface, gv string) (*metav1.APIResourceList, error) {
+	if r, ok := w.discovered[gv]; ok {
+		return r.list, r.err
+	}
+	list, err := kube.Discovery().ServerResourcesForGroupVersion(gv)
+	if err == nil || apierrors.IsNotFound(err) {
+		if w.discovered == nil {
+			w.discovered = map[string]discovery{}
+		}
+		w.discovered[gv] = discovery{list, err}
+	}
+	return list, err
+}
+
+// discovery is one API discovery answer.
+type discovery struct {
+	list *metav1.APIResourceList
+	err  error
 }
 
 // Run starts the informers and blocks until ctx ends, then stops them.
