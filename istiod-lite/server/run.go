@@ -43,6 +43,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
 	rc.UserAgent = "istiod-lite"
+	// No gzip: inside a cluster bandwidth is cheap, and compressing the
+	// initial lists costs the API server and istiod-lite CPU at start-up.
+	rc.DisableCompression = true
 	// Built-in kinds in protobuf: much cheaper to decode than JSON.
 	pc := rest.CopyConfig(rc)
 	pc.ContentType = "application/vnd.kubernetes.protobuf"
