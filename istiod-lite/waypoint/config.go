@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/weftmesh/weft/pkg/version"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -75,14 +75,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DefaultImage is weft/waypoint tagged with this binary's module version
-// ("dev" for a development build).
+// DefaultImage is weft/waypoint tagged with this build's version (what
+// `make images` tags every image with; "dev" for an unstamped build).
 func DefaultImage() string {
-	tag := "dev"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		tag = bi.Main.Version
-	}
-	return "weft/" + ImageRepository + ":" + tag
+	return "weft/" + ImageRepository + ":" + version.Version
 }
 
 // ImageFor derives the waypoint image from istiod-lite's own image: the
