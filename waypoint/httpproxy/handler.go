@@ -39,6 +39,22 @@ type Dialer interface {
 	Dial(ctx context.Context, ep netip.AddrPort, hdr http.Header) (net.Conn, error)
 }
 
+// Tracer makes the waypoint a hop of each request's trace;
+// tracing.Exporter implements it with span export.
+type Tracer interface {
+	// Start continues or starts r's trace, rewriting its trace headers
+	// for the upstream request, and returns the trace id and the function
+	// that ends the waypoint's span.
+	Start(r *http.Request, name string) (traceID string, end func(status int, err error))
+}
+
+// propagator continues traces without exporting spans.
+type propagator struct{}
+
+func (propagator) Start(r *http.Request, _ string) (string, func(int, error)) {
+	return telemetry.Propagate(r.Header).TraceIDString(), func(int, error) {}
+}
+
 // Config configures a Handler.
 type Config struct {
 	Mesh Mesh
@@ -56,6 +72,9 @@ type Config struct {
 	Network string
 	// Rand draws fault injection percentages; nil uses math/rand/v2.
 	Rand func() float64
+	// Tracer continues traces; nil propagates trace context without
+	// exporting spans.
+	Tracer Tracer
 	// RetryBufferLimit is the request body size up to which a request can
 	// be retried or mirrored (default 64 KiB).
 	RetryBufferLimit int
@@ -75,6 +94,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = propagator{}
 	}
 	if cfg.RetryBufferLimit == 0 {
 		cfg.RetryBufferLimit = 64 << 10
@@ -103,7 +125,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", newRequestID())
 	}
 	rec.RequestID = r.Header.Get("X-Request-Id")
-	rec.TraceID = telemetry.Propagate(r.Header).TraceIDString()
+	traceID, endSpan := h.cfg.Tracer.Start(r, spanName(f))
+	rec.TraceID = traceID
 	body := &countingBody{rc: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
@@ -113,6 +136,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.RequestBytes = headerSize(r.Header) + body.n
 		rec.ResponseBytes = headerSize(cw.Header()) + cw.n
 		rec.Code = cw.status()
+		endSpan(rec.Code, rec.Err)
 		h.cfg.Recorder.Done(rec)
 	}()
 	normalizePath(r)
@@ -265,4 +289,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// spanName names the waypoint's span after the destination, as
+// "<hostname>:<port>" (or the pod address).
+func spanName(f *flow.Flow) string {
+	if h := f.Destination.Hostname(); h != "" {
+		return h + ":" + strconv.Itoa(int(f.Destination.Port))
+	}
+	return f.Destination.Authority.String()
 }

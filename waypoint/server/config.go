@@ -41,6 +41,10 @@ type Config struct {
 	// SniffTimeout bounds waiting for a client's first bytes on a port with
 	// no declared protocol before treating it as TCP.
 	SniffTimeout time.Duration
+	// OTLPEndpoint, when set, exports request spans to this OTLP/gRPC
+	// collector (host:port); OTLPInsecure sends them without TLS.
+	OTLPEndpoint string
+	OTLPInsecure bool
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -89,6 +93,11 @@ func (c Config) Validate() error {
 		return errors.New("trust-domain and domain-suffix: required")
 	case c.DrainTimeout <= 0 || c.ConnectTimeout <= 0 || c.SniffTimeout <= 0:
 		return errors.New("drain-timeout, connect-timeout and sniff-timeout: must be positive")
+	}
+	if c.OTLPEndpoint != "" {
+		if _, _, err := net.SplitHostPort(c.OTLPEndpoint); err != nil {
+			return fmt.Errorf("otlp-endpoint %q: want host:port: %w", c.OTLPEndpoint, err)
+		}
 	}
 	if _, err := c.Identity(); err != nil {
 		return fmt.Errorf("waypoint identity: %w", err)

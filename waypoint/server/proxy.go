@@ -41,6 +41,8 @@ type ProxyConfig struct {
 	AnyDestination bool
 	// ConnectTimeout, SniffTimeout and DrainTimeout: see Config.
 	ConnectTimeout, SniffTimeout, DrainTimeout time.Duration
+	// Tracer continues traces (and may export spans); nil only propagates.
+	Tracer httpproxy.Tracer
 	// DialTCP opens upstream TCP connections (to endpoints' ztunnels);
 	// nil dials directly. HBONEPort is the endpoints' ztunnel port
 	// (default 15008).
@@ -86,7 +88,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	}
 	h, err := httpproxy.NewHandler(httpproxy.Config{Mesh: cfg.Mesh, HTTP1: trans.HTTP1, HTTP2: trans.HTTP2,
 		Dialer: dialer, Backends: backends, Config: cfg.L7.Current, Recorder: cfg.Recorder,
-		Gateway: cfg.Gateway, Network: cfg.Network, Log: cfg.Log})
+		Gateway: cfg.Gateway, Network: cfg.Network, Tracer: cfg.Tracer, Log: cfg.Log})
 	if err != nil {
 		_ = dialer.Close()
 		return nil, err

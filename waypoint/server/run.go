@@ -19,8 +19,10 @@ import (
 	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/pkg/xds"
 	"github.com/weftmesh/weft/waypoint/admin"
+	"github.com/weftmesh/weft/waypoint/httpproxy"
 	"github.com/weftmesh/weft/waypoint/l7config"
 	"github.com/weftmesh/weft/waypoint/telemetry"
+	"github.com/weftmesh/weft/waypoint/tracing"
 )
 
 // Run runs the waypoint until ctx ends, then drains: the HBONE listener
@@ -75,6 +77,23 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	mesh.SetSubscriber(xdsClient)
 
+	var tracer httpproxy.Tracer
+	if cfg.OTLPEndpoint != "" {
+		exp, err := tracing.New(ctx, tracing.Config{
+			Endpoint: cfg.OTLPEndpoint, Insecure: cfg.OTLPInsecure, ServiceName: cfg.GatewayName + "." + cfg.PodNamespace,
+			Attributes: map[string]string{"k8s.namespace.name": cfg.PodNamespace, "k8s.pod.name": cfg.PodName},
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = exp.Shutdown(sctx)
+		}()
+		tracer = exp
+	}
+
 	var addrs []netip.Addr
 	if cfg.PodIP.IsValid() {
 		addrs = append(addrs, cfg.PodIP)
@@ -83,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Identity: id, Certs: certs, Mesh: mesh, L7: l7, Recorder: rec, Network: cfg.Network,
 		Gateway: cfg.PodNamespace + "/" + cfg.GatewayName, ServiceKey: cfg.ServiceKey(), Addrs: addrs,
 		ConnectTimeout: cfg.ConnectTimeout, SniffTimeout: cfg.SniffTimeout, DrainTimeout: cfg.DrainTimeout,
-		Log: logs.Logger("proxy"),
+		Tracer: tracer, Log: logs.Logger("proxy"),
 	})
 	if err != nil {
 		return err
@@ -189,6 +208,7 @@ func redacted(cfg Config) map[string]any {
 		"podNamespace": cfg.PodNamespace, "gatewayName": cfg.GatewayName, "serviceAccount": cfg.ServiceAccount,
 		"hboneAddress": cfg.HBONEAddr, "drainTimeout": cfg.DrainTimeout.String(),
 		"connectTimeout": cfg.ConnectTimeout.String(), "sniffTimeout": cfg.SniffTimeout.String(),
+		"otlpEndpoint": cfg.OTLPEndpoint,
 	}
 }
 
