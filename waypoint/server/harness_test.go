@@ -159,6 +159,17 @@ func backendHandler(name string, hits *atomic.Int64) http.Handler {
 	var calls atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
+		if r.Method == http.MethodConnect { // a toy proxy that echoes
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = brw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
+			_ = brw.Flush()
+			_, _ = io.Copy(c, brw)
+			return
+		}
 		switch r.URL.Path {
 		case "/flaky": // every other request fails
 			if calls.Add(1)%2 == 1 {

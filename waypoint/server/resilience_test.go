@@ -137,7 +137,20 @@ func TestCircuitBreakerSheds(t *testing.T) {
 }
 
 func TestUpgradePassedThrough(t *testing.T) {
+	tests := []struct {
+		name, request string
+		want          int
+	}{
+		{"upgrade", "GET /upgrade HTTP/1.1\r\nHost: echo.demo.svc.cluster.local\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n", http.StatusSwitchingProtocols},
+		{"connect", "CONNECT db.example:5432 HTTP/1.1\r\nHost: db.example:5432\r\n\r\n", http.StatusOK},
+	}
 	m := newMesh(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { m.passThrough(t, tt.request, tt.want) })
+	}
+}
+
+func (m *mesh) passThrough(t *testing.T, request string, want int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := m.tunnel(ctx, echoVIP)
@@ -145,15 +158,15 @@ func TestUpgradePassedThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, _ = io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: echo.demo.svc.cluster.local\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	_, _ = io.WriteString(c, request)
 	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	resp, err := http.ReadResponse(br, &http.Request{Method: strings.Fields(request)[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status %d, want 101", resp.StatusCode)
+	if resp.StatusCode != want {
+		t.Fatalf("status %d, want %d", resp.StatusCode, want)
 	}
 	_, _ = io.WriteString(c, "ping over the upgraded stream")
 	got := make([]byte, len("ping over the upgraded stream"))
