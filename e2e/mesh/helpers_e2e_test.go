@@ -176,9 +176,11 @@ func httpURL(p corev1.Pod, path string) string {
 
 // labelNamespace sets (value != "") or removes the dataplane-mode label of
 // ns and waits until every running pod there that follows the namespace
-// has the redirection annotation it implies.
-func (e *meshEnv) labelNamespace(ctx context.Context, t *testing.T, ns, value string) {
+// has the redirection annotation it implies. It returns the time from
+// running kubectl label to that.
+func (e *meshEnv) labelNamespace(ctx context.Context, t *testing.T, ns, value string) time.Duration {
 	t.Helper()
+	labelled := time.Now()
 	arg := ambientLabel + "-"
 	if value != "" {
 		arg = ambientLabel + "=" + value
@@ -207,6 +209,7 @@ func (e *meshEnv) labelNamespace(ctx context.Context, t *testing.T, ns, value st
 		t.Fatalf("namespace %s %s=%q: pods not (un)enrolled: %v", ns, ambientLabel, value, err)
 	}
 	t.Logf("namespace %s %s=%q: every pod's redirection annotation followed in %s", ns, ambientLabel, value, time.Since(start).Round(10*time.Millisecond))
+	return time.Since(labelled)
 }
 
 // eventually polls f every 200 ms for up to d and fails with its last error.

@@ -3,20 +3,25 @@
 package mesh_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // weftctl runs the built weftctl binary against the lab and returns its
@@ -165,6 +170,11 @@ func TestWeftctlCheck(t *testing.T) {
 	t.Run("CNI agent stopped on one node", func(t *testing.T) {
 		e.checkGreen(ctx, t)
 		node := e.c.Plan.Nodes[len(e.c.Plan.Nodes)-1].Name
+		// A pod on that node, running before the agent stops: enrolling
+		// its namespace then cannot finish, and enroll --wait says why.
+		const stuckNS = "weftctl-stuck"
+		e.useNamespace(ctx, t, stuckNS)
+		stuck := e.startPod(ctx, t, stuckNS, "stuck-0", "stuck", node, nil)
 		patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/hostname","operator":"NotIn","values":[%q]}]}]}}}}}}}`, node)
 		if _, err := e.kubectl(ctx, nil, "-n", "weft-system", "patch", "daemonset/weft-cni-agent", "--type=strategic", "-p", patch); err != nil {
 			t.Fatal(err)
@@ -185,6 +195,15 @@ func TestWeftctlCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.checkFails(ctx, t, "every node has a ready CNI agent", "node "+node+": no weft-cni-agent pod")
+
+		out, code := e.weftctl(ctx, t, "namespace", "enroll", stuckNS, "--wait", "--timeout", "10s")
+		t.Cleanup(func() { e.weftctl(context.Background(), t, "namespace", "unenroll", stuckNS) })
+		if code == 0 || !strings.Contains(out, "1 pod(s) in "+stuckNS+" not ready") || !strings.Contains(out, stuck.Name) ||
+			!strings.Contains(out, "no weft-cni-agent pod on node "+node) {
+			t.Errorf("weftctl namespace enroll %s --wait with the agent stopped on %s (exit %d) does not name the stuck pod and why:\n%s", stuckNS, node, code, out)
+		} else {
+			t.Logf("weftctl namespace enroll --wait (exit %d):\n%s", code, out)
+		}
 	})
 
 	t.Run("namespace label typo", func(t *testing.T) {
@@ -196,8 +215,153 @@ func TestWeftctlCheck(t *testing.T) {
 		}
 		e.checkFails(ctx, t, "dataplane-mode labels are valid", "namespace "+ns, "ambinet")
 	})
-	// A pod whose redirect rules were removed by hand is not covered: the
-	// CNI agent reports no per-pod rule check, so weftctl cannot see it.
+
+	t.Run("redirect rules removed by hand", func(t *testing.T) {
+		e.labelNamespace(ctx, t, "demo", "ambient")
+		t.Cleanup(func() { e.labelNamespace(context.Background(), t, "demo", "") })
+		client, _ := e.clientAndServer(ctx, t)
+		e.checkGreen(ctx, t)
+		// Remove the inbound capture and the ip rule, and keep removing
+		// them while weftctl looks, as a tool on the node fighting the
+		// agent would: the agent re-applies drifted rules every 30 s.
+		tamper := "iptables -t nat -F WEFT_PRERT; ip rule del fwmark 0x111/0xfff lookup 100 2>/dev/null; true"
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				_, _ = e.exec(ctx, client.Namespace, client.Name, "bash", "-c", tamper)
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+		stopTamper := sync.OnceFunc(func() { close(stop); <-done })
+		t.Cleanup(stopTamper)
+		e.checkFails(ctx, t, "enrolled pods' redirect rules are in place", "demo/"+client.Name, "nat/WEFT_PRERT: rule missing", "ip rule fwmark 0x111/0xfff lookup 100 missing")
+
+		out, code := e.weftctl(ctx, t, "node", "diagnose", client.Spec.NodeName, "-o", "json")
+		var r struct {
+			Pods []struct {
+				Pod   string `json:"pod"`
+				Rules string `json:"redirectRules"`
+			} `json:"pods"`
+			Problems []string `json:"problems"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("node diagnose -o json (exit %d): %v\n%s", code, err, out)
+		}
+		drifted := false
+		for _, p := range r.Pods {
+			drifted = drifted || p.Pod == "demo/"+client.Name && p.Rules == "drifted"
+		}
+		if code == 0 || !drifted {
+			t.Errorf("node diagnose %s (exit %d) does not report %s's rules drifted:\n%s", client.Spec.NodeName, code, client.Name, out)
+		}
+
+		// Left alone, the agent puts every rule back.
+		stopTamper()
+		eventually(ctx, t, 75*time.Second, "the agent re-applies "+client.Name+"'s rules", func() error {
+			rules := e.rulesIn(ctx, t, client)
+			for _, want := range []string{"fwmark 0x111/0xfff lookup 100", "--to-ports 15006", "--to-ports 15001"} {
+				if !strings.Contains(rules, want) {
+					return fmt.Errorf("%q missing:\n%s", want, rules)
+				}
+			}
+			return nil
+		})
+		e.checkGreen(ctx, t)
+		ev, err := e.kubectl(ctx, nil, "-n", "demo", "get", "events", "--field-selector", "involvedObject.name="+client.Name+",reason=RedirectRulesRepaired", "-o", "name")
+		if err != nil || strings.TrimSpace(ev) == "" {
+			t.Errorf("no RedirectRulesRepaired event on %s: %v %q", client.Name, err, ev)
+		}
+	})
+}
+
+// TestWeftctlNamespaceEnroll: `weftctl namespace enroll NAME --wait`
+// labels a namespace and returns once its running pods (one per node) are
+// redirected, in the mesh with their identity; `unenroll --wait` returns
+// once they are released with no rule left; an unknown namespace is an
+// error that says what to do.
+func TestWeftctlNamespaceEnroll(t *testing.T) {
+	e := requireEnv(t)
+	ctx := testCtx(t)
+	const ns = "weftctl-enroll"
+	e.useNamespace(ctx, t, ns)
+	var pods []corev1.Pod
+	for i, n := range e.c.Plan.Nodes {
+		pods = append(pods, e.startPod(ctx, t, ns, fmt.Sprintf("app-%d", i), "app", n.Name, nil))
+	}
+	annotations := func() map[string]string {
+		got := map[string]string{}
+		for _, p := range pods {
+			cur, err := e.cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[p.Name] = cur.Annotations[redirectionAnnot]
+		}
+		return got
+	}
+
+	start := time.Now()
+	out, code := e.weftctl(ctx, t, "namespace", "enroll", ns, "--wait", "--timeout", "60s")
+	t.Cleanup(func() { e.weftctl(context.Background(), t, "namespace", "unenroll", ns) })
+	if code != 0 || !strings.Contains(out, "all pods in "+ns+" are redirected") {
+		t.Fatalf("weftctl namespace enroll %s --wait (exit %d):\n%s", ns, code, out)
+	}
+	t.Logf("weftctl namespace enroll --wait returned in %s", time.Since(start).Round(10*time.Millisecond))
+	for name, a := range annotations() {
+		if a != "enabled" {
+			t.Errorf("after enroll --wait returned, pod %s has %s=%q", name, redirectionAnnot, a)
+		}
+	}
+	nsObj, err := e.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil || nsObj.Labels[ambientLabel] != "ambient" {
+		t.Fatalf("namespace %s labels %v (%v)", ns, nsObj.Labels, err)
+	}
+	for _, p := range pods {
+		if left, err := e.inPodLeftovers(ctx, p); err != nil || len(left) == 0 {
+			t.Errorf("no redirect rules in %s after enroll: %v", p.Name, err)
+		}
+	}
+	if len(pods) > 1 {
+		zs := e.ztunnelOn(ctx, t, pods[1].Spec.NodeName)
+		labels := []string{`source_principal="spiffe://cluster.local/ns/` + ns + `/sa/app"`, `destination_workload_namespace="` + ns + `"`,
+			`connection_security_policy="mutual_tls"`, `reporter="destination"`}
+		before := e.opened(ctx, t, zs, labels...)
+		mustCall(ctx, t, e, pods[0], "--url", httpURL(pods[1], "/enrolled"))
+		eventually(ctx, t, 5*time.Second, "the call from "+pods[0].Name+" counted as mTLS with its identity", func() error {
+			if n := e.opened(ctx, t, zs, labels...); n <= before {
+				return fmt.Errorf("%s counts %v mTLS connections from %s, %v before", zs.Name, n, ns, before)
+			}
+			return nil
+		})
+	}
+
+	out, code = e.weftctl(ctx, t, "namespace", "unenroll", ns, "--wait", "--timeout", "60s")
+	if code != 0 || !strings.Contains(out, "all pods in "+ns+" are released") {
+		t.Fatalf("weftctl namespace unenroll %s --wait (exit %d):\n%s", ns, code, out)
+	}
+	for name, a := range annotations() {
+		if a != "" {
+			t.Errorf("after unenroll --wait returned, pod %s has %s=%q", name, redirectionAnnot, a)
+		}
+	}
+	for _, p := range pods {
+		if left, err := e.inPodLeftovers(ctx, p); err != nil || len(left) != 0 {
+			t.Errorf("rules left in %s after unenroll: %q %v", p.Name, left, err)
+		}
+	}
+	if nsObj, err := e.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil || nsObj.Labels[ambientLabel] != "" {
+		t.Errorf("namespace %s still labelled: %v (%v)", ns, nsObj.Labels, err)
+	}
+
+	out, code = e.weftctl(ctx, t, "namespace", "enroll", "no-such-namespace")
+	if code == 0 || !strings.Contains(out, `namespace "no-such-namespace" not found`) || !strings.Contains(out, "kubectl get namespaces") {
+		t.Errorf("enroll of a missing namespace (exit %d) does not say what to do:\n%s", code, out)
+	}
 }
 
 // explainReport is `weftctl x explain -o json`.
@@ -400,5 +564,68 @@ func TestWeftctlZtunnelConfigAndVersion(t *testing.T) {
 	text, code := e.weftctl(ctx, t, "version")
 	if code != 0 || !strings.Contains(text, v.Client) {
 		t.Errorf("weftctl version (exit %d) does not print the client version %q:\n%s", code, v.Client, text)
+	}
+}
+
+// TestWeftctlBugReport: bug-report writes a tarball with the check
+// output, versions, every ztunnel's config dump and every CNI agent's
+// rule report, and no private key.
+func TestWeftctlBugReport(t *testing.T) {
+	e := requireEnv(t)
+	ctx := testCtx(t)
+	e.labelNamespace(ctx, t, "demo", "ambient")
+	t.Cleanup(func() { e.labelNamespace(context.Background(), t, "demo", "") })
+	file := filepath.Join(t.TempDir(), "report.tar.gz")
+	out, code := e.weftctl(ctx, t, "bug-report", "--file", file, "--since", "10m")
+	if code != 0 || !strings.Contains(out, "wrote "+file) {
+		t.Fatalf("weftctl bug-report (exit %d):\n%s", code, out)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	files := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = string(b)
+	}
+	for _, want := range []string{"weft-bug-report/check.json", "weft-bug-report/version.json"} {
+		if _, ok := files[want]; !ok {
+			t.Errorf("report lacks %s", want)
+		}
+	}
+	dumps, agents := 0, 0
+	for name, body := range files {
+		if strings.Contains(body, "PRIVATE KEY-----\n") && !strings.Contains(body, "[REDACTED]") {
+			t.Errorf("%s holds a private key", name)
+		}
+		switch {
+		case strings.HasPrefix(name, "weft-bug-report/ztunnel/") && strings.HasSuffix(name, "/config_dump.json"):
+			dumps++
+		case strings.HasPrefix(name, "weft-bug-report/weft-cni-agent/") && strings.HasSuffix(name, "/pods.json"):
+			agents++
+			if !strings.Contains(body, `"namespace":"demo"`) {
+				t.Errorf("%s does not list the enrolled demo pods:\n%s", name, body)
+			}
+		}
+	}
+	if n := len(e.c.Plan.Nodes); dumps != n || agents != n {
+		t.Errorf("report has %d ztunnel config dumps and %d CNI agent pod reports, want %d each; files: %d", dumps, agents, n, len(files))
 	}
 }
