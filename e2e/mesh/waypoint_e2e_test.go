@@ -369,8 +369,12 @@ func (w *wpEnv) checkDeployed(ctx context.Context, t *testing.T) {
 		t.Errorf("waypoint pod %s=%q, want none", ambientLabel, p.Labels[ambientLabel])
 	}
 	out, code := w.e.weftctl(ctx, t, "waypoint", "list", "-n", wpNS)
-	if code != 0 || !regexpFields(out, wpNS, wpName, "default", "True") {
+	if code != 0 || !hasFieldsLine(out, wpNS, wpName, "default", "True") {
 		t.Errorf("weftctl waypoint list: exit %d\n%s", code, out)
+	}
+	out, code = w.e.weftctl(ctx, t, "waypoint", "status", "-n", wpNS)
+	if code != 0 || !hasFieldsPrefix(out, wpNS, wpName, "True", "Programmed", "Programmed") {
+		t.Errorf("weftctl waypoint status: exit %d\n%s", code, out)
 	}
 	ns, err := w.e.cs.CoreV1().Namespaces().Get(ctx, wpNS, metav1.GetOptions{})
 	if err != nil || ns.Labels["istio.io/use-waypoint"] != wpName {
@@ -378,11 +382,23 @@ func (w *wpEnv) checkDeployed(ctx context.Context, t *testing.T) {
 	}
 }
 
-// regexpFields reports whether some line of out has exactly these
+// hasFieldsLine reports whether some line of out has exactly these
 // whitespace-separated fields.
-func regexpFields(out string, fields ...string) bool {
+func hasFieldsLine(out string, fields ...string) bool {
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Join(strings.Fields(l), " ") == strings.Join(fields, " ") {
+			return true
+		}
+	}
+	return false
+}
+
+// hasFieldsPrefix reports whether some line of out starts with these
+// whitespace-separated fields.
+func hasFieldsPrefix(out string, fields ...string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= len(fields) && strings.Join(f[:len(fields)], " ") == strings.Join(fields, " ") {
 			return true
 		}
 	}
