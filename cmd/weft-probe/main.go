@@ -3,7 +3,7 @@
 //
 //	weft-probe stream --target ip:9000 [--target ...] [--duration 60s] [--concurrency 16]
 //	                  [--min-size 1] [--max-size 4194304] [--chunk 32768] [--pace 20ms]
-//	                  [--timeout 30s] [--seed N] [--count N]
+//	                  [--timeout 30s] [--seed N] [--count N] [--window 1m]
 //	weft-probe hbone --addr ip:15008 --authority ip:port [--cert F --key F] [-H "Name: value"]...
 //
 // Each prints one JSON report on stdout.
@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string) error {
 		fs.IntVar(&cfg.Chunk, "chunk", 32<<10, "write size (bytes)")
 		fs.DurationVar(&cfg.Pace, "pace", 20*time.Millisecond, "pause between writes")
 		fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "bound on each connection")
+		fs.DurationVar(&cfg.Window, "window", 0, "report per window of this length (0: no windows)")
 		fs.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "payload seed")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err

@@ -31,6 +31,9 @@ type chaosConfig struct {
 	Concurrency int
 	// MaxSize is the largest payload.
 	MaxSize int
+	// Window splits the report for drift (connection set-up latency and
+	// failures per window).
+	Window time.Duration
 }
 
 // fault is one injected failure, with when it happened.
@@ -51,7 +54,7 @@ type fault struct {
 // be silently truncated or corrupted; nothing passes in plaintext; and
 // afterwards the components' goroutines and fds are near their baseline.
 func TestChaosIntegrity(t *testing.T) {
-	runChaos(t, chaosConfig{Duration: 75 * time.Second, MinGap: 5 * time.Second, MaxGap: 9 * time.Second, Concurrency: 12, MaxSize: 2 << 20})
+	runChaos(t, chaosConfig{Duration: 75 * time.Second, MinGap: 5 * time.Second, MaxGap: 9 * time.Second, Concurrency: 12, MaxSize: 2 << 20, Window: 15 * time.Second})
 }
 
 // TestChaosSoak is the long form (make soak): WEFT_SOAK_DURATION (e.g.
@@ -61,7 +64,7 @@ func TestChaosSoak(t *testing.T) {
 	if err != nil || d <= 0 {
 		t.Skip("set WEFT_SOAK_DURATION (e.g. 30m) to soak")
 	}
-	runChaos(t, chaosConfig{Duration: d, MinGap: 20 * time.Second, MaxGap: 60 * time.Second, Concurrency: 16, MaxSize: 4 << 20})
+	runChaos(t, chaosConfig{Duration: d, MinGap: 20 * time.Second, MaxGap: 60 * time.Second, Concurrency: 16, MaxSize: 4 << 20, Window: time.Minute})
 }
 
 func runChaos(t *testing.T, cfg chaosConfig) {
@@ -111,7 +114,7 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 		rep, err := e.streamErr(ctx, probeBin, client, targets,
 			"--duration", cfg.Duration.String(), "--concurrency", strconv.Itoa(cfg.Concurrency),
 			"--max-size", strconv.Itoa(cfg.MaxSize), "--chunk", "16384", "--pace", "10ms",
-			"--timeout", "30s", "--seed", strconv.FormatUint(seed+1, 10))
+			"--timeout", "30s", "--seed", strconv.FormatUint(seed+1, 10), "--window", cfg.Window.String())
 		done <- result{rep, err}
 	}()
 
@@ -221,6 +224,17 @@ spec:
 	}
 	sort.Strings(reasons)
 	t.Logf("chaos: failures the client saw: %s", strings.Join(reasons, "; "))
+	if rep.Conns > 0 {
+		t.Logf("chaos: error rate %.2f%% (every one seen by the client); set-up through the mesh p50 %.1f ms, p99 %.1f ms",
+			100*float64(rep.Conns-rep.Outcomes[probe.OK])/float64(rep.Conns), rep.GreetP50Millis, rep.GreetP99Millis)
+	}
+	for _, w := range rep.Windows {
+		t.Logf("window %s: %d connections, %d not OK, set-up p50 %.1f ms p99 %.1f ms",
+			time.UnixMilli(w.Start).Format("15:04:05"), w.Conns, w.NotOK, w.GreetP50Millis, w.GreetP99Millis)
+	}
+	if n := len(rep.Windows); n >= 2 && rep.Windows[0].GreetP50Millis > 0 {
+		t.Logf("chaos: set-up latency drift, last window p50 / first window p50 = %.2f", rep.Windows[n-1].GreetP50Millis/rep.Windows[0].GreetP50Millis)
+	}
 
 	// Judge: corruption never; truncation only from a deleted pod closing
 	// its own connections while it terminates.
@@ -365,7 +379,7 @@ func (e *meshEnv) checkUsage(ctx context.Context, t *testing.T, base map[string]
 	})
 	for k, u := range last {
 		b := base[k]
-		t.Logf("after chaos %s: %s (baseline %d goroutines, %d fds, %d MiB)", k, u, b.Goroutines, b.FDs, b.RSSKiB/1024)
+		t.Logf("after chaos %s: %s (baseline %d goroutines, %d fds, %d MiB; memory growth %+d MiB)", k, u, b.Goroutines, b.FDs, b.RSSKiB/1024, (u.RSSKiB-b.RSSKiB)/1024)
 	}
 }
 

@@ -58,6 +58,9 @@ type StreamConfig struct {
 	Timeout time.Duration
 	// Seed makes payloads and sizes reproducible.
 	Seed uint64
+	// Window, when positive, splits the report into windows of that
+	// length (by connection start) for drift over long runs.
+	Window time.Duration
 }
 
 // Validate reports what is wrong with c.
@@ -91,6 +94,9 @@ type Conn struct {
 	Sent     int    `json:"sent"`
 	Received int    `json:"received"`
 	Err      string `json:"err,omitempty"`
+	// GreetMillis is the time from dial to the server's greeting (0 when
+	// it never came).
+	GreetMillis float64 `json:"greetMs,omitempty"`
 }
 
 // StreamReport is the result of a Stream run.
@@ -104,6 +110,31 @@ type StreamReport struct {
 	// Bad lists every truncated or corrupted connection, and up to 50
 	// others that did not end OK.
 	Bad []Conn `json:"bad,omitempty"`
+	// GreetP50Millis and GreetP99Millis are the time from dial to the
+	// server's greeting (connection set-up through the mesh).
+	GreetP50Millis float64 `json:"greetP50ms"`
+	GreetP99Millis float64 `json:"greetP99ms"`
+	// Windows splits the run by StreamConfig.Window.
+	Windows []Window `json:"windows,omitempty"`
+}
+
+// Window is the part of a run that started in one time window.
+type Window struct {
+	// Start is Unix milliseconds.
+	Start          int64   `json:"start"`
+	Conns          int     `json:"conns"`
+	NotOK          int     `json:"notOK"`
+	GreetP50Millis float64 `json:"greetP50ms"`
+	GreetP99Millis float64 `json:"greetP99ms"`
+}
+
+// percentile returns the p-th percentile (0..1) of xs, sorting it.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[min(len(xs)-1, int(p*float64(len(xs))))]
 }
 
 // Stream runs cfg until its Duration has passed and every open connection
@@ -113,7 +144,13 @@ func Stream(ctx context.Context, cfg StreamConfig) (StreamReport, error) {
 		return StreamReport{}, err
 	}
 	rep := StreamReport{Outcomes: map[Outcome]int{}, Errors: map[string]int{}}
+	type win struct {
+		conns, notOK int
+		greets       []float64
+	}
 	var (
+		wins    = map[int64]*win{}
+		greets  []float64
 		mu      sync.Mutex
 		next    int
 		wg      sync.WaitGroup
@@ -139,6 +176,24 @@ func Stream(ctx context.Context, cfg StreamConfig) (StreamReport, error) {
 				rep.Conns++
 				rep.Outcomes[c.Outcome]++
 				rep.Bytes += int64(n)
+				if c.GreetMillis > 0 {
+					greets = append(greets, c.GreetMillis)
+				}
+				if cfg.Window > 0 {
+					k := c.Start / cfg.Window.Milliseconds()
+					w := wins[k]
+					if w == nil {
+						w = &win{}
+						wins[k] = w
+					}
+					w.conns++
+					if c.Outcome != OK {
+						w.notOK++
+					}
+					if c.GreetMillis > 0 {
+						w.greets = append(w.greets, c.GreetMillis)
+					}
+				}
 				if c.Err != "" {
 					rep.Errors[c.Err]++
 				}
@@ -157,6 +212,12 @@ func Stream(ctx context.Context, cfg StreamConfig) (StreamReport, error) {
 		})
 	}
 	wg.Wait()
+	rep.GreetP50Millis, rep.GreetP99Millis = percentile(greets, 0.5), percentile(greets, 0.99)
+	for k, w := range wins {
+		rep.Windows = append(rep.Windows, Window{Start: k * cfg.Window.Milliseconds(), Conns: w.conns, NotOK: w.notOK,
+			GreetP50Millis: percentile(w.greets, 0.5), GreetP99Millis: percentile(w.greets, 0.99)})
+	}
+	slices.SortFunc(rep.Windows, func(a, b Window) int { return int(a.Start - b.Start) })
 	slices.SortFunc(rep.Bad, func(a, b Conn) int { return int(a.Start - b.Start) })
 	return rep, nil
 }
@@ -210,6 +271,7 @@ func streamOne(ctx context.Context, cfg StreamConfig, target string, seed uint64
 	if _, err := br.ReadSlice('\n'); err != nil {
 		return finish(Refused, fmt.Errorf("greeting: %w", err))
 	}
+	c.GreetMillis = float64(time.Since(time.UnixMilli(c.Start)).Microseconds()) / 1000
 
 	// Write paced chunks while reading the echo back; FIN after the last.
 	werr := make(chan error, 1)
