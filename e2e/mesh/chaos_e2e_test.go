@@ -304,39 +304,17 @@ spec:
 
 // leakLog attributes plaintext packets to the windows between faults.
 type leakLog struct {
-	e     *meshEnv
-	ctx   context.Context
-	t     *testing.T
-	last  uint64
-	flows map[string]bool
+	e    *meshEnv
+	ctx  context.Context
+	t    *testing.T
+	last uint64
 }
 
-// plaintextLog starts attributing; when the test ends it logs every leaked
-// flow that appeared meanwhile (before assertNoPlaintext judges).
+// plaintextLog starts attributing plaintext packets to fault windows.
 func (e *meshEnv) plaintextLog(ctx context.Context, t *testing.T) *leakLog {
 	t.Helper()
-	d := e.plaintext(ctx, t)
-	l := &leakLog{e: e, ctx: ctx, t: t, flows: map[string]bool{}}
-	l.last, _ = d.Leaked(ctx)
-	fs, _ := d.Flows(ctx)
-	for _, f := range fs {
-		l.flows[f] = true
-	}
-	t.Cleanup(func() {
-		fs, err := d.Flows(context.Background())
-		if err != nil {
-			t.Logf("plaintext flows: %v", err)
-		}
-		var fresh []string
-		for _, f := range fs {
-			if !l.flows[f] {
-				fresh = append(fresh, f)
-			}
-		}
-		if len(fresh) > 0 {
-			t.Logf("plaintext flows during the test (%d): %s", len(fresh), strings.Join(fresh, "; "))
-		}
-	})
+	l := &leakLog{e: e, ctx: ctx, t: t}
+	l.last, _ = e.plaintext(ctx, t).Leaked(ctx)
 	return l
 }
 
