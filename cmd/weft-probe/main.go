@@ -5,6 +5,7 @@
 //	                  [--min-size 1] [--max-size 4194304] [--chunk 32768] [--pace 20ms]
 //	                  [--timeout 30s] [--seed N] [--count N] [--window 1m]
 //	weft-probe hbone --addr ip:15008 --authority ip:port [--cert F --key F] [-H "Name: value"]...
+//	weft-probe csr --ca ip:15012 --server-name istiod.ns.svc --root F --token F --identity spiffe://... [--impersonate]
 //
 // Each prints one JSON report on stdout.
 package main
@@ -40,7 +41,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("want a mode: stream or hbone")
+		return fmt.Errorf("want a mode: stream, hbone or csr")
 	}
 	var out any
 	switch args[0] {
@@ -87,8 +88,26 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		out = res
+	case "csr":
+		fs := flag.NewFlagSet("csr", flag.ContinueOnError)
+		var cfg probe.CSRConfig
+		fs.StringVar(&cfg.Address, "ca", "", "CA address host:port")
+		fs.StringVar(&cfg.ServerName, "server-name", "", "name on the CA's serving certificate")
+		fs.StringVar(&cfg.RootFile, "root", "", "root certificate verifying the CA (PEM)")
+		fs.StringVar(&cfg.TokenFile, "token", "", "bearer token file")
+		fs.StringVar(&cfg.Identity, "identity", "", "SPIFFE ID to ask for")
+		fs.BoolVar(&cfg.Impersonate, "impersonate", false, "ask on behalf of a pod (ImpersonatedIdentity)")
+		fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "bound on the request")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		res, err := probe.CSR(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		out = res
 	default:
-		return fmt.Errorf("unknown mode %q: want stream or hbone", args[0])
+		return fmt.Errorf("unknown mode %q: want stream, hbone or csr", args[0])
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -13,4 +13,7 @@
 // client certificate and asks for a CONNECT tunnel with chosen headers, and
 // reports how far it got: the TLS handshake, the CONNECT answer, or data
 // from the application behind it.
+//
+// CSR asks the mesh CA for a certificate with a chosen token and identity,
+// optionally on behalf of a pod as a node proxy does.
 package probe
