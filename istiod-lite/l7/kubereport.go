@@ -36,7 +36,7 @@ const (
 // object naming the fields, and for HTTPRoutes and GRPCRoutes the status
 // of each Service parent (Accepted, ResolvedRefs) under
 // RouteControllerName, leaving other controllers' parents alone. Report
-// never blocks; Run writes the status.
+// never blocks; Run sends the events and writes the status.
 type KubeReporter struct {
 	gw          gatewayclient.Interface
 	kube        kubernetes.Interface
@@ -64,24 +64,14 @@ func NewKubeReporter(kube kubernetes.Interface, gw gatewayclient.Interface, log 
 		broadcaster: b,
 		events:      b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "istiod-lite"}),
 		now:         time.Now,
-		pending:  map[string]Report{},
-		kick:     make(chan struct{}, 1),
+		pending:     map[string]Report{},
+		kick:        make(chan struct{}, 1),
 	}
 }
 
-// Report records an event now and queues the route status.
+// Report queues r for Run: a newer report of the same object replaces an
+// unsent one.
 func (k *KubeReporter) Report(r Report) {
-	if len(r.Problems) > 0 {
-		ref := &corev1.ObjectReference{Kind: r.Ref.Kind, APIVersion: r.Ref.APIVersion, Namespace: r.Ref.Namespace, Name: r.Ref.Name, UID: r.Ref.UID}
-		reason := ReasonUnsupported
-		if r.Rejected {
-			reason = ReasonInvalid
-		}
-		k.events.Event(ref, corev1.EventTypeWarning, reason, truncate(r.Message(), 1024))
-	}
-	if k.gw == nil || (r.Ref.Kind != "HTTPRoute" && r.Ref.Kind != "GRPCRoute") || len(r.Parents) == 0 {
-		return
-	}
 	k.mu.Lock()
 	k.pending[r.Ref.String()] = r
 	k.mu.Unlock()
@@ -91,8 +81,21 @@ func (k *KubeReporter) Report(r Report) {
 	}
 }
 
+// event records a Warning Event naming the problems, if any.
+func (k *KubeReporter) event(r Report) {
+	if len(r.Problems) == 0 {
+		return
+	}
+	ref := &corev1.ObjectReference{Kind: r.Ref.Kind, APIVersion: r.Ref.APIVersion, Namespace: r.Ref.Namespace, Name: r.Ref.Name, UID: r.Ref.UID}
+	reason := ReasonUnsupported
+	if r.Rejected {
+		reason = ReasonInvalid
+	}
+	k.events.Event(ref, corev1.EventTypeWarning, reason, truncate(r.Message(), 1024))
+}
+
 // Run sends events and writes queued route status until ctx ends, then
-// stops the event broadcaster (events reported before Run are dropped). A
+// stops the event broadcaster (reports made before Run wait for it). A
 // failed status write is retried after a second.
 func (k *KubeReporter) Run(ctx context.Context) error {
 	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.kube.CoreV1().Events("")})
@@ -109,14 +112,19 @@ func (k *KubeReporter) Run(ctx context.Context) error {
 		k.mu.Unlock()
 		failed := false
 		for _, key := range slices.Sorted(maps.Keys(batch)) {
-			if err := k.writeStatus(ctx, batch[key]); err != nil {
+			r := batch[key]
+			if !r.retry {
+				k.event(r)
+			}
+			if err := k.writeStatus(ctx, r); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				k.log.Warn("write route status", "route", key, "err", err)
 				k.mu.Lock()
 				if _, newer := k.pending[key]; !newer {
-					k.pending[key] = batch[key]
+					r.retry = true // the event went out already
+					k.pending[key] = r
 				}
 				k.mu.Unlock()
 				failed = true
@@ -137,6 +145,9 @@ func (k *KubeReporter) Run(ctx context.Context) error {
 }
 
 func (k *KubeReporter) writeStatus(ctx context.Context, r Report) error {
+	if k.gw == nil || (r.Ref.Kind != "HTTPRoute" && r.Ref.Kind != "GRPCRoute") || len(r.Parents) == 0 {
+		return nil
+	}
 	now := metav1.NewTime(k.now())
 	mine := RouteParentStatuses(r, now)
 	merge := func(cur []gatewayv1.RouteParentStatus) ([]gatewayv1.RouteParentStatus, bool) {

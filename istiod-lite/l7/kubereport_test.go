@@ -35,7 +35,6 @@ func TestKubeReporterWritesEventsAndRouteStatus(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	time.Sleep(10 * time.Millisecond) // events reported before Run are dropped
 	c.UpsertHTTPRoute(r)
 
 	var got *gatewayv1.HTTPRoute

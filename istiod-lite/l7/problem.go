@@ -44,6 +44,8 @@ type Report struct {
 	// Parents, for HTTPRoutes and GRPCRoutes, are the Service parentRefs
 	// with the outcome for each.
 	Parents []ParentStatus
+
+	retry bool // a reporter's retry of a failed write
 }
 
 // ParentStatus is the outcome of one Service parentRef of a route.
