@@ -6,7 +6,7 @@
 //	weft-load latency --addr HOST:PORT --rate R [--conns N] [--warmup D] [--duration D]
 //	weft-load capacity --addr HOST:PORT [--conns N] [--warmup D] [--duration D]
 //	weft-load throughput --addr HOST:PORT [--conns N] [--warmup D] [--duration D]
-//	weft-load connrate --addr HOST:PORT [--conns N] [--warmup D] [--duration D]
+//	weft-load connrate --addr HOST:PORT [--conns N] [--server-closes] [--warmup D] [--duration D]
 //	weft-load hold --addr HOST:PORT --conns N
 //	weft-load relay [--tls-out LISTEN=TARGET]... [--tls-in LISTEN=TARGET]...
 //	weft-load nginx --port P --upstream HOST:PORT --dir DIR
@@ -54,6 +54,7 @@ type loadFlags struct {
 	conns            int
 	rate             float64
 	warmup, duration time.Duration
+	serverCloses     bool
 }
 
 func (l *loadFlags) register(fs *flag.FlagSet) {
@@ -63,6 +64,7 @@ func (l *loadFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&l.rate, "rate", 0, "offered requests per second (latency)")
 	fs.DurationVar(&l.warmup, "warmup", time.Second, "warm-up before the measured window")
 	fs.DurationVar(&l.duration, "duration", 5*time.Second, "measured window")
+	fs.BoolVar(&l.serverCloses, "server-closes", false, "connrate: ask the server to close (Connection: close) instead of closing after the answer")
 }
 
 func run(ctx context.Context, mode string, args []string, log *slog.Logger) error {
@@ -133,7 +135,7 @@ func measure(ctx context.Context, mode string, l loadFlags) error {
 	case "throughput":
 		out, err = loadgen.Throughput(ctx, l.addr, l.conns, l.warmup, l.duration)
 	case "connrate":
-		out, err = loadgen.ConnRate(ctx, l.addr, l.conns, l.warmup, l.duration)
+		out, err = loadgen.ConnRate(ctx, l.addr, l.conns, l.serverCloses, l.warmup, l.duration)
 	case "hold":
 		return loadgen.Hold(ctx, l.addr, l.conns, 64, func(r loadgen.HoldResult) { printJSON(r) })
 	}

@@ -2,9 +2,11 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -51,11 +53,15 @@ func Markdown(r *Report) string {
 	w("  - `tls-relay`: the floor of this architecture, from the unenrolled client: a pair of minimal mutual-TLS 1.3 relays (`weft-load relay`: one TLS connection per client connection, copy bytes, nothing else) as hostNetwork pods on each node, where the ztunnels are;\n")
 	w("  - `nginx`: from the unenrolled client through nginx (Debian's package, one worker, keep-alive upstream pool, no access log) as a plain HTTP reverse-proxy hop, run by `weft-load nginx` in a pod of its own on the waypoint's node, so it stands where the waypoint stands.\n")
 	w("- **Load.** `weft-load` runs in the client pod's network namespace. Requests are 1 KiB HTTP/1.1 POSTs answered with 1 KiB, over keep-alive connections. The latency generator is open-loop: requests are due on a fixed schedule and each latency is measured from its due time, so a path that falls behind is charged its queueing (no coordinated omission). A run \"kept up\" when every request due in the window was answered without error and the queue drained within 250 ms.\n")
-	w("- **Rates.** 100 and 1,000 rps, and the highest rate the baseline sustains: %s (%g rps in this run).\n", r.Method.MaxRateSource, r.Method.MaxRate)
+	w("- **Rates.** 100 and 1,000 rps, and the highest rate the baseline sustains, found %s:", r.Method.MaxRateSource)
+	for _, c := range slices.Sorted(maps.Keys(r.Method.MaxRate)) {
+		w(" %g rps over %d connection(s);", r.Method.MaxRate[c], c)
+	}
+	w(" in this run.\n")
 	w("- **Repetitions.** Each case ran %d times; the order of the paths alternates (forward, then reversed) between repetitions. Each run has a %.1f s warm-up at the same load, discarded, then a %.1f s measured window. Figures are the **median** of the repetitions, and the **spread** is their max − min, in the same unit.\n", r.Method.Reps, r.Method.WarmupS, r.Method.WindowS)
 	w("- **Pinning.** %s.\n", r.Method.Pinning)
 	w("- **Cost.** CPU is user+system time from `/proc/PID/stat` (10 ms ticks) of the proxy processes, found by their executable; memory is `VmRSS` from `/proc/PID/status`. Per 1,000 rps = CPU seconds over the requests of the run (warm-up included, since the processes worked for them) × 1,000. Per proxy = divided by the number of proxies of that kind on the path (two ztunnels, two relays, one waypoint, one nginx).\n")
-	w("- **Throughput** reads a byte stream from the server for the window and counts only bytes received. **Connection rate** runs %d closed loops each opening a connection, sending one small request with `Connection: close`, and closing.\n\n", r.Method.ConnWorkers)
+	w("- **Throughput** reads a byte stream from the server for the window and counts only bytes received. **Connection rate** runs %d closed loops each opening a connection, sending one small request and reading its answer, in two variants: the client closes after the answer, or the request carries `Connection: close` and the server closes first; a request without an answer in 2 s counts as failed.\n\n", r.Method.ConnWorkers)
 
 	w("## Machine and noise\n\n")
 	m := r.Machine

@@ -63,25 +63,37 @@ func (b *bench) runLatency(ctx context.Context, p path, rate float64, conns int)
 	return r, nil
 }
 
-// maxRate finds the highest rate the baseline (direct) sustains: 80% of
-// its closed-loop capacity over 16 connections, rounded down to 100.
-func (b *bench) maxRate(ctx context.Context) (float64, error) {
-	var caps []float64
-	for range 3 {
-		var out struct {
-			RPS float64 `json:"rps"`
-		}
-		if err := b.load(ctx, b.topo.paths[pathDirect], &out, "capacity", "--addr="+b.topo.paths[pathDirect].HTTP, "--conns=16",
-			"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
+// maxRate finds the highest rate the baseline (direct) sustains over
+// conns connections: it measures the closed-loop capacity, then offers 70%
+// of it open-loop and steps down by 30% until a run keeps up (every
+// request answered, the queue drained), at most six times.
+func (b *bench) maxRate(ctx context.Context, conns int) (float64, error) {
+	direct := b.topo.paths[pathDirect]
+	var out struct {
+		RPS float64 `json:"rps"`
+	}
+	if err := b.load(ctx, direct, &out, "capacity", "--addr="+direct.HTTP, fmt.Sprintf("--conns=%d", conns),
+		"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
+		return 0, err
+	}
+	down := func(r float64) float64 { return math.Max(100, math.Floor(r*0.7/100)*100) }
+	r := down(out.RPS)
+	kept := false
+	for range 6 {
+		run, err := b.runLatency(ctx, direct, r, conns)
+		if err != nil {
 			return 0, err
 		}
-		caps = append(caps, out.RPS)
+		if kept = run.res.Sustained; kept || r == 100 {
+			break
+		}
+		r = down(r)
 	}
-	c := median(caps)
-	r := math.Max(100, math.Floor(c*0.8/100)*100)
-	b.rep.Method.MaxRate = r
-	b.rep.Method.MaxRateSource = fmt.Sprintf("80%% of the direct path's closed-loop capacity over 16 connections (median of 3: %.0f rps), rounded down to 100", c)
-	b.log.Info("max rate", "capacity_rps", c, "max_rate", r)
+	if b.rep.Method.MaxRate == nil {
+		b.rep.Method.MaxRate = map[int]float64{}
+	}
+	b.rep.Method.MaxRate[conns] = r
+	b.log.Info("max rate", "conns", conns, "capacity_rps", out.RPS, "max_rate", r, "kept_up", kept)
 	return r, nil
 }
 
@@ -97,17 +109,22 @@ func alternate(names []string, rep int) []string {
 
 // latencyScenario runs every rate and connection count over every path.
 func (b *bench) latencyScenario(ctx context.Context) error {
-	maxR, err := b.maxRate(ctx)
-	if err != nil {
-		return err
+	b.rep.Method.MaxRateSource = "per connection count: the direct path's closed-loop capacity, then open-loop runs from 70% of it down in 30% steps until one keeps up"
+	maxR := map[int]float64{}
+	for _, conns := range b.cfg.Conns {
+		r, err := b.maxRate(ctx, conns)
+		if err != nil {
+			return err
+		}
+		maxR[conns] = r
 	}
 	names := b.pathNames()
-	for _, rate := range b.cfg.Rates {
-		label := fmt.Sprintf("%g rps", rate)
-		if rate == 0 {
-			rate, label = maxR, fmt.Sprintf("max %g rps", maxR)
-		}
+	for _, rate0 := range b.cfg.Rates {
 		for _, conns := range b.cfg.Conns {
+			rate, label := rate0, fmt.Sprintf("%g rps", rate0)
+			if rate0 == 0 {
+				rate, label = maxR[conns], fmt.Sprintf("max %g rps", maxR[conns])
+			}
 			kase := fmt.Sprintf("%s, %d conn", label, conns)
 			runs := map[string][]latRun{}
 			for rep := range b.cfg.Reps {
@@ -142,7 +159,10 @@ var percentiles = []struct {
 func latVals(rs []latRun, get func(loadgen.Latency) float64) []float64 {
 	out := make([]float64, len(rs))
 	for i, r := range rs {
-		out[i] = get(r.res.Latency)
+		out[i] = math.NaN() // a run with no answers has no latency
+		if r.res.Latency.Count > 0 {
+			out[i] = get(r.res.Latency)
+		}
 	}
 	return out
 }

@@ -75,8 +75,41 @@ func findProcs(exe, netns string) ([]proc, error) {
 	return out, nil
 }
 
-// cpuSeconds returns the user+system CPU time of pid so far.
+// cpuSeconds returns the CPU time of pid so far: the sum of its threads'
+// run time from /proc/PID/task/*/schedstat (nanoseconds), or, without
+// schedstat, user+system time from /proc/PID/stat (10 ms ticks).
 func cpuSeconds(pid int) (float64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err == nil {
+		var ns uint64
+		ok := true
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+			if err != nil {
+				ok = false
+				break
+			}
+			f := strings.Fields(string(b))
+			if len(f) == 0 {
+				ok = false
+				break
+			}
+			v, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				ok = false
+				break
+			}
+			ns += v
+		}
+		if ok {
+			return float64(ns) / 1e9, nil
+		}
+	}
+	return statCPUSeconds(pid)
+}
+
+// statCPUSeconds returns the user+system CPU time of pid from its stat.
+func statCPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("read stat of %d: %w", pid, err)

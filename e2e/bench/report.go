@@ -23,14 +23,14 @@ type Report struct {
 
 // Method records how the figures were taken.
 type Method struct {
-	Reps          int     `json:"reps"`
-	WarmupS       float64 `json:"warmup_s"`
-	WindowS       float64 `json:"window_s"`
-	MaxRate       float64 `json:"max_rate_rps"`
-	MaxRateSource string  `json:"max_rate_source"`
-	Pinning       string  `json:"pinning"`
-	HeldConns     int     `json:"held_conns"`
-	ConnWorkers   int     `json:"conn_rate_workers"`
+	Reps          int             `json:"reps"`
+	WarmupS       float64         `json:"warmup_s"`
+	WindowS       float64         `json:"window_s"`
+	MaxRate       map[int]float64 `json:"max_rate_rps"` // by connection count
+	MaxRateSource string          `json:"max_rate_source"`
+	Pinning       string          `json:"pinning"`
+	HeldConns     int             `json:"held_conns"`
+	ConnWorkers   int             `json:"conn_rate_workers"`
 }
 
 // Side is one measured thing over the repetitions.
@@ -81,7 +81,9 @@ func newRow(scenario, kase, metric, unit, better, baseName string, base []float6
 	return r
 }
 
+// side summarises vs, leaving out runs that measured nothing (NaN).
 func side(name string, vs []float64) Side {
+	vs = finite(vs)
 	return Side{Name: name, Median: median(vs), Spread: spread(vs), Values: vs}
 }
 

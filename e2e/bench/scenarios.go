@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -63,29 +64,47 @@ func (b *bench) throughputScenario(ctx context.Context) error {
 
 func (b *bench) connRateScenario(ctx context.Context) error {
 	names := []string{pathDirect, pathMesh}
-	kase := fmt.Sprintf("%d parallel", b.cfg.ConnRateWorkers)
-	rate, p50, p99 := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
-	for rep := range b.cfg.Reps {
-		for _, n := range alternate(names, rep) {
-			p := b.topo.paths[n]
-			var res loadgen.ConnRateResult
-			if err := b.load(ctx, p, &res, "connrate", "--addr="+p.HTTP, fmt.Sprintf("--conns=%d", b.cfg.ConnRateWorkers),
-				"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
-				return err
+	for _, mode := range []struct {
+		label        string
+		serverCloses bool
+	}{{"client closes", false}, {"server closes (Connection: close)", true}} {
+		kase := fmt.Sprintf("%d parallel, %s", b.cfg.ConnRateWorkers, mode.label)
+		rate, p50, p99, errs := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string]int{}
+		for rep := range b.cfg.Reps {
+			for _, n := range alternate(names, rep) {
+				p := b.topo.paths[n]
+				var res loadgen.ConnRateResult
+				if err := b.load(ctx, p, &res, "connrate", "--addr="+p.HTTP, fmt.Sprintf("--conns=%d", b.cfg.ConnRateWorkers),
+					fmt.Sprintf("--server-closes=%t", mode.serverCloses), "--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
+					return err
+				}
+				if res.Errors > 0 {
+					b.log.Warn("connection rate errors", "path", n, "case", kase, "errors", res.Errors, "first", res.FirstErr)
+				}
+				errs[n] += res.Errors
+				rate[n] = append(rate[n], res.PerS)
+				p50[n] = append(p50[n], nanIfNone(res.Latency.Count, res.Latency.P50))
+				p99[n] = append(p99[n], nanIfNone(res.Latency.Count, res.Latency.P99))
 			}
-			if res.Errors > 0 {
-				b.log.Warn("connection rate errors", "path", n, "errors", res.Errors, "first", res.FirstErr)
-			}
-			rate[n] = append(rate[n], res.PerS)
-			p50[n] = append(p50[n], res.Latency.P50)
-			p99[n] = append(p99[n], res.Latency.P99)
+		}
+		note := fmt.Sprintf("failed (no answer in 2 s): direct %d, mesh %d", errs[pathDirect], errs[pathMesh])
+		for _, r := range []Row{
+			newRow("connection-rate", kase, "new connections (1 request each)", "conn/s", "higher", pathDirect, rate[pathDirect], pathMesh, rate[pathMesh]),
+			newRow("connection-rate", kase, "connect+request p50", "ms", "lower", pathDirect, p50[pathDirect], pathMesh, p50[pathMesh]),
+			newRow("connection-rate", kase, "connect+request p99", "ms", "lower", pathDirect, p99[pathDirect], pathMesh, p99[pathMesh]),
+		} {
+			r.Note = note
+			b.rep.Rows = append(b.rep.Rows, r)
 		}
 	}
-	b.rep.Rows = append(b.rep.Rows,
-		newRow("connection-rate", kase, "new connections (1 request each)", "conn/s", "higher", pathDirect, rate[pathDirect], pathMesh, rate[pathMesh]),
-		newRow("connection-rate", kase, "connect+request p50", "ms", "lower", pathDirect, p50[pathDirect], pathMesh, p50[pathMesh]),
-		newRow("connection-rate", kase, "connect+request p99", "ms", "lower", pathDirect, p99[pathDirect], pathMesh, p99[pathMesh]))
 	return nil
+}
+
+func nanIfNone(count int, v float64) float64 {
+	if count == 0 {
+		return math.NaN()
+	}
+	return v
 }
 
 // idleScenario reads every proxy's CPU and memory with no traffic.

@@ -47,3 +47,14 @@ func pairwise(a, b []float64, f func(x, y float64) float64) []float64 {
 }
 
 func sub(x, y float64) float64 { return x - y }
+
+// finite returns vs without NaNs and infinities (runs that measured nothing).
+func finite(vs []float64) []float64 {
+	out := make([]float64, 0, len(vs))
+	for _, v := range vs {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -18,9 +18,11 @@ type ConnRateResult struct {
 }
 
 // ConnRate runs workers closed loops, each dialling addr, sending one
-// request with Connection: close, reading the answer and closing, and
-// counts those completed after warmup for dur.
-func ConnRate(ctx context.Context, addr string, workers int, warmup, dur time.Duration) (ConnRateResult, error) {
+// request, reading the answer and closing, and counts those completed
+// after warmup for dur. With serverCloses the request carries
+// Connection: close and the server closes first. A request that does not
+// answer within 2 s counts as an error.
+func ConnRate(ctx context.Context, addr string, workers int, serverCloses bool, warmup, dur time.Duration) (ConnRateResult, error) {
 	if workers <= 0 || dur <= 0 {
 		return ConnRateResult{}, fmt.Errorf("connection rate: workers %d, duration %s", workers, dur)
 	}
@@ -44,7 +46,7 @@ func ConnRate(ctx context.Context, addr string, workers int, warmup, dur time.Du
 				if !s.Before(end) {
 					return
 				}
-				err := oneShot(ctx, addr, hostOf(addr), 5*time.Second)
+				err := oneShot(ctx, addr, hostOf(addr), serverCloses, 2*time.Second)
 				if s.Before(measureFrom) {
 					continue
 				}
@@ -72,7 +74,7 @@ func ConnRate(ctx context.Context, addr string, workers int, warmup, dur time.Du
 			res.FirstErr = t.firstErr.Error()
 		}
 	}
-	res.PerS = float64(len(all)) / time.Since(measureFrom).Seconds()
+	res.PerS = float64(len(all)) / dur.Seconds()
 	res.Latency = Summarize(all)
 	return res, nil
 }

@@ -79,9 +79,11 @@ func (h *httpConn) close() {
 	}
 }
 
-// oneShot dials addr, sends one request with Connection: close, reads the
-// answer and closes: one new connection's worth of work.
-func oneShot(ctx context.Context, addr, host string, timeout time.Duration) error {
+// oneShot dials addr, sends one request, reads the answer and closes: one
+// new connection's worth of work. With serverCloses the request asks for
+// Connection: close, so the server closes first; otherwise the client
+// closes once it has the answer.
+func oneShot(ctx context.Context, addr, host string, serverCloses bool, timeout time.Duration) error {
 	d := net.Dialer{Timeout: timeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -89,7 +91,11 @@ func oneShot(ctx context.Context, addr, host string, timeout time.Duration) erro
 	}
 	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(c, "GET /small HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n"); err != nil {
+	req := "GET /small HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+	if serverCloses {
+		req = "GET /small HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"
+	}
+	if _, err := io.WriteString(c, req); err != nil {
 		return fmt.Errorf("write request: %w", err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)

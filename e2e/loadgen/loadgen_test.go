@@ -144,9 +144,11 @@ func TestCapacityConnRateThroughputHold(t *testing.T) {
 	if err != nil || rps < 100 {
 		t.Errorf("Capacity = %.0f, %v; want over 100 rps on loopback", rps, err)
 	}
-	cr, err := ConnRate(ctx, srv.HTTP, 2, 50*time.Millisecond, 200*time.Millisecond)
-	if err != nil || cr.PerS < 50 || cr.Errors != 0 {
-		t.Errorf("ConnRate = %+v, %v", cr, err)
+	for _, serverCloses := range []bool{false, true} {
+		cr, err := ConnRate(ctx, srv.HTTP, 2, serverCloses, 50*time.Millisecond, 200*time.Millisecond)
+		if err != nil || cr.PerS < 50 || cr.Errors != 0 {
+			t.Errorf("ConnRate(server closes %t) = %+v, %v", serverCloses, cr, err)
+		}
 	}
 	tp, err := Throughput(ctx, srv.Source, 2, 50*time.Millisecond, 200*time.Millisecond)
 	if err != nil || tp.MbitPerS < 10 {
