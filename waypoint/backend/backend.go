@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -26,7 +27,10 @@ type Backend struct {
 	// Balancer picks endpoints, skipping ejected ones.
 	Balancer balance.Balancer
 
-	policy  *l7api.TrafficPolicy
+	// policy is the TrafficPolicy b was built from; an equal policy of a
+	// later configuration replaces the pointer so the next comparison is
+	// cheap.
+	policy  atomic.Pointer[l7api.TrafficPolicy]
 	budgets sync.Map // route name -> *retry.Budget
 }
 
@@ -41,8 +45,9 @@ func (b *Backend) Budget(route string, p *retry.Policy) *retry.Budget {
 }
 
 func newBackend(host string, tp *l7api.TrafficPolicy) *Backend {
-	b := &Backend{Hostname: host, policy: tp, Pool: breaker.NewPool(tp.GetConnectionPool()),
+	b := &Backend{Hostname: host, Pool: breaker.NewPool(tp.GetConnectionPool()),
 		Outliers: breaker.NewOutliers(tp.GetOutlierDetection())}
+	b.policy.Store(tp)
 	var opts []balance.Option
 	if b.Outliers != nil {
 		opts = append(opts, balance.WithSkip(b.Outliers.Ejected))
@@ -68,12 +73,13 @@ func (r *Registry) Get(host string, tp *l7api.TrafficPolicy) *Backend {
 	r.mu.RLock()
 	b := r.m[host]
 	r.mu.RUnlock()
-	if b != nil && (b.policy == tp || proto.Equal(b.policy, tp)) {
+	if b != nil && b.policy.Load() == tp {
 		return b
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if b = r.m[host]; b != nil && (b.policy == tp || proto.Equal(b.policy, tp)) {
+	if b = r.m[host]; b != nil && proto.Equal(b.policy.Load(), tp) {
+		b.policy.Store(tp)
 		return b
 	}
 	b = newBackend(host, tp)

@@ -176,9 +176,13 @@ func backendHandler(name string, hits *atomic.Int64) http.Handler {
 				http.Error(w, "injected", http.StatusServiceUnavailable)
 				return
 			}
-		case "/slow":
+		case "/slow": // 300ms, or ?d=<duration>
+			d := 300 * time.Millisecond
+			if v, err := time.ParseDuration(r.URL.Query().Get("d")); err == nil {
+				d = v
+			}
 			select {
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(d):
 			case <-r.Context().Done():
 				return
 			}
