@@ -235,3 +235,21 @@ func TestGRPCThroughWaypoint(t *testing.T) {
 		t.Errorf("grpc NotFound requests = %v, want 1", got)
 	}
 }
+
+func TestDrainClosesIdleKeepAlive(t *testing.T) {
+	m := newMesh(t)
+	c := m.httpClient(false)
+	resp, err := c.Get("http://" + echoVIP + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// The client now holds an idle keep-alive connection; stopping the
+	// waypoint must not wait out the drain timeout for it.
+	start := time.Now()
+	m.stop()
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Errorf("drain took %v with only an idle connection open (drain timeout 1s)", d)
+	}
+}

@@ -88,6 +88,8 @@ type mesh struct {
 	zt      *fakeZtunnel
 	grpcSrv *grpc.Server
 	health  *health.Server
+	// stop stops the waypoint and waits for its drain.
+	stop func()
 	// hitsV1 and hitsV2 count the requests each HTTP backend served.
 	hitsV1, hitsV2 atomic.Int64
 }
@@ -385,7 +387,8 @@ func newMesh(t testing.TB) *mesh {
 	m.wpAddr = wpLn.Addr().String()
 	served := make(chan struct{})
 	go func() { defer close(served); _ = px.Serve(ctx, wpLn) }()
-	t.Cleanup(func() { cancel(); <-served })
+	m.stop = func() { cancel(); <-served }
+	t.Cleanup(m.stop)
 
 	// The client's ztunnel.
 	m.client, err = hbone.NewPool(hbone.PoolConfig{

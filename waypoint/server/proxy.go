@@ -109,17 +109,27 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	return &Proxy{cfg: cfg, inbound: in, http: hs, dialer: dialer, trans: trans, backends: backends}, nil
 }
 
-// Serve serves HBONE on ln until ctx ends, then drains the tunnels and the
-// HTTP server (bounded by DrainTimeout) and releases the upstream pool.
+// Serve serves HBONE on ln until ctx ends, then drains, bounded by
+// DrainTimeout: the tunnels get GOAWAY while the HTTP server closes idle
+// keep-alive connections and finishes active requests; then the upstream
+// pool is released.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	err := p.inbound.Serve(ctx, ln)
 	drain := p.cfg.DrainTimeout
 	if drain <= 0 {
 		drain = 30 * time.Second
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	_ = p.http.Shutdown(dctx)
+	sctx, stop := context.WithCancel(ctx)
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		<-sctx.Done()
+		dctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		_ = p.http.Shutdown(dctx)
+	}()
+	err := p.inbound.Serve(sctx, ln)
+	stop()
+	<-httpDone
 	p.trans.Close()
 	_ = p.dialer.Close()
 	return err
