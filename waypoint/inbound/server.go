@@ -139,32 +139,22 @@ func (s *Server) serveHBONE(ctx context.Context, r *hbone.Request) {
 		return
 	}
 	defer func() { _ = st.Close() }()
-	var c net.Conn = st
-	proto := dst.Protocol
-	if !declared(proto) {
-		var p sniff.Protocol
-		p, c, err = sniffConn(st, time.Now().Add(s.cfg.SniffTimeout))
-		if err != nil {
+	switch p := dst.Protocol; {
+	case isHTTP(p):
+		s.cfg.HTTP.ServeFlow(ctx, f, st)
+	case declared(p):
+		s.cfg.TCP.ServeFlow(ctx, f, st)
+	default:
+		sniffed, c, err := sniff.Detect(st, time.Now().Add(s.cfg.SniffTimeout))
+		switch {
+		case err != nil:
 			log.Debug("tunnel failed while sniffing", "error", err)
-			return
-		}
-		if p == sniff.TCP {
+		case sniffed == sniff.TCP:
 			s.cfg.TCP.ServeFlow(ctx, f, c)
-			return
+		default:
+			s.cfg.HTTP.ServeFlow(ctx, f, c)
 		}
-		s.cfg.HTTP.ServeFlow(ctx, f, c)
-		return
 	}
-	if isHTTP(proto) {
-		s.cfg.HTTP.ServeFlow(ctx, f, c)
-		return
-	}
-	s.cfg.TCP.ServeFlow(ctx, f, c)
-}
-
-func sniffConn(c net.Conn, deadline time.Time) (sniff.Protocol, net.Conn, error) {
-	p, sc, err := sniff.Detect(c, deadline)
-	return p, sc, err
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
