@@ -38,7 +38,10 @@ type Stage string
 const (
 	// StageDial: the TCP connection failed.
 	StageDial Stage = "dial"
-	// StageTLS: the TLS handshake (or the HTTP/2 preface) was refused.
+	// StageTLS: the TLS handshake, or the connection right after it, was
+	// refused before any answer to CONNECT (in TLS 1.3 the server's
+	// verdict on the client certificate arrives after the client's side
+	// of the handshake is done).
 	StageTLS Stage = "tls"
 	// StageConnect: the CONNECT request was answered with a non-200 status
 	// or the stream was refused or reset.
@@ -124,9 +127,12 @@ func HBONE(ctx context.Context, cfg HBONEConfig) (HBONEResult, error) {
 	req = req.WithContext(ctx)
 	resp, err := cc.RoundTrip(req)
 	if err != nil {
-		stage := StageConnect
-		if isTLSAlert(err) {
-			stage = StageTLS
+		// A reset of the stream is an answer to CONNECT; anything else
+		// took the whole connection down before one came.
+		stage := StageTLS
+		var se http2.StreamError
+		if errors.As(err, &se) || errors.Is(err, context.DeadlineExceeded) {
+			stage = StageConnect
 		}
 		return HBONEResult{Stage: stage, Err: err.Error()}, nil
 	}
@@ -143,16 +149,4 @@ func HBONE(ctx context.Context, cfg HBONEConfig) (HBONEResult, error) {
 		return res, nil
 	}
 	return HBONEResult{Stage: StageData, Status: resp.StatusCode, Data: strings.TrimSpace(line)}, nil
-}
-
-// isTLSAlert reports whether err carries a TLS alert from the peer (a
-// rejected client certificate surfaces on the first read after the
-// handshake).
-func isTLSAlert(err error) bool {
-	var alert tls.AlertError
-	if errors.As(err, &alert) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "tls: ") || strings.Contains(s, "remote error")
 }
