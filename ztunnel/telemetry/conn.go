@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Recorder creates connection records; it owns the metrics, the access
@@ -34,12 +36,14 @@ func NewRecorder(metrics *Metrics, access *slog.Logger) *Recorder {
 // count bytes with AddSent/AddReceived from any goroutine; finish with
 // Closed or Failed exactly once.
 type Conn struct {
-	r      *Recorder
-	id     uint64
-	start  time.Time
-	labels []string
-	sent   atomic.Int64
-	recv   atomic.Int64
+	r     *Recorder
+	id    uint64
+	start time.Time
+	// The counters this connection's close updates, resolved when it
+	// opens (cheaper to keep than its label values).
+	closed, sentC, recvC prometheus.Counter
+	sent                 atomic.Int64
+	recv                 atomic.Int64
 
 	// Direction is "outbound" or "inbound".
 	Direction string
@@ -74,9 +78,10 @@ func (c *Conn) Opened() {
 	if c.r == nil {
 		return
 	}
-	c.labels = values(c.Labels, c.Src, c.Dst)
 	if m := c.r.metrics; m != nil {
-		m.opened.WithLabelValues(c.labels...).Inc()
+		lv := values(c.Labels, c.Src, c.Dst)
+		m.opened.WithLabelValues(lv...).Inc()
+		c.closed, c.sentC, c.recvC = m.closed.WithLabelValues(lv...), m.sent.WithLabelValues(lv...), m.received.WithLabelValues(lv...)
 	}
 	c.r.mu.Lock()
 	c.r.open[c.id] = c
@@ -96,9 +101,8 @@ func (c *Conn) Failed(flags string, err error) {
 		return
 	}
 	c.Labels.ResponseFlags = flags
-	c.labels = values(c.Labels, c.Src, c.Dst)
 	if m := c.r.metrics; m != nil {
-		m.failed.WithLabelValues(c.labels...).Inc()
+		m.failed.WithLabelValues(values(c.Labels, c.Src, c.Dst)...).Inc()
 	}
 	c.log(err)
 }
@@ -109,10 +113,10 @@ func (c *Conn) Closed(err error) {
 	if c.r == nil {
 		return
 	}
-	if m := c.r.metrics; m != nil {
-		m.closed.WithLabelValues(c.labels...).Inc()
-		m.sent.WithLabelValues(c.labels...).Add(float64(c.sent.Load()))
-		m.received.WithLabelValues(c.labels...).Add(float64(c.recv.Load()))
+	if c.closed != nil {
+		c.closed.Inc()
+		c.sentC.Add(float64(c.sent.Load()))
+		c.recvC.Add(float64(c.recv.Load()))
 	}
 	c.r.mu.Lock()
 	delete(c.r.open, c.id)
