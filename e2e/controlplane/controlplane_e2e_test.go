@@ -11,4 +11,5 @@ func TestControlPlane(t *testing.T) {
 	e := setup(t)
 	t.Run("CA", func(t *testing.T) { testCA(t, e) })
 	t.Run("discovery", func(t *testing.T) { testDiscovery(t, e) })
+	t.Run("L7", func(t *testing.T) { testL7(t, e) })
 }
