@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weftmesh/weft/pkg/wds"
@@ -83,7 +84,8 @@ type Config struct {
 
 // Handler is the request pipeline. It is safe for concurrent use.
 type Handler struct {
-	cfg Config
+	cfg     Config
+	mirrors sync.WaitGroup // in-flight mirrored requests
 }
 
 // NewHandler returns a Handler.
@@ -106,6 +108,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	return &Handler{cfg: cfg}, nil
 }
+
+// Wait waits for the mirrored requests still in flight (each is bounded by
+// a timeout); call it after the server stopped taking requests.
+func (h *Handler) Wait() { h.mirrors.Wait() }
 
 // ServeHTTP runs the pipeline for one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -58,7 +58,9 @@ func (h *Handler) mirror(r *http.Request, f *flow.Flow, m route.Backend) {
 	if m.Service != nil {
 		out.Host = m.Service.GetHostname()
 	}
+	h.mirrors.Add(1)
 	go func() {
+		defer h.mirrors.Done()
 		defer cancel()
 		start := time.Now()
 		resp, err := rt.RoundTrip(out)

@@ -57,6 +57,7 @@ type Proxy struct {
 	cfg      ProxyConfig
 	inbound  *inbound.Server
 	http     *httpproxy.Server
+	handler  *httpproxy.Handler
 	dialer   *upstream.Dialer
 	trans    *upstream.Transports
 	backends *backend.Registry
@@ -106,7 +107,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		_ = hs.Shutdown(context.Background())
 		return nil, err
 	}
-	return &Proxy{cfg: cfg, inbound: in, http: hs, dialer: dialer, trans: trans, backends: backends}, nil
+	return &Proxy{cfg: cfg, inbound: in, http: hs, handler: h, dialer: dialer, trans: trans, backends: backends}, nil
 }
 
 // Serve serves HBONE on ln until ctx ends, then drains, bounded by
@@ -130,6 +131,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	err := p.inbound.Serve(sctx, ln)
 	stop()
 	<-httpDone
+	p.handler.Wait()
 	p.trans.Close()
 	_ = p.dialer.Close()
 	return err
