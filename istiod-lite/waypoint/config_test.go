@@ -80,3 +80,27 @@ func TestResolveImage(t *testing.T) {
 		})
 	}
 }
+
+// FuzzImageFor: any input either fails or gives "<prefix>waypoint:<tag>"
+// with no digest, keeping the input's registry path and tag.
+func FuzzImageFor(f *testing.F) {
+	for _, s := range []string{"weft/istiod-lite:dev", "r.example:5000/a/b/istiod-lite:v1@sha256:00", "istiod-lite", ":x", "a/:b", "@", "a:b:c", "a/b@c:d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, own string) {
+		got, err := ImageFor(own)
+		if err != nil {
+			return
+		}
+		if strings.Contains(got, "@") {
+			t.Fatalf("ImageFor(%q) = %q keeps a digest", own, got)
+		}
+		i := strings.LastIndex(got, "/")
+		if !strings.HasPrefix(got[i+1:], ImageRepository+":") {
+			t.Fatalf("ImageFor(%q) = %q, want .../%s:<tag>", own, got, ImageRepository)
+		}
+		if !strings.HasPrefix(own, got[:i+1]) {
+			t.Fatalf("ImageFor(%q) = %q changes the registry path", own, got)
+		}
+	})
+}
