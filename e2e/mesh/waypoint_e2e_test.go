@@ -273,6 +273,8 @@ func TestWaypoint(t *testing.T) {
 		{"circuit-breaking", w.testCircuitBreaking},
 		{"rate-limit", w.testRateLimit},
 		{"grpc", w.testGRPC},
+		{"tcp", w.testTCP},
+		{"pod-addressed", w.testPodAddressed},
 		{"metrics", w.testMetrics},
 	} {
 		t.Run(st.name, func(t *testing.T) { st.f(ctx, t) })

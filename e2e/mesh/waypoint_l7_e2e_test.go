@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/e2e/echo"
 )
@@ -220,5 +221,38 @@ func (w *wpEnv) testMetrics(ctx context.Context, t *testing.T) {
 		if counter(m, name, `reporter="waypoint"`, `destination_service="`+wpService+`"`) == 0 {
 			t.Errorf("no %s samples for %s", name, wpService)
 		}
+	}
+}
+
+// testTCP: a port declared tcp goes through the waypoint as L4.
+func (w *wpEnv) testTCP(ctx context.Context, t *testing.T) {
+	addr := net.JoinHostPort(w.vip, "9000")
+	opened := func() float64 {
+		return counter(w.waypointMetrics(ctx, t), "istio_tcp_connections_opened_total", `destination_service="`+wpService+`"`, `reporter="waypoint"`)
+	}
+	before := opened()
+	r, err := w.result(ctx, t, "--tcp", addr, "--message", "through the waypoint\n")
+	if err != nil || r.Echo == nil || *r.Echo != "through the waypoint\n" {
+		t.Fatalf("TCP echo through the waypoint: %+v %v", r, err)
+	}
+	eventually(ctx, t, 5*time.Second, "the waypoint counted the TCP connection", func() error {
+		if got := opened() - before; got < 1 {
+			return fmt.Errorf("istio_tcp_connections_opened_total grew by %v", got)
+		}
+		return nil
+	})
+}
+
+// testPodAddressed: the waypoint is for services (the default
+// istio.io/waypoint-for), so calls to a pod's own address bypass it.
+func (w *wpEnv) testPodAddressed(ctx context.Context, t *testing.T) {
+	pod := w.e.readyPods(ctx, t, wpNS, "app=wecho,version=v1", 1)[0]
+	total := func() float64 { return counter(w.waypointMetrics(ctx, t), "istio_requests_total") }
+	before := total()
+	if s := w.summary(ctx, t, "--url", httpURL(pod, "/direct"), "--count", "5"); s.Status["200"] != 5 {
+		t.Fatalf("calls to %s: %+v", pod.Status.PodIP, s)
+	}
+	if got := total() - before; got != 0 {
+		t.Errorf("the waypoint (for services) handled %v pod-addressed requests", got)
 	}
 }
