@@ -14,11 +14,13 @@ import (
 	"github.com/weftmesh/weft/pkg/api/l7api"
 	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/waypoint/backend"
+	"github.com/weftmesh/weft/waypoint/breaker"
 	"github.com/weftmesh/weft/waypoint/flow"
 	"github.com/weftmesh/weft/waypoint/l7config"
 	"github.com/weftmesh/weft/waypoint/retry"
 	"github.com/weftmesh/weft/waypoint/route"
 	"github.com/weftmesh/weft/waypoint/telemetry"
+	"github.com/weftmesh/weft/waypoint/upstream"
 )
 
 // target is where a routed request goes.
@@ -135,10 +137,11 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 		ep, done := b.Pick(addrs)
 		rec.Upstream = ep
 		h.describe(rec, ep)
-		tctx := ctx
+		// New upstream connections take a slot of the backend's pool.
+		tctx := upstream.WithConnLimiter(ctx, b.Pool)
 		cancelTry = func() {}
 		if perTry > 0 {
-			tctx, cancelTry = context.WithTimeout(ctx, perTry)
+			tctx, cancelTry = context.WithTimeout(tctx, perTry)
 		}
 		out, oerr := outgoing(tctx, r, ep, replay)
 		if oerr != nil {
@@ -184,6 +187,9 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 		case errors.Is(err, wds.ErrNoEndpoints):
 			rec.Labels.ResponseFlags = "UH"
 			localReply(w, http.StatusServiceUnavailable, "no healthy upstream")
+		case errors.Is(err, breaker.ErrOverflow):
+			rec.Labels.ResponseFlags = "UO"
+			localReply(w, http.StatusServiceUnavailable, "upstream connect error or disconnect/reset before headers. reason: overflow")
 		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 			timeoutReply(w, rec, ctx)
 		default:

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -182,6 +183,42 @@ func TestTCPStricterDeny(t *testing.T) {
 	}
 	if n := count(t, m, "istio_tcp_connections_opened_total", map[string]string{"destination_service_name": "tcp"}); n != 0 {
 		t.Errorf("denied flow counted as opened: %v", n)
+	}
+}
+
+func TestTCPMaxConnections(t *testing.T) {
+	m := newMesh(t)
+	m.applyL7(l7api.TrafficPolicyType, "tcp.demo.svc.cluster.local", &l7api.TrafficPolicy{
+		Service:        &l7api.ServiceRef{Namespace: "demo", Name: "tcp", Hostname: "tcp.demo.svc.cluster.local"},
+		ConnectionPool: &l7api.ConnectionPool{MaxConnections: 1},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	echoOnce := func(c net.Conn) string {
+		_, _ = io.WriteString(c, "\x00ping")
+		b := make([]byte, 5)
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _ := io.ReadFull(c, b)
+		return string(b[:n])
+	}
+	first, err := m.tunnel(ctx, tcpVIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if got := echoOnce(first); got != "\x00ping" {
+		t.Fatalf("first connection echoed %q", got)
+	}
+	second, err := m.tunnel(ctx, tcpVIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if got := echoOnce(second); got != "" {
+		t.Errorf("second connection over max_connections echoed %q", got)
+	}
+	if n := count(t, m, "istio_tcp_connections_closed_total", map[string]string{"response_flags": "UO"}); n != 0 {
+		t.Errorf("refused connection counted as closed: %v", n)
 	}
 }
 

@@ -80,11 +80,26 @@ func (p *Proxy) ServeFlow(ctx context.Context, f *flow.Flow, c net.Conn) {
 		rec.Labels.ResponseFlags, rec.Err = "DENY", err
 		return
 	}
+	var b *backend.Backend
+	if f.Destination.Service != nil {
+		b = p.cfg.Backends.Get(f.Destination.Service.Hostname(), snap.Traffic(f.Destination.Service.Hostname()))
+		release, err := b.Pool.AcquireConn()
+		if err != nil {
+			done(0, nil)
+			rec.Labels.ResponseFlags, rec.Err = "UO", err
+			return
+		}
+		defer release()
+	}
 	start := time.Now()
 	hdr := http.Header{}
 	hdr.Set("Forwarded", forwarded(f))
 	up, err := p.cfg.Dialer.Dial(ctx, ep.Addr, hdr)
 	done(time.Since(start), err)
+	if b != nil && b.Outliers != nil {
+		// A TCP flow has no status: a connection is a success.
+		b.Outliers.Report(ep.Addr, http.StatusOK, err)
+	}
 	if err != nil {
 		rec.Labels.ResponseFlags, rec.Err = "UF", err
 		return
