@@ -65,7 +65,8 @@ func (e *meshEnv) assertNoPlaintext(ctx context.Context, t *testing.T, pods ...c
 		if err != nil {
 			t.Errorf("plaintext detector: %v", err)
 		} else if after != before {
-			t.Errorf("plaintext detector: %d TCP payload packets between enrolled pods %v outside HBONE", after-before, addrs)
+			flows, _ := d.Flows(ctx)
+			t.Errorf("plaintext detector: %d TCP payload packets between enrolled pods %v outside HBONE; flows seen in this suite: %q", after-before, addrs, flows)
 		}
 		if err := d.Unwatch(ctx, addrs...); err != nil {
 			t.Errorf("plaintext detector: %v", err)
