@@ -145,7 +145,9 @@ func (k *KubeReporter) Run(ctx context.Context) error {
 }
 
 func (k *KubeReporter) writeStatus(ctx context.Context, r Report) error {
-	if k.gw == nil || (r.Ref.Kind != "HTTPRoute" && r.Ref.Kind != "GRPCRoute") || len(r.Parents) == 0 {
+	// A route report without parents withdraws the entries of a route that
+	// no longer has Service parents.
+	if k.gw == nil || (r.Ref.Kind != "HTTPRoute" && r.Ref.Kind != "GRPCRoute") {
 		return nil
 	}
 	now := metav1.NewTime(k.now())

@@ -56,6 +56,18 @@ func TestKubeReporterWritesEventsAndRouteStatus(t *testing.T) {
 			t.Errorf("condition %s = %s (generation %d), want %s", cond.Type, s, cond.ObservedGeneration, want[cond.Type])
 		}
 	}
+	// The route moves to an ingress Gateway only: our entry goes.
+	moved := got.DeepCopy()
+	moved.Generation = 3
+	moved.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "ingress"}}
+	if _, err := gw.GatewayV1().HTTPRoutes("demo").Update(ctx, moved, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.UpsertHTTPRoute(moved)
+	waitFor(t, "status entry withdrawn", func() bool {
+		got, err := gw.GatewayV1().HTTPRoutes("demo").Get(ctx, "r", metav1.GetOptions{})
+		return err == nil && len(got.Status.Parents) == 1 && got.Status.Parents[0].ControllerName == "example.com/ingress"
+	})
 	waitFor(t, "warning event", func() bool {
 		evs, err := kube.CoreV1().Events("demo").List(ctx, metav1.ListOptions{})
 		if err != nil || len(evs.Items) == 0 {
