@@ -57,7 +57,6 @@ func Defaults() Config {
 		ClusterID: "Kubernetes", TrustDomain: identity.DefaultTrustDomain, DomainSuffix: "cluster.local",
 		HBONEAddr: ":15008", AdminAddr: "127.0.0.1:15000", MetricsAddr: ":15020", ReadinessAddr: ":15021",
 		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, SniffTimeout: time.Second,
-		ServiceAccount: "",
 	}
 }
 
