@@ -79,7 +79,7 @@ type Server struct {
 	closing chan struct{} // closed when Run ends: streams end so clients move on
 	closeMu sync.Once
 
-	fullPushes chan struct{} // slots for building and sending full states
+	fullPushes *fullPushes // bounds and follows full-state pushes
 
 	seq     atomic.Uint64 // batches distributed
 	nextID  atomic.Uint64
@@ -110,7 +110,7 @@ func New(src Source, cfg Config) *Server {
 		track:   make(chan struct{}, 1),
 		closing: make(chan struct{}),
 
-		fullPushes: make(chan struct{}, maxFullPushes),
+		fullPushes: newFullPushes(),
 	}
 	s.tracker.metrics = cfg.Metrics
 	src.OnChange(s.onChange)
