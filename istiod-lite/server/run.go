@@ -122,6 +122,7 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 	}
 	src := xds.NewMux().Handle(m, xds.Types...).Handle(l7c, l7.Types...)
 	srv := xds.New(src, xds.Config{Debounce: cfg.Debounce, MaxDebounce: cfg.MaxDebounce, Log: log.With("component", "xds"), Metrics: xm, Auth: xdsAuthn, Types: src.Types()})
+	srv.OnFullPushesDone(returnMemory)
 
 	var ready atomic.Bool
 	isReady := func() bool {
