@@ -212,7 +212,8 @@ func (t *ruleTx) operation(o *secv1beta1.Operation, f string) *l7api.Operation {
 }
 
 // paths checks Istio's path templates: "{*}" is one segment, "{**}" only
-// the last one.
+// the last one, and "*", "{" and "}" appear nowhere else in a template (a
+// waypoint rejects such a policy, so it must not be sent).
 func (t *ruleTx) paths(ps []string, f string) []string {
 	var out []string
 	for _, p := range ps {
@@ -220,12 +221,12 @@ func (t *ruleTx) paths(ps []string, f string) []string {
 			segs := strings.Split(p, "/")
 			ok := strings.HasPrefix(p, "/")
 			for i, s := range segs {
-				if strings.ContainsAny(s, "{}") && s != "{*}" && !(s == "{**}" && i == len(segs)-1) {
+				if strings.ContainsAny(s, "*{}") && s != "{*}" && !(s == "{**}" && i == len(segs)-1) {
 					ok = false
 				}
 			}
 			if !ok {
-				t.bad(f, "%q is not a valid path template ({*} is one whole segment, {**} only the last)", p)
+				t.bad(f, "%q is not a valid path template ({*} is one whole segment, {**} only the last, and * { } appear nowhere else)", p)
 				continue
 			}
 		}

@@ -55,6 +55,12 @@ func TestTranslatePolicy(t *testing.T) {
 			fields: []string{"spec.rules[0].from[0].source.requestPrincipals", "spec.rules[1].to[0].operation.ports", "spec.rules[2].when[0].key", "spec.rules[3].to[0].operation.paths"},
 		},
 		{
+			name:   "a template with * outside an operator is invalid, as the waypoint's compiler says",
+			spec:   `{"targetRefs":[{"kind":"Service","name":"svc"}],"rules":[{"to":[{"operation":{"paths":["/*/baz/{*}"]}}]},{"to":[{"operation":{"paths":["/v1/{*}/x*"]}}]},{"to":[{"operation":{"paths":["/v1/{*}/{**}"]}}]}]}`,
+			want:   `{"name":"p","namespace":"demo","targets":[{"kind":"SERVICE","namespace":"demo","name":"svc"}],"rules":[{"to":[{"paths":["/v1/{*}/{**}"]}]}]}`,
+			fields: []string{"spec.rules[0].to[0].operation.paths", "spec.rules[1].to[0].operation.paths"},
+		},
+		{
 			name:   "DENY leaves the unsupported part out",
 			spec:   `{"action":"DENY","targetRefs":[{"kind":"Service","name":"svc"}],"rules":[{"from":[{"source":{"remoteIpBlocks":["1.2.3.4"],"ipBlocks":["bad","10.0.0.1"]}}],"when":[{"key":"source.ip","values":["nope"]}]}]}`,
 			want:   `{"name":"p","namespace":"demo","action":"DENY","targets":[{"kind":"SERVICE","namespace":"demo","name":"svc"}],"rules":[{"from":[{"ipBlocks":["10.0.0.1"]}]}]}`,
