@@ -40,7 +40,7 @@ func Markdown(r *Report) string {
 	w("Weft's whole-mesh benchmark: every figure below was measured beside its baseline in the same run, on the lab (a real 2-node Kubernetes cluster made of network namespaces on one machine). ")
 	w("This page comes from a **%s** run of %s (commit %s, %.0f s in all).\n\n", r.Mode, r.Started.Format("2006-01-02 15:04 UTC"), r.Machine.Commit, r.Duration)
 	w("## Running it\n\n")
-	w("- `make bench` — the full run: `go run ./cmd/weft-bench` (as root, under the lab lock). %d repetitions, %s warm-up and %s windows, 10,000 held connections, and the control-plane scale benchmark at 1,000 and 5,000 pods; about 45 minutes on 2 cores after the binaries are built.\n", Defaults("", false).Reps, Defaults("", false).Warmup, Defaults("", false).Window)
+	w("- `make bench` — the full run: `go run ./cmd/weft-bench` (as root, under the lab lock). %d repetitions, %s warm-up and %s windows, 10,000 held connections, and the control-plane scale benchmark at 1,000 and 5,000 pods; estimated at about an hour on 2 cores (45 minutes of data-plane scenarios from the quick mode's per-run timings, plus two scale-benchmark labs); the full mode has not been timed end to end yet.\n", Defaults("", false).Reps, Defaults("", false).Warmup, Defaults("", false).Window)
 	w("- `go run ./cmd/weft-bench --quick` — for development: 3 repetitions of 1 s windows, one held-connections pass, no control plane; under 5 minutes once the lab is up (about 3 more to start it).\n")
 	w("- `go run ./cmd/weft-bench --from-json _output/bench/report.json` re-renders the table and this page without a lab.\n\n")
 	w("Needs root, Debian's `nginx-light` (or `nginx`) for the nginx row (skipped with a note without it), `taskset` (util-linux) and `curl`.\n\n")
@@ -60,7 +60,7 @@ func Markdown(r *Report) string {
 	w(" in this run.\n")
 	w("- **Repetitions.** Each case ran %d times; the order of the paths alternates (forward, then reversed) between repetitions. Each run has a %.1f s warm-up at the same load, discarded, then a %.1f s measured window. Figures are the **median** of the repetitions, and the **spread** is their max − min, in the same unit.\n", r.Method.Reps, r.Method.WarmupS, r.Method.WindowS)
 	w("- **Pinning.** %s.\n", r.Method.Pinning)
-	w("- **Cost.** CPU is user+system time from `/proc/PID/stat` (10 ms ticks) of the proxy processes, found by their executable; memory is `VmRSS` from `/proc/PID/status`. Per 1,000 rps = CPU seconds over the requests of the run (warm-up included, since the processes worked for them) × 1,000. Per proxy = divided by the number of proxies of that kind on the path (two ztunnels, two relays, one waypoint, one nginx).\n")
+	w("- **Cost.** CPU is the run time of every thread of the proxy processes from `/proc/PID/task/*/schedstat` (nanoseconds; `/proc/PID/stat` ticks where schedstat is missing), found by their executable; memory is `VmRSS` from `/proc/PID/status`. Per 1,000 rps = CPU seconds over the requests of the run (warm-up included, since the processes worked for them) × 1,000. Per proxy = divided by the number of proxies of that kind on the path (two ztunnels, two relays, one waypoint, one nginx).\n")
 	w("- **Throughput** reads a byte stream from the server for the window and counts only bytes received. **Connection rate** runs %d closed loops each opening a connection, sending one small request and reading its answer, in two variants: the client closes after the answer, or the request carries `Connection: close` and the server closes first; a request without an answer in 2 s counts as failed.\n\n", r.Method.ConnWorkers)
 
 	w("## Machine and noise\n\n")
@@ -78,7 +78,7 @@ func Markdown(r *Report) string {
 
 	w("## Results\n\n")
 	scenario := ""
-	for _, row := range r.Rows {
+	for _, row := range orderedRows(r) {
 		if row.Scenario != scenario {
 			scenario = row.Scenario
 			w("\n### %s\n\n", scenario)

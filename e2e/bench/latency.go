@@ -107,43 +107,59 @@ func alternate(names []string, rep int) []string {
 	return out
 }
 
-// latencyScenario runs every rate and connection count over every path.
+// latencyScenario runs the fixed rates over every path.
 func (b *bench) latencyScenario(ctx context.Context) error {
+	for _, rate := range b.cfg.Rates {
+		if rate == 0 {
+			continue
+		}
+		for _, conns := range b.cfg.Conns {
+			b.latencyCase(ctx, rate, fmt.Sprintf("%g rps, %d conn", rate, conns), conns)
+		}
+	}
+	return nil
+}
+
+// latencyMaxScenario finds the highest rate the baseline sustains for each
+// connection count and runs every path at it. It runs last: the paths that
+// cannot keep up are overloaded on purpose, and what that leaves behind
+// must not colour the other scenarios.
+func (b *bench) latencyMaxScenario(ctx context.Context) error {
+	if !slices.Contains(b.cfg.Rates, 0) {
+		return nil
+	}
 	b.rep.Method.MaxRateSource = "per connection count: the direct path's closed-loop capacity, then open-loop runs from 70% of it down in 30% steps until one keeps up"
-	maxR := map[int]float64{}
 	for _, conns := range b.cfg.Conns {
 		r, err := b.maxRate(ctx, conns)
 		if err != nil {
 			return err
 		}
-		maxR[conns] = r
-	}
-	names := b.pathNames()
-	for _, rate0 := range b.cfg.Rates {
-		for _, conns := range b.cfg.Conns {
-			rate, label := rate0, fmt.Sprintf("%g rps", rate0)
-			if rate0 == 0 {
-				rate, label = maxR[conns], fmt.Sprintf("max %g rps", maxR[conns])
-			}
-			kase := fmt.Sprintf("%s, %d conn", label, conns)
-			runs := map[string][]latRun{}
-			for rep := range b.cfg.Reps {
-				for _, n := range alternate(names, rep) {
-					r, err := b.runLatency(ctx, b.topo.paths[n], rate, conns)
-					if err != nil {
-						return err
-					}
-					runs[n] = append(runs[n], r)
-				}
-			}
-			b.log.Info("latency", "case", kase)
-			b.latencyRows(kase, names, runs)
-			if rate == 1000 && conns == slices.Max(b.cfg.Conns) {
-				b.costRows(kase, runs)
-			}
-		}
+		b.latencyCase(ctx, r, fmt.Sprintf("max %g rps, %d conn", r, conns), conns)
 	}
 	return nil
+}
+
+// latencyCase runs one rate and connection count over every path, the
+// order alternating between repetitions, and adds its rows. A run that
+// fails is left out of the medians and counted in the rows' notes.
+func (b *bench) latencyCase(ctx context.Context, rate float64, kase string, conns int) {
+	names := b.pathNames()
+	runs := map[string][]latRun{}
+	for rep := range b.cfg.Reps {
+		for _, n := range alternate(names, rep) {
+			r, err := b.runLatency(ctx, b.topo.paths[n], rate, conns)
+			if err != nil {
+				b.log.Warn("latency run failed", "case", kase, "path", n, "err", err)
+				b.failure(fmt.Sprintf("latency %s on %s", kase, n), err)
+			}
+			runs[n] = append(runs[n], r)
+		}
+	}
+	b.log.Info("latency", "case", kase)
+	b.latencyRows(kase, names, runs)
+	if rate == 1000 && conns == slices.Max(b.cfg.Conns) {
+		b.costRows(kase, runs)
+	}
 }
 
 var percentiles = []struct {

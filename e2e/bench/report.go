@@ -75,7 +75,10 @@ type Row struct {
 func newRow(scenario, kase, metric, unit, better, baseName string, base []float64, subjName string, subj []float64) Row {
 	r := Row{Scenario: scenario, Case: kase, Metric: metric, Unit: unit, Better: better,
 		Baseline: side(baseName, base), Subject: side(subjName, subj)}
-	r.Ratio = ratio(r.Subject.Median, r.Baseline.Median)
+	r.Ratio = math.NaN() // a ratio over a difference that can be negative means nothing
+	if r.Baseline.Median > 0 && r.Subject.Median >= 0 {
+		r.Ratio = ratio(r.Subject.Median, r.Baseline.Median)
+	}
 	r.Delta = r.Subject.Median - r.Baseline.Median
 	r.Spread.Baseline, r.Spread.Subject = r.Baseline.Spread, r.Subject.Spread
 	return r

@@ -39,6 +39,7 @@ type bench struct {
 	rep       *Report
 	loadCPU   string // the CPU list the load generator runs on ("" unpinned)
 	proxyCPUs []int
+	failures  int
 	idleRSS   map[string]float64 // median idle MiB per proxy, by role
 }
 
@@ -84,6 +85,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b.rep.Machine.LoadEnd = loadavg()
 	b.rep.Duration = time.Since(b.rep.Started).Seconds()
 	return b.rep, nil
+}
+
+// failure records a run that failed; the first few go into the notes.
+func (b *bench) failure(what string, err error) {
+	b.failures++
+	if b.failures <= 10 {
+		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("failed run, left out of the medians: %s: %v", what, err))
+	}
 }
 
 // notMeasured are the figures this harness does not take yet.

@@ -25,6 +25,7 @@ func (b *bench) scenarios(ctx context.Context) error {
 		{"throughput", b.throughputScenario},
 		{"connection rate", b.connRateScenario},
 		{"held connections", b.holdScenario},
+		{"latency at the baseline's highest rate", b.latencyMaxScenario},
 	} {
 		start := time.Now()
 		b.log.Info("scenario", "name", s.name)
@@ -47,10 +48,10 @@ func (b *bench) throughputScenario(ctx context.Context) error {
 		for rep := range b.cfg.Reps {
 			for _, n := range alternate(names, rep) {
 				p := b.topo.paths[n]
-				var res loadgen.ThroughputResult
+				res := loadgen.ThroughputResult{MbitPerS: math.NaN()}
 				if err := b.load(ctx, p, &res, "throughput", "--addr="+p.Source, fmt.Sprintf("--conns=%d", conns),
 					"--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
-					return err
+					b.failure(fmt.Sprintf("throughput %s on %s", kase, n), err)
 				}
 				vals[n] = append(vals[n], res.MbitPerS)
 			}
@@ -73,10 +74,10 @@ func (b *bench) connRateScenario(ctx context.Context) error {
 		for rep := range b.cfg.Reps {
 			for _, n := range alternate(names, rep) {
 				p := b.topo.paths[n]
-				var res loadgen.ConnRateResult
+				res := loadgen.ConnRateResult{PerS: math.NaN()}
 				if err := b.load(ctx, p, &res, "connrate", "--addr="+p.HTTP, fmt.Sprintf("--conns=%d", b.cfg.ConnRateWorkers),
 					fmt.Sprintf("--server-closes=%t", mode.serverCloses), "--warmup="+b.cfg.Warmup.String(), "--duration="+b.cfg.Window.String()); err != nil {
-					return err
+					b.failure(fmt.Sprintf("connection rate %s on %s", kase, n), err)
 				}
 				if res.Errors > 0 {
 					b.log.Warn("connection rate errors", "path", n, "case", kase, "errors", res.Errors, "first", res.FirstErr)
@@ -149,12 +150,13 @@ func (b *bench) holdScenario(ctx context.Context) error {
 	for rep := range b.cfg.HoldReps {
 		for _, n := range alternate(names, rep) {
 			open, c, err := b.holding(ctx, b.topo.paths[n], settle, window)
-			if err != nil {
-				return err
-			}
 			u, ok := c[role[n]]
-			if !ok {
-				return fmt.Errorf("held connections on %s: no %s usage", n, role[n])
+			if err == nil && !ok {
+				err = fmt.Errorf("no %s usage", role[n])
+			}
+			if err != nil {
+				b.failure("held connections on "+n, err)
+				continue
 			}
 			opened[n] = open
 			rss[n] = append(rss[n], u.RSS)
@@ -223,11 +225,34 @@ func (b *bench) holding(ctx context.Context, p path, settle, window time.Duratio
 	if res.Errors > 0 {
 		b.log.Warn("held connections failed", "path", p.Name, "open", res.Open, "errors", res.Errors, "first", res.FirstErr)
 	}
+	// Connections keep costing after they open (the relays' TLS
+	// handshakes, pools growing): measure once the proxies are quiet.
 	time.Sleep(settle)
+	b.waitQuiet(ctx, 30*time.Second)
 	before := b.sampleAll()
 	time.Sleep(window)
 	c := costs(before, b.sampleAll())
 	stop()
 	time.Sleep(settle) // let the proxies close them before the next case
 	return res.Open, c, nil
+}
+
+// waitQuiet waits up to limit until no proxy uses more than 5% of a CPU
+// over half a second.
+func (b *bench) waitQuiet(ctx context.Context, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		before := b.sampleAll()
+		time.Sleep(500 * time.Millisecond)
+		busy := false
+		for role, c := range costs(before, b.sampleAll()) {
+			if v := c.CPU / 0.5 / float64(max(1, c.Proxies)); v > 0.05 {
+				b.log.Debug("not quiet yet", "role", role, "vcpu", v)
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+	}
 }

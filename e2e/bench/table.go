@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -19,7 +20,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			_ = tw.Flush()
 		}
 	}
-	for _, row := range r.Rows {
+	for _, row := range orderedRows(r) {
 		if row.Scenario != scenario {
 			flush()
 			scenario = row.Scenario
@@ -76,4 +77,21 @@ func fmtRatio(v float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2fx", v)
+}
+
+// scenarioOrder is the order reports present scenarios in.
+var scenarioOrder = []string{"latency", "throughput", "connection-rate", "dataplane-cost", "control-plane"}
+
+// orderedRows returns r's rows grouped by scenario in scenarioOrder (others
+// last), keeping their order within a scenario.
+func orderedRows(r *Report) []Row {
+	rank := func(s string) int {
+		if i := slices.Index(scenarioOrder, s); i >= 0 {
+			return i
+		}
+		return len(scenarioOrder)
+	}
+	rows := slices.Clone(r.Rows)
+	slices.SortStableFunc(rows, func(a, b Row) int { return rank(a.Scenario) - rank(b.Scenario) })
+	return rows
 }
