@@ -115,15 +115,21 @@ func ready(p *corev1.Pod) bool {
 }
 
 // Wait polls Check every interval until nothing is stuck or ctx ends; it
-// returns the last stuck list (empty on success).
+// returns the last stuck list (empty on success). A Check cut short by the
+// end of ctx is not an error: the list before it is the answer.
 func Wait(ctx context.Context, kc kubernetes.Interface, systemNS, ns string, enroll bool, interval time.Duration) ([]Stuck, error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last []Stuck
 	for {
 		stuck, err := Check(ctx, kc, systemNS, ns, enroll)
+		if err != nil && ctx.Err() != nil && last != nil {
+			return last, nil
+		}
 		if err != nil || len(stuck) == 0 {
 			return stuck, err
 		}
+		last = stuck
 		select {
 		case <-ctx.Done():
 			return stuck, nil

@@ -2,13 +2,16 @@ package enroll
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func pod(name, node string, phase corev1.PodPhase, ann map[string]string, labels map[string]string) *corev1.Pod {
@@ -87,5 +90,29 @@ func TestWaitTimesOutWithStuck(t *testing.T) {
 	stuck, err := Wait(ctx, kc, "weft-system", "demo", true, 5*time.Millisecond)
 	if err != nil || len(stuck) != 1 {
 		t.Fatalf("Wait = %v, %v", stuck, err)
+	}
+}
+
+// A Check cut short by the deadline (the client's rate limiter or the
+// request itself gives up) still yields the stuck pods seen before it.
+func TestWaitDeadlineDuringCheck(t *testing.T) {
+	kc := fake.NewClientset(pod("no-ann", "node-a", corev1.PodRunning, nil, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	kc.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetNamespace() != "demo" {
+			return false, nil, nil
+		}
+		calls++
+		if calls > 1 {
+			cancel()
+			return true, nil, fmt.Errorf("client rate limiter Wait returned an error: %w", context.DeadlineExceeded)
+		}
+		return false, nil, nil
+	})
+	stuck, err := Wait(ctx, kc, "weft-system", "demo", true, time.Millisecond)
+	if err != nil || len(stuck) != 1 || stuck[0].Pod != "no-ann" {
+		t.Fatalf("Wait = %v, %v; want the stuck pod and no error", stuck, err)
 	}
 }
