@@ -376,8 +376,8 @@ func containsPod(pods []corev1.Pod, p corev1.Pod) bool {
 }
 
 // excusedBy reports whether a truncated connection ended while a deleted
-// destination pod it went to was terminating (its app closing cleanly).
-// A connection through the VIP may have gone to that pod too.
+// destination pod it went to (by pod IP, or through the VIP to the pod
+// its greeting named) was terminating: its app closing cleanly.
 func excusedBy(faults []fault, c probe.Conn, vip string) bool {
 	host, _, _ := net.SplitHostPort(c.Target)
 	for _, f := range faults {
@@ -388,7 +388,7 @@ func excusedBy(faults []fault, c probe.Conn, vip string) bool {
 		if end.Before(f.at) || end.After(f.until) {
 			continue
 		}
-		if host == f.excuse || c.Target == vip {
+		if host == f.excuse || (c.Target == vip && (c.Served == "" || c.Served == f.excuse)) {
 			return true
 		}
 	}

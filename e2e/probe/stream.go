@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -97,6 +98,9 @@ type Conn struct {
 	// GreetMillis is the time from dial to the server's greeting (0 when
 	// it never came).
 	GreetMillis float64 `json:"greetMs,omitempty"`
+	// Served is the IP of the pod that answered, from the echo greeting
+	// ({"pod":{"ip":...}}), when it named one.
+	Served string `json:"served,omitempty"`
 }
 
 // StreamReport is the result of a Stream run.
@@ -268,8 +272,17 @@ func streamOne(ctx context.Context, cfg StreamConfig, target string, seed uint64
 		_ = conn.SetDeadline(dl)
 	}
 	br := bufio.NewReader(conn)
-	if _, err := br.ReadSlice('\n'); err != nil {
+	greeting, err := br.ReadSlice('\n')
+	if err != nil {
 		return finish(Refused, fmt.Errorf("greeting: %w", err))
+	}
+	var g struct {
+		Pod struct {
+			IP string `json:"ip"`
+		} `json:"pod"`
+	}
+	if json.Unmarshal(greeting, &g) == nil {
+		c.Served = g.Pod.IP
 	}
 	c.GreetMillis = float64(time.Since(time.UnixMilli(c.Start)).Microseconds()) / 1000
 
