@@ -37,6 +37,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	tuneGC(cfg, cfg.Log)
+	preferLists()
 	rc, err := restConfig(cfg.Kubeconfig)
 	if err != nil {
 		return err
