@@ -35,18 +35,26 @@ type carried struct {
 }
 
 // carry splices the connection until both directions end and records it.
+// It and the splice functions below keep small frames: an idle
+// connection's goroutine is parked under them, and a shallow stack is one
+// the garbage collector can shrink.
 func (k *carried) carry() {
-	if k.remove != nil {
-		defer k.remove()
-	}
 	k.rec.Opened()
 	sent, recv, err := splice(k.client, k.upstream)
+	k.finish(sent, recv, err)
+}
+
+// finish records the end of the connection and forgets it.
+func (k *carried) finish(sent, recv int64, err error) {
 	k.rec.AddSent(sent)
 	k.rec.AddReceived(recv)
 	if k.oc != nil {
 		err = errors.Join(k.oc.revoked(), err)
 	}
 	k.rec.Closed(err)
+	if k.remove != nil {
+		k.remove()
+	}
 }
 
 // splice copies both ways between a (the client side) and b (the upstream)
@@ -81,20 +89,27 @@ func splice(a, b net.Conn) (sent, recv int64, err error) {
 
 // spliceFrom copies a→b on this goroutine while b→a runs as ch.
 func spliceFrom(a, b net.Conn, ch <-chan copied) (sent, recv int64, err error) {
-	sent, errUp := copyHalf(b, a)
-	r := <-ch
-	_ = a.Close()
-	_ = b.Close()
-	return sent, r.n, errors.Join(quiet(errUp), quiet(r.err))
+	n, err := copyHalf(b, a)
+	return endAsync(a, b, ch, n, err, false)
 }
 
 // spliceTo copies b→a on this goroutine while a→b runs as ch.
 func spliceTo(a, b net.Conn, ch <-chan copied) (sent, recv int64, err error) {
-	recv, errDown := copyHalf(a, b)
+	n, err := copyHalf(a, b)
+	return endAsync(a, b, ch, n, err, true)
+}
+
+// endAsync waits for the direction running as ch once this goroutine's
+// direction (n bytes, err) has ended, closes both conns and returns the
+// bytes sent a→b and received b→a with the errors that matter.
+func endAsync(a, b net.Conn, ch <-chan copied, n int64, err error, asyncSent bool) (sent, recv int64, _ error) {
 	r := <-ch
 	_ = a.Close()
 	_ = b.Close()
-	return r.n, recv, errors.Join(quiet(r.err), quiet(errDown))
+	if asyncSent {
+		return r.n, n, errors.Join(quiet(r.err), quiet(err))
+	}
+	return n, r.n, errors.Join(quiet(err), quiet(r.err))
 }
 
 // spliceBoth copies each direction on a goroutine of its own.
