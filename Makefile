@@ -70,7 +70,7 @@ e2e: build lab-build manifests
 
 ## bench: the micro-benchmarks, each beside its baseline (root for the data path)
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./pkg/... ./istiod-lite/ca
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./pkg/... ./istiod-lite/ca ./istiod-lite/l7 ./waypoint/...
 	$(GO) test -run='^TestBenchReport$$' -v -count=1 ./pkg/hbone -args -hbone.report
 	$(GO) test -run='^$$' -bench=DataPath -benchtime=1x -count=1 ./ztunnel/proxy
 	$(GO) test -run='^$$' -bench=KernelInPodApply -benchtime=10x -count=1 ./cni/iptables
