@@ -36,8 +36,42 @@ func (b *bench) scenarios(ctx context.Context) error {
 			return fmt.Errorf("scenario %s: %w", s.name, err)
 		}
 		b.log.Info("scenario done", "name", s.name, "took", time.Since(start).Round(100*time.Millisecond))
+		b.probe(ctx, s.name)
 	}
 	return nil
+}
+
+// probe checks that every path still answers new connections after a
+// scenario, and notes how long one took to recover, so that a scenario
+// that leaves a proxy stuck is visible rather than colouring the next.
+func (b *bench) probe(ctx context.Context, after string) {
+	const limit = 30 * time.Second
+	for _, n := range b.pathNames() {
+		p := b.topo.paths[n]
+		start := time.Now()
+		var last string
+		for {
+			var res loadgen.LatencyResult
+			err := b.load(ctx, p, &res, "latency", "--addr="+p.HTTP, "--rate=20", "--conns=1", "--warmup=0s", "--duration=250ms")
+			if err == nil && res.Errors == 0 && res.Unsent == 0 {
+				break
+			}
+			last = res.FirstErr
+			if err != nil {
+				last = err.Error()
+			}
+			if time.Since(start) > limit || ctx.Err() != nil {
+				b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("after %s: the %s path did not answer new connections for %s (%s)", after, n, limit, last))
+				b.log.Warn("path stuck", "after", after, "path", n, "err", last)
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if d := time.Since(start); last != "" && d <= limit {
+			b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("after %s: the %s path answered new connections again only after %s (%s)", after, n, d.Round(100*time.Millisecond), last))
+			b.log.Warn("path recovered", "after", after, "path", n, "took", d, "err", last)
+		}
+	}
 }
 
 func (b *bench) throughputScenario(ctx context.Context) error {
@@ -88,7 +122,7 @@ func (b *bench) connRateScenario(ctx context.Context) error {
 				p99[n] = append(p99[n], nanIfNone(res.Latency.Count, res.Latency.P99))
 			}
 		}
-		note := fmt.Sprintf("failed (no answer in 2 s): direct %d, mesh %d", errs[pathDirect], errs[pathMesh])
+		note := fmt.Sprintf("failed connections (no answer in 2 s, warm-up included): direct %d, mesh %d", errs[pathDirect], errs[pathMesh])
 		for _, r := range []Row{
 			newRow("connection-rate", kase, "new connections (1 request each)", "conn/s", "higher", pathDirect, rate[pathDirect], pathMesh, rate[pathMesh]),
 			newRow("connection-rate", kase, "connect+request p50", "ms", "lower", pathDirect, p50[pathDirect], pathMesh, p50[pathMesh]),

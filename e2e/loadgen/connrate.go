@@ -12,6 +12,7 @@ import (
 type ConnRateResult struct {
 	Workers  int     `json:"workers"`
 	PerS     float64 `json:"conns_per_s"`
+	// Errors counts failed connections, warm-up included.
 	Errors   int     `json:"errors"`
 	Latency  Latency `json:"latency"`
 	FirstErr string  `json:"first_error,omitempty"`
@@ -47,14 +48,14 @@ func ConnRate(ctx context.Context, addr string, workers int, serverCloses bool, 
 					return
 				}
 				err := oneShot(ctx, addr, hostOf(addr), serverCloses, 2*time.Second)
-				if s.Before(measureFrom) {
-					continue
-				}
-				if err != nil {
+				if err != nil { // counted in the warm-up too: a hang there hides the window
 					t.errs++
 					if t.firstErr == nil {
 						t.firstErr = err
 					}
+					continue
+				}
+				if s.Before(measureFrom) {
 					continue
 				}
 				t.samples = append(t.samples, time.Since(s))
