@@ -10,8 +10,8 @@ import (
 // ConnRateResult is how many new connections per second a path completed,
 // each carrying one small HTTP/1.1 request and its answer.
 type ConnRateResult struct {
-	Workers  int     `json:"workers"`
-	PerS     float64 `json:"conns_per_s"`
+	Workers int     `json:"workers"`
+	PerS    float64 `json:"conns_per_s"`
 	// Errors counts failed connections, warm-up included.
 	Errors   int     `json:"errors"`
 	Latency  Latency `json:"latency"`
