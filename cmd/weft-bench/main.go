@@ -42,6 +42,7 @@ func run() error {
 	reps := fs.Int("reps", 0, "repetitions per case (default 5, or 3 with --quick; at least 3)")
 	cp := fs.String("control-plane", "", "run the control-plane scale benchmark: true or false (default: true in the full mode)")
 	pin := fs.Bool("pin", true, "pin the load generator away from the proxies")
+	profile := fs.Bool("profile", true, "take CPU profiles of the waypoint and a ztunnel under load (into OUT/profiles)")
 	out := fs.String("out", filepath.Join(root, "_output", "bench"), "directory for report.json")
 	docs := fs.String("docs", filepath.Join(root, "docs", "performance.md"), "Markdown page to write (empty skips it)")
 	fromJSON := fs.String("from-json", "", "render the table and the page from an existing report.json, without a lab")
@@ -69,7 +70,7 @@ func run() error {
 	default:
 		return fmt.Errorf("--control-plane %q: want true or false", *cp)
 	}
-	cfg.Pin, cfg.OutDir, cfg.Docs = *pin, *out, *docs
+	cfg.Pin, cfg.Profile, cfg.OutDir, cfg.Docs = *pin, *profile, *out, *docs
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

@@ -42,7 +42,9 @@ type Config struct {
 	// ControlPlane runs e2e/controlplane's BenchmarkScale at 1,000 and
 	// 5,000 pods (a lab of its own each; about 10 minutes).
 	ControlPlane bool
-	// OutDir receives report.json; Docs is the Markdown page to write
+	// Profile takes CPU profiles of the waypoint and a ztunnel under load.
+	Profile bool
+	// OutDir receives report.json (and profiles/); Docs is the Markdown page to write
 	// ("" skips it).
 	OutDir, Docs string
 	// Log receives progress.
@@ -56,7 +58,7 @@ func Defaults(root string, quick bool) Config {
 		Warmup: 2 * time.Second, Window: 10 * time.Second,
 		Rates: []float64{100, 1000, 0}, Conns: []int{1, 16}, BulkConns: []int{1, 8},
 		ConnRateWorkers: 16, HeldConns: 10000, HoldReps: 3, Idle: 10 * time.Second,
-		Pin: true, ControlPlane: true,
+		Pin: true, ControlPlane: true, Profile: true,
 	}
 	if quick {
 		c.Reps, c.Warmup, c.Window, c.Idle, c.HoldReps, c.ControlPlane = 3, 500*time.Millisecond, time.Second, 3*time.Second, 1, false

@@ -93,6 +93,12 @@ func Markdown(r *Report) string {
 			row.Baseline.Name, medSpread(row.Baseline), row.Subject.Name, medSpread(row.Subject),
 			fmtRatio(row.Ratio), fmtSigned(row.Delta), peer, row.Note)
 	}
+	if len(r.Profiles) > 0 {
+		w("\n## Where the CPU goes\n\n")
+		for _, p := range r.Profiles {
+			w("`%s` under %s (`go tool pprof %s`), top functions:\n\n```\n%s\n```\n\n", p.Name, p.Load, p.Path, p.Top)
+		}
+	}
 	w("\n## Peers' published figures\n\n")
 	w("These are **their numbers on their hardware** (Istio's ambient performance figures, bare metal), quoted for orientation only; they were not measured here and are not comparable one to one with a shared 2-core VM.\n\n")
 	w("| figure | value |\n|---|---|\n")

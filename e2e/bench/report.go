@@ -17,6 +17,8 @@ type Report struct {
 	Machine  Machine   `json:"machine"`
 	Method   Method    `json:"method"`
 	Rows     []Row     `json:"rows"`
+	// Profiles are CPU profiles of the proxies under load.
+	Profiles []Profile `json:"profiles,omitempty"`
 	// Notes are what the run could not measure, and why.
 	Notes []string `json:"notes,omitempty"`
 }

@@ -67,6 +67,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	err := b.scenarios(ctx)
+	if err == nil && cfg.Profile {
+		out := cfg.OutDir
+		if out == "" {
+			out = filepath.Join(cfg.Root, "_output", "bench")
+		}
+		if perr := b.profiles(ctx, out); perr != nil {
+			b.rep.Notes = append(b.rep.Notes, "profiles: "+perr.Error())
+		}
+	}
 	b.closeLab()
 	if err != nil {
 		b.rep.Notes = append(b.rep.Notes, "run failed: "+err.Error())
