@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"os/exec"
 	"runtime"
@@ -48,6 +49,10 @@ func machineFacts(root string) Machine {
 	}
 	if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
+		// The binaries are built from the working tree, which may differ.
+		if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+			m.Commit += " (working tree with uncommitted changes)"
+		}
 	}
 	if out, err := exec.Command("/usr/sbin/nginx", "-v").CombinedOutput(); err == nil {
 		m.Nginx = strings.TrimSpace(strings.TrimPrefix(string(out), "nginx version: "))
