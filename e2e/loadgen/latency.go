@@ -62,7 +62,7 @@ type LatencyResult struct {
 
 // drainLimit is how long workers keep answering queued requests after the
 // schedule ends before they count the rest as unsent.
-const drainLimit = 3 * time.Second
+const drainLimit = time.Second
 
 // OpenLoop offers c.Rate requests per second over c.Conns connections for
 // c.Warmup+c.Duration and measures each latency from its due time.
