@@ -73,6 +73,7 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./pkg/... ./istiod-lite/ca ./istiod-lite/l7 ./waypoint/...
 	$(GO) test -run='^TestBenchReport$$' -v -count=1 ./pkg/hbone -args -hbone.report
 	$(GO) test -run='^$$' -bench=DataPath -benchtime=1x -count=1 ./ztunnel/proxy
+	$(GO) test -run='^$$' -bench='WaypointHop|WaypointCPU' -benchtime=3000x -count=1 ./waypoint/server
 	$(GO) test -run='^$$' -bench=KernelInPodApply -benchtime=10x -count=1 ./cni/iptables
 	$(MAKE) lab-build manifests
 	$(GO) test -tags e2e -count=1 -run='^$$' -bench=Scale -benchtime=1x -timeout 30m ./e2e/controlplane
