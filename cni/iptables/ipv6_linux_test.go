@@ -105,3 +105,51 @@ func TestKernelIPv6(t *testing.T) {
 	}
 	checkRouting(t, ns, false)
 }
+
+// TestKernelProbeSNAT6 installs and removes the IPv6 probe SNAT with
+// ip6tables in a throwaway namespace standing for the node.
+func TestKernelProbeSNAT6(t *testing.T) {
+	ns := kernelNS(t)
+	if _, err := exec.LookPath("ip6tables"); err != nil {
+		t.Skip("ip6tables not installed")
+	}
+	mode := DetectMode(context.Background())
+	b, err := NewBackend6(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ProbeSNAT{Tables: b, IPv6: true}
+	var got map[string]string
+	err = ns.Do(func() error {
+		for range 2 {
+			if err := p.Ensure(); err != nil {
+				return err
+			}
+			if err := p.Add("fd00:10:244:1::5", "uid-a"); err != nil {
+				return err
+			}
+		}
+		var err error
+		got, err = p.List()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["uid-a"] != "fd00:10:244:1::5" {
+		t.Fatalf("List = %v", got)
+	}
+	if err := ns.Do(func() error {
+		if err := p.Delete("fd00:10:244:1::5", "uid-a"); err != nil {
+			return err
+		}
+		return p.RemoveAll()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	_ = ns.Do(func() error { out, err = exec.Command("ip6tables-save", "-t", "nat").Output(); return err })
+	if strings.Contains(string(out), "WEFT_") {
+		t.Fatalf("left after RemoveAll:\n%s", out)
+	}
+}

@@ -91,3 +91,35 @@ func TestInPodIPv4OnlyByDefault(t *testing.T) {
 		t.Fatal("WithIPv6 must enable IPv6 on a copy only")
 	}
 }
+
+// TestProbeSNAT6Golden: the IPv6 probe SNAT takes IPv6 pod addresses only,
+// SNATs them to ProbeSNATAddr6, lists them back and is idempotent.
+func TestProbeSNAT6Golden(t *testing.T) {
+	tables := NewRecorder()
+	p := ProbeSNAT{Tables: tables, IPv6: true}
+	for range 2 {
+		if err := p.Ensure(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Add("fd00:10:244:1::5", "uid-a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden(t, "probe-snat6.golden", tables.Dump())
+	if got, err := p.List(); err != nil || !cmp.Equal(got, map[string]string{"uid-a": "fd00:10:244:1::5"}) {
+		t.Fatalf("List = %v, %v", got, err)
+	}
+	for _, bad := range []string{"10.244.1.5", "::ffff:10.244.1.5", "nope"} {
+		if err := p.Add(bad, "uid-x"); err == nil {
+			t.Errorf("Add(%q) accepted", bad)
+		}
+	}
+	for range 2 {
+		if err := p.Delete("fd00:10:244:1::5", "uid-a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := p.List(); len(got) != 0 {
+		t.Fatalf("after Delete: %v", got)
+	}
+}

@@ -7,10 +7,32 @@ import (
 )
 
 // ProbeSNAT manages the node-level SNAT of node-originated TCP to enrolled
-// pods (kubelet probes) to ProbeSNATAddr. Tables must act on the node's
-// network namespace. Methods are idempotent.
+// pods (kubelet probes) to ProbeSNATAddr, or with IPv6 set (and an
+// ip6tables Tables) of IPv6 pod addresses to ProbeSNATAddr6. Tables must
+// act on the node's network namespace. Methods are idempotent.
 type ProbeSNAT struct {
 	Tables Backend
+	IPv6   bool
+}
+
+func (p ProbeSNAT) rule(podIP, uid string) Rule {
+	if p.IPv6 {
+		return ProbeSNATRule6(podIP, uid)
+	}
+	return ProbeSNATRule(podIP, uid)
+}
+
+func (p ProbeSNAT) checkAddr(s string) error {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err == nil && p.IPv6 && a.Is6() && !a.Is4In6():
+		return nil
+	case err == nil && !p.IPv6 && a.Is4():
+		return nil
+	case p.IPv6:
+		return fmt.Errorf("probe snat: %q is not an IPv6 address", s)
+	}
+	return fmt.Errorf("probe snat: %q is not an IPv4 address", s)
 }
 
 // Ensure creates the WEFT_POSTRT chain and its jump from POSTROUTING,
@@ -31,12 +53,13 @@ func (p ProbeSNAT) Ensure() error {
 	return Apply(p.Tables, RuleSet{Jumps: base.Jumps})
 }
 
-// Add SNATs probes to the pod with IPv4 address podIP; uid tags the rule.
+// Add SNATs probes to the pod with address podIP (of p's family); uid tags
+// the rule.
 func (p ProbeSNAT) Add(podIP, uid string) error {
-	if err := checkIPv4(podIP); err != nil {
+	if err := p.checkAddr(podIP); err != nil {
 		return err
 	}
-	r := ProbeSNATRule(podIP, uid)
+	r := p.rule(podIP, uid)
 	ok, err := p.Tables.Exists(r.Table, r.Chain, r.Spec...)
 	if err != nil {
 		return fmt.Errorf("check probe snat for %s: %w", podIP, err)
@@ -52,10 +75,10 @@ func (p ProbeSNAT) Add(podIP, uid string) error {
 
 // Delete removes the pod's rule; a missing rule is not an error.
 func (p ProbeSNAT) Delete(podIP, uid string) error {
-	if err := checkIPv4(podIP); err != nil {
+	if err := p.checkAddr(podIP); err != nil {
 		return err
 	}
-	r := ProbeSNATRule(podIP, uid)
+	r := p.rule(podIP, uid)
 	if err := p.Tables.DeleteIfExists(r.Table, r.Chain, r.Spec...); err != nil {
 		return fmt.Errorf("delete probe snat for %s: %w", podIP, err)
 	}
@@ -94,7 +117,7 @@ func parseProbeRule(line string) (uid, ip string) {
 	for i := 0; i+1 < len(f); i++ {
 		switch f[i] {
 		case "-d":
-			ip = strings.TrimSuffix(f[i+1], "/32")
+			ip = strings.TrimSuffix(strings.TrimSuffix(f[i+1], "/32"), "/128")
 		case "--comment":
 			c := strings.Trim(f[i+1], `"`)
 			if after, ok := strings.CutPrefix(c, "weft-probe:"); ok {
@@ -103,12 +126,4 @@ func parseProbeRule(line string) (uid, ip string) {
 		}
 	}
 	return uid, ip
-}
-
-func checkIPv4(s string) error {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return fmt.Errorf("probe snat: %q is not an IPv4 address", s)
-	}
-	return nil
 }

@@ -152,6 +152,16 @@ func ProbeSNATBase() RuleSet {
 // probeComment tags a pod's probe SNAT rule so it can be found again.
 func probeComment(uid string) string { return "weft-probe:" + uid }
 
+// ProbeSNATRule6 is ProbeSNATRule for an IPv6 podIP (an ip6tables rule
+// SNATing to ProbeSNATAddr6).
+func ProbeSNATRule6(podIP, uid string) Rule {
+	return Rule{"nat", ChainPostrouting, []string{
+		"-d", podIP + "/128", "-p", "tcp", "-m", "owner", "--socket-exists",
+		"-m", "comment", "--comment", probeComment(uid),
+		"-j", "SNAT", "--to-source", ProbeSNATAddr6,
+	}}
+}
+
 // ProbeSNATRule returns the node-level rule that SNATs TCP from node-local
 // sockets to podIP (an IPv4 address) to ProbeSNATAddr.
 func ProbeSNATRule(podIP, uid string) Rule {

@@ -33,6 +33,7 @@ type Agent struct {
 	kube    kubernetes.Interface
 	rules   podRules
 	probes  probeRules
+	probes6 probeRules // nil unless IPv6 capture is on
 	finder  netnsFinder
 	open    nsOpener
 	zt      ztunnel
@@ -54,12 +55,13 @@ type Agent struct {
 // deps are the agent's connections to the kernel and ztunnel; tests
 // replace them.
 type deps struct {
-	rules  podRules
-	probes probeRules
-	finder netnsFinder
-	open   nsOpener
-	zt     ztunnel
-	events record.EventRecorder
+	rules   podRules
+	probes  probeRules
+	probes6 probeRules
+	finder  netnsFinder
+	open    nsOpener
+	zt      ztunnel
+	events  record.EventRecorder
 }
 
 // New builds an agent for the node, with real iptables, netlink, /proc and
@@ -78,22 +80,25 @@ func New(ctx context.Context, cfg Config, kube kubernetes.Interface, log *slog.L
 	}
 	log.Info("iptables mode", "mode", string(mode), "ipv6", cfg.IPv6)
 	rules := iptables.NewRedirector(iptables.Config{RedirectDNS: cfg.RedirectDNS}, tables, iptables.NetlinkRoutes{})
+	var probes6 probeRules
 	if cfg.IPv6 {
 		tables6, err := iptables.NewBackend6(mode)
 		if err != nil {
 			return nil, err
 		}
 		rules = rules.WithIPv6(tables6, iptables.NetlinkRoutes{IPv6: true})
+		probes6 = iptables.ProbeSNAT{Tables: tables6, IPv6: true}
 	}
 	bc := record.NewBroadcaster(record.WithContext(ctx))
 	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	rec := bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "weft-cni-agent", Host: cfg.NodeName})
 	return newAgent(cfg, kube, log, deps{
-		rules:  rules,
-		probes: iptables.ProbeSNAT{Tables: tables},
-		finder: procFinder{netnsDirs: []string{DefaultNetnsDir}},
-		open:   netns.Open,
-		events: rec,
+		rules:   rules,
+		probes:  iptables.ProbeSNAT{Tables: tables},
+		probes6: probes6,
+		finder:  procFinder{netnsDirs: []string{DefaultNetnsDir}},
+		open:    netns.Open,
+		events:  rec,
 	}), nil
 }
 
@@ -101,7 +106,7 @@ func newAgent(cfg Config, kube kubernetes.Interface, log *slog.Logger, d deps) *
 	cfg = cfg.withDefaults()
 	a := &Agent{
 		cfg: cfg, log: log, kube: kube,
-		rules: d.rules, probes: d.probes, finder: d.finder, open: d.open, events: d.events,
+		rules: d.rules, probes: d.probes, probes6: d.probes6, finder: d.finder, open: d.open, events: d.events,
 		metrics: newMetrics(),
 		pods:    map[string]*podState{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -163,6 +168,11 @@ func (a *Agent) Ready() error {
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.probes.Ensure(); err != nil {
 		return fmt.Errorf("install probe snat chain: %w", err)
+	}
+	if a.probes6 != nil {
+		if err := a.probes6.Ensure(); err != nil {
+			return fmt.Errorf("install ipv6 probe snat chain: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

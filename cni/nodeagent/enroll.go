@@ -50,14 +50,28 @@ func (p *podState) workload() workload {
 	return workload{UID: p.uid, Name: p.name, Namespace: p.namespace, ServiceAccount: p.serviceAccount, NetNS: p.ns}
 }
 
-func ipv4s(ips []string) []string {
-	var out []string
+// probeTargets pairs each of the pod's IPs with the probe SNAT of its
+// family: IPv4 always, IPv6 only when the agent captures IPv6.
+func (a *Agent) probeTargets(ips []string) []probeTarget {
+	var out []probeTarget
 	for _, s := range ips {
-		if a, err := netip.ParseAddr(s); err == nil && a.Unmap().Is4() {
-			out = append(out, a.Unmap().String())
+		addr, err := netip.ParseAddr(s)
+		if err != nil {
+			continue
+		}
+		switch addr = addr.Unmap(); {
+		case addr.Is4():
+			out = append(out, probeTarget{a.probes, addr.String()})
+		case a.probes6 != nil:
+			out = append(out, probeTarget{a.probes6, addr.String()})
 		}
 	}
 	return out
+}
+
+type probeTarget struct {
+	rules probeRules
+	ip    string
 }
 
 // enroll puts pod in the mesh. nsPath is the pod's netns path from CNI
@@ -115,10 +129,10 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, nsPath string, ips 
 	a.mu.Lock()
 	a.pods[uid] = st
 	a.mu.Unlock()
-	for _, ip := range ipv4s(ips) {
-		if err := a.probes.Add(ip, uid); err != nil {
+	for _, pt := range a.probeTargets(ips) {
+		if err := pt.rules.Add(pt.ip, uid); err != nil {
 			a.metrics.failure(reasonProbeSNAT)
-			log.Error("probe snat", "ip", ip, "err", err)
+			log.Error("probe snat", "ip", pt.ip, "err", err)
 		}
 	}
 	log.Info("redirect rules installed", "ips", ips)
@@ -212,10 +226,10 @@ func (a *Agent) unenrollLocked(ctx context.Context, st *podState, clearAnnotatio
 		a.metrics.failure(reasonRemove)
 		log.Warn("remove redirect rules", "err", err)
 	}
-	for _, ip := range ipv4s(st.ips) {
-		if err := a.probes.Delete(ip, st.uid); err != nil {
+	for _, pt := range a.probeTargets(st.ips) {
+		if err := pt.rules.Delete(pt.ip, st.uid); err != nil {
 			a.metrics.failure(reasonRemove)
-			log.Warn("remove probe snat", "ip", ip, "err", err)
+			log.Warn("remove probe snat", "ip", pt.ip, "err", err)
 		}
 	}
 	_ = st.ns.Close()

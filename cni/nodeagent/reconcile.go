@@ -223,8 +223,8 @@ func (a *Agent) removeStale(ctx context.Context, pod *corev1.Pod) error {
 		case !errors.Is(err, ErrNetnsNotFound):
 			return err
 		}
-		for _, ip := range ipv4s(podIPs(pod)) {
-			_ = a.probes.Delete(ip, string(pod.UID))
+		for _, pt := range a.probeTargets(podIPs(pod)) {
+			_ = pt.rules.Delete(pt.ip, string(pod.UID))
 		}
 	}
 	a.clearAnnotation(ctx, pod.Namespace, pod.Name)
@@ -250,21 +250,26 @@ func (a *Agent) cleanupLoop(ctx context.Context) {
 }
 
 func (a *Agent) cleanupProbes() {
-	rules, err := a.probes.List()
-	if err != nil {
-		a.log.Warn("list probe snat rules", "err", err)
-		return
-	}
-	for uid, ip := range rules {
-		unlock := a.podLocks.lock(uid)
-		if a.state(uid) == nil {
-			if err := a.probes.Delete(ip, uid); err != nil {
-				a.log.Warn("remove stale probe snat", "uid", uid, "err", err)
-			} else {
-				a.log.Info("removed stale probe snat", "uid", uid, "ip", ip)
-			}
+	for _, probes := range []probeRules{a.probes, a.probes6} {
+		if probes == nil {
+			continue
 		}
-		unlock()
+		rules, err := probes.List()
+		if err != nil {
+			a.log.Warn("list probe snat rules", "err", err)
+			continue
+		}
+		for uid, ip := range rules {
+			unlock := a.podLocks.lock(uid)
+			if a.state(uid) == nil {
+				if err := probes.Delete(ip, uid); err != nil {
+					a.log.Warn("remove stale probe snat", "uid", uid, "err", err)
+				} else {
+					a.log.Info("removed stale probe snat", "uid", uid, "ip", ip)
+				}
+			}
+			unlock()
+		}
 	}
 }
 

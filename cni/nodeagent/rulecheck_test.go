@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/cni/iptables"
@@ -113,4 +114,32 @@ func testutilCounter(t *testing.T, h *harness, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestDualStackProbeSNAT: with IPv6 capture on, a dual-stack pod gets a
+// probe SNAT rule per family, and unenrolling removes both; without it
+// (the default) only the IPv4 address gets one.
+func TestDualStackProbeSNAT(t *testing.T) {
+	pod := runningPod("demo", "web", "uid-web", "10.244.1.5")
+	pod.Status.PodIPs = append(pod.Status.PodIPs, corev1.PodIP{IP: "fd00:10:244:1::5"})
+	h := newHarness(t, namespace("demo", true), pod)
+	h.net.running["10.244.1.5"] = true
+	probes6 := iptables.NewRecorder()
+	h.agent.probes6 = iptables.ProbeSNAT{Tables: probes6, IPv6: true}
+	h.start()
+	h.eventually("annotated", func() bool {
+		return h.pod("demo", "web").Annotations[AnnotationRedirection] == RedirectionEnabled
+	})
+	if !strings.Contains(h.probes.Dump(), "-d 10.244.1.5/32") || strings.Contains(h.probes.Dump(), "fd00") {
+		t.Errorf("IPv4 probe snat:\n%s", h.probes.Dump())
+	}
+	if !strings.Contains(probes6.Dump(), "-d fd00:10:244:1::5/128") || !strings.Contains(probes6.Dump(), iptables.ProbeSNATAddr6) {
+		t.Errorf("IPv6 probe snat:\n%s", probes6.Dump())
+	}
+	if _, err := h.kube.CoreV1().Namespaces().Update(context.Background(), namespace("demo", false), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("probe snat removed in both families", func() bool {
+		return !strings.Contains(h.probes.Dump(), "weft-probe:") && !strings.Contains(probes6.Dump(), "weft-probe:")
+	})
 }
