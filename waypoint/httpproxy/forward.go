@@ -127,6 +127,15 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 	var resp *http.Response
 	var err error
 	var cancelTry context.CancelFunc = func() {}
+	// retrying is set while a retry admitted by the budget is in flight:
+	// from AllowRetry until that attempt's outcome is known and, for the
+	// attempt whose response is sent, until the response is copied.
+	retrying := false
+	defer func() {
+		if retrying {
+			budget.RetryDone()
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		rec.Attempts = attempt
 		addrs := h.endpoints(t)
@@ -162,18 +171,26 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 		}
 		retryable := err != nil && policy.ShouldRetry(attempt, 0, classify(err, tctx)) ||
 			err == nil && (policy.ShouldRetry(attempt, status, nil) || grpcRetry(policy, attempt, resp))
-		if !retryable || ctx.Err() != nil || (replay != nil && !replay.Replayable()) || !budget.AllowRetry() {
+		if !retryable || ctx.Err() != nil || (replay != nil && !replay.Replayable()) {
 			break
 		}
+		// This attempt is over: a retry it was leaves the budget before the
+		// next one asks to enter.
+		if retrying {
+			retrying = false
+			budget.RetryDone()
+		}
+		if !budget.AllowRetry() {
+			break
+		}
+		retrying = true
 		if resp != nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			_ = resp.Body.Close()
 			resp = nil
 		}
 		cancelTry()
-		wait := sleep(ctx, policy.Backoff(attempt))
-		budget.RetryDone()
-		if !wait {
+		if !sleep(ctx, policy.Backoff(attempt)) {
 			break
 		}
 	}

@@ -1,0 +1,130 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/weftmesh/weft/pkg/api/l7api"
+	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/waypoint/backend"
+	"github.com/weftmesh/weft/waypoint/l7config"
+	"github.com/weftmesh/weft/waypoint/retry"
+	"github.com/weftmesh/weft/waypoint/route"
+	"github.com/weftmesh/weft/waypoint/telemetry"
+)
+
+// noMesh knows no services or workloads.
+type noMesh struct{}
+
+func (noMesh) Endpoints(*wds.Service, uint16, netip.Addr) []wds.Endpoint { return nil }
+func (noMesh) ServicesByHostname(string) []*wds.Service                  { return nil }
+func (noMesh) WorkloadByIP(wds.NetAddr) *wds.Workload                    { return nil }
+
+// noDialer refuses every tunnel.
+type noDialer struct{}
+
+func (noDialer) Dial(context.Context, netip.AddrPort, http.Header) (net.Conn, error) {
+	return nil, errors.New("no tunnels in this test")
+}
+
+// scriptedTransport answers attempt i with statuses[i] (0 for a connect
+// failure) and records what the budget counted while each attempt was in
+// flight.
+type scriptedTransport struct {
+	statuses []int
+	budget   func() *retry.Budget
+	during   func() // called inside each attempt
+
+	mu       sync.Mutex
+	inFlight []int64 // retries in flight, per attempt
+}
+
+func (s *scriptedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	n := len(s.inFlight)
+	_, retries := s.budget().Active()
+	s.inFlight = append(s.inFlight, retries)
+	s.mu.Unlock()
+	if s.during != nil {
+		s.during()
+	}
+	if n >= len(s.statuses) || s.statuses[n] == 0 {
+		return nil, retry.ConnectFailure(errors.New("refused"))
+	}
+	return &http.Response{StatusCode: s.statuses[n], Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+}
+
+// TestForwardRetryBudgetAccounting checks that a retry counts as in flight
+// in its backend's budget while it is sent, and that every way forward
+// ends gives the budget back.
+func TestForwardRetryBudgetAccounting(t *testing.T) {
+	tests := []struct {
+		name      string
+		attempts  uint32
+		backoff   time.Duration
+		statuses  []int
+		cancelIn  time.Duration // cancel the request this long into the first attempt
+		wantCode  int
+		wantTries []int64 // retries in flight seen by each attempt
+	}{
+		{"retry succeeds", 2, time.Microsecond, []int{503, 200}, 0, 200, []int64{0, 1}},
+		{"two retries", 3, time.Microsecond, []int{503, 502, 200}, 0, 200, []int64{0, 1, 1}},
+		{"attempts exhausted", 1, time.Microsecond, []int{503, 503}, 0, 503, []int64{0, 1}},
+		{"retry not retryable", 2, time.Microsecond, []int{503, 404}, 0, 404, []int64{0, 1}},
+		{"connect failures", 2, time.Microsecond, []int{0, 0, 0}, 0, 503, []int64{0, 1, 1}},
+		{"no retry needed", 2, time.Microsecond, []int{200}, 0, 200, []int64{0}},
+		{"request ends in back-off", 2, time.Hour, []int{503, 200}, 20 * time.Millisecond, 0, []int64{0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			policy, err := retry.New(&l7api.RetryPolicy{Attempts: tt.attempts, RetryOn: []string{"5xx"},
+				Backoff: durationpb.New(tt.backoff)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap := &l7config.Snapshot{Retries: map[string]*retry.Policy{"r": policy}}
+			reg := backend.NewRegistry()
+			ep := netip.MustParseAddrPort("10.0.1.1:8080")
+			tgt := target{hostname: ep.String(), pod: ep, port: ep.Port(), like: ep.Addr()}
+			b := reg.Get(tgt.hostname, nil)
+			budget := func() *retry.Budget { return b.Budget("r", policy) }
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rt := &scriptedTransport{statuses: tt.statuses, budget: budget}
+			if tt.cancelIn > 0 {
+				rt.during = func() { time.AfterFunc(tt.cancelIn, cancel) }
+			}
+			h, err := NewHandler(Config{Mesh: noMesh{}, HTTP1: rt, HTTP2: rt, Dialer: noDialer{}, Backends: reg,
+				Config: func() *l7config.Snapshot { return snap }, Recorder: telemetry.NewRecorder(telemetry.NewMetrics(), nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			w := &countingWriter{ResponseWriter: rec}
+			r := httptest.NewRequest(http.MethodGet, "http://echo/", nil).WithContext(ctx)
+			h.forward(ctx, w, r, nil, tgt, b, route.Decision{Route: "r"}, snap, &telemetry.Request{})
+
+			if diff := cmp.Diff(tt.wantTries, rt.inFlight); diff != "" {
+				t.Errorf("retries in flight per attempt (-want +got):\n%s", diff)
+			}
+			if w.code != tt.wantCode {
+				t.Errorf("status %d, want %d", w.code, tt.wantCode)
+			}
+			if active, retries := budget().Active(); active != 0 || retries != 0 {
+				t.Errorf("after the request: %d active, %d retries in flight; want 0, 0", active, retries)
+			}
+		})
+	}
+}
