@@ -49,12 +49,19 @@ type PodsReport struct {
 	Pods              []PodStatus `json:"pods"`
 }
 
+// errPodBusy is the rule check of a pod being enrolled or removed.
+const errPodBusy = "the pod is being enrolled or removed right now; ask again"
+
 // checkRules compares the live rules of the pod held as uid with the
 // expected set (under the pod's lock, so never during an enroll or
-// unenroll) and, with repair, re-applies them if they drifted. It returns
-// the live result (before any repair) and false if the pod is not held.
+// unenroll, which it does not wait for: a busy pod reports errPodBusy) and,
+// with repair, re-applies them if they drifted. It returns the live result
+// (before any repair) and false if the pod is not held.
 func (a *Agent) checkRules(uid string, repair bool) (RuleCheck, bool) {
-	unlock := a.podLocks.lock(uid)
+	unlock, ok := a.podLocks.tryLock(uid)
+	if !ok {
+		return RuleCheck{Error: errPodBusy}, a.state(uid) != nil
+	}
 	defer unlock()
 	st := a.state(uid)
 	if st == nil {
