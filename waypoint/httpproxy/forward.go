@@ -225,7 +225,12 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 	copyResponse(w, resp, rec)
 }
 
-// classify marks a per-try timeout for the retry policy.
+// classify gives the retry policy an attempt's error: a per-try timeout
+// as context.DeadlineExceeded, anything else as it came. The upstream
+// transports mark dial and CONNECT failures with retry.ConnectFailure and
+// breakages before the response with retry.Reset, and leave a connection
+// limit's overflow and errors of an ended request context unmarked, so
+// they are not retried.
 func classify(err error, tctx context.Context) error {
 	if tctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
 		return context.DeadlineExceeded

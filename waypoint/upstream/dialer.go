@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/pkg/hbone"
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/waypoint/retry"
 )
 
 // Certificates provides the waypoint's certificate and the trust anchors;
@@ -100,8 +101,9 @@ func NewDialer(cfg Config) (*Dialer, error) {
 
 // Dial connects to endpoint ep (a pod IP and target port): through an HBONE
 // stream to its ztunnel when the workload speaks HBONE, sending hdr with the
-// CONNECT, else over plain TCP. Errors from the HBONE server's answer are
-// *hbone.StatusError.
+// CONNECT, else over plain TCP. Every error is marked with
+// retry.ConnectFailure (the request never reached the endpoint); errors
+// from the HBONE server's answer are *hbone.StatusError.
 func (d *Dialer) Dial(ctx context.Context, ep netip.AddrPort, hdr http.Header) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ConnectTimeout)
 	defer cancel()
@@ -109,7 +111,7 @@ func (d *Dialer) Dial(ctx context.Context, ep netip.AddrPort, hdr http.Header) (
 	if w == nil || !w.HBONE() {
 		c, err := d.cfg.DialTCP(ctx, ep)
 		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", ep, err)
+			return nil, retry.ConnectFailure(fmt.Errorf("dial %s: %w", ep, err))
 		}
 		return c, nil
 	}
@@ -117,7 +119,7 @@ func (d *Dialer) Dial(ctx context.Context, ep netip.AddrPort, hdr http.Header) (
 		netip.AddrPortFrom(ep.Addr(), d.cfg.HBONEPort), netip.Addr{})
 	s, err := d.pool.Dial(ctx, key, ep.String(), hdr)
 	if err != nil {
-		return nil, fmt.Errorf("hbone to %s via %s: %w", ep, key.DstAddr, err)
+		return nil, retry.ConnectFailure(fmt.Errorf("hbone to %s via %s: %w", ep, key.DstAddr, err))
 	}
 	return s, nil
 }

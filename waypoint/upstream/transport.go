@@ -2,11 +2,14 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/weftmesh/weft/waypoint/retry"
 )
 
 // ConnLimiter limits the connections opened to one backend;
@@ -27,8 +30,46 @@ func WithConnLimiter(ctx context.Context, l ConnLimiter) context.Context {
 // keep-alive connections, each an HBONE stream, and HTTP/2 with prior
 // knowledge (h2c) inside the tunnel. Connections are per endpoint address.
 type Transports struct {
-	HTTP1, HTTP2 *http.Transport
+	HTTP1, HTTP2 *Transport
 }
+
+// Transport is an *http.Transport whose RoundTrip errors are marked for
+// retry classification: a failure to connect (or a connection limit
+// reached) is returned as the dial step gave it, with a connect failure
+// marked by retry.ConnectFailure; a connection or stream that broke
+// before the response headers arrived is marked with retry.Reset; errors
+// of a request whose context ended are returned as they are.
+type Transport struct {
+	*http.Transport
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.Transport.RoundTrip(r)
+	if err != nil {
+		return nil, markReset(r.Context(), err)
+	}
+	return resp, nil
+}
+
+// markReset marks err, a RoundTrip error, as a reset unless it came from
+// dialing or from the request's context.
+func markReset(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, errDial) || errors.Is(err, retry.ErrReset) {
+		return err
+	}
+	return retry.Reset(err)
+}
+
+// errDial marks the errors of the transports' dial step.
+var errDial = errors.New("dial step")
+
+// dialError is an error of the dial step; errors.Is(err, errDial) holds.
+type dialError struct{ err error }
+
+func (e dialError) Error() string        { return e.err.Error() }
+func (e dialError) Unwrap() error        { return e.err }
+func (e dialError) Is(target error) bool { return target == errDial }
 
 // NewTransports returns the transports over d. idle bounds how long an
 // unused connection is kept.
@@ -36,12 +77,12 @@ func NewTransports(d *Dialer, idle time.Duration) *Transports {
 	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
 		ap, err := netip.ParseAddrPort(addr)
 		if err != nil {
-			return nil, err
+			return nil, dialError{err}
 		}
 		var release func()
 		if l, ok := ctx.Value(limiterKey{}).(ConnLimiter); ok && l != nil {
 			if release, err = l.AcquireConn(); err != nil {
-				return nil, err
+				return nil, dialError{err}
 			}
 		}
 		c, err := d.Dial(ctx, ap, nil)
@@ -49,7 +90,7 @@ func NewTransports(d *Dialer, idle time.Duration) *Transports {
 			if release != nil {
 				release()
 			}
-			return nil, err
+			return nil, dialError{err}
 		}
 		if release != nil {
 			c = &releasingConn{Conn: c, release: release}
@@ -68,7 +109,7 @@ func NewTransports(d *Dialer, idle time.Duration) *Transports {
 	h2.Protocols = new(http.Protocols)
 	h2.Protocols.SetUnencryptedHTTP2(true)
 	h2.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 4 << 20, MaxReceiveBufferPerConnection: 16 << 20}
-	return &Transports{HTTP1: h1, HTTP2: h2}
+	return &Transports{HTTP1: &Transport{h1}, HTTP2: &Transport{h2}}
 }
 
 // Close closes idle connections of both transports.
