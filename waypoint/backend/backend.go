@@ -20,8 +20,19 @@ import (
 type Backend struct {
 	// Hostname is the Service's hostname.
 	Hostname string
-	// Pool enforces the connection pool limits; never nil.
+	// Pool enforces the connection pool limits for multiplexed upstreams
+	// (HTTP/2, gRPC) and TCP flows: max_requests on active requests
+	// (Acquire) and max_connections on connections (AcquireConn, taken by
+	// the upstream transports and the TCP proxy). Never nil.
 	Pool *breaker.Pool
+	// HTTP1 enforces them for HTTP/1.1 upstreams (and upgrades), where
+	// every active request holds a connection of its own: Acquire bounds
+	// concurrent requests by max_connections, queues the excess up to
+	// max_pending_requests (in FIFO order, leaving when the request's
+	// context ends) and sheds the rest, and max_requests applies too. Its
+	// requests take no connection slot, so idle keep-alive connections
+	// hold none. Never nil.
+	HTTP1 *breaker.Pool
 	// Outliers ejects failing endpoints; nil ejects nothing.
 	Outliers *breaker.Outliers
 	// Balancer picks endpoints, skipping ejected ones.
@@ -44,8 +55,19 @@ func (b *Backend) Budget(route string, p *retry.Policy) *retry.Budget {
 	return v.(*retry.Budget)
 }
 
+// Requests returns the pool a request takes its slot from: Pool for a
+// multiplexed (HTTP/2) upstream, HTTP1 otherwise.
+func (b *Backend) Requests(multiplexed bool) *breaker.Pool {
+	if multiplexed {
+		return b.Pool
+	}
+	return b.HTTP1
+}
+
 func newBackend(host string, tp *l7api.TrafficPolicy) *Backend {
-	b := &Backend{Hostname: host, Pool: breaker.NewPool(tp.GetConnectionPool()),
+	cp := tp.GetConnectionPool()
+	b := &Backend{Hostname: host, Pool: breaker.NewPool(cp),
+		HTTP1:    breaker.NewPool(cp, breaker.WithOneRequestPerConnection()),
 		Outliers: breaker.NewOutliers(tp.GetOutlierDetection())}
 	b.policy.Store(tp)
 	var opts []balance.Option
@@ -88,13 +110,15 @@ func (r *Registry) Get(host string, tp *l7api.TrafficPolicy) *Backend {
 }
 
 // Stats reports each backend's connections, active and pending requests.
+// An active HTTP/1.1 request counts as a connection too.
 func (r *Registry) Stats() map[string][3]int64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make(map[string][3]int64, len(r.m))
 	for h, b := range r.m {
 		c, a, p := b.Pool.Stats()
-		out[h] = [3]int64{c, a, p}
+		_, a1, p1 := b.HTTP1.Stats()
+		out[h] = [3]int64{c + a1, a + a1, p + p1}
 	}
 	return out
 }

@@ -1,11 +1,15 @@
 package backend
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/pkg/api/l7api"
+	"github.com/weftmesh/weft/waypoint/breaker"
 )
 
 func TestRegistryKeepsStateWhilePolicyIsEqual(t *testing.T) {
@@ -18,7 +22,50 @@ func TestRegistryKeepsStateWhilePolicyIsEqual(t *testing.T) {
 	if b := r.Get("echo.demo.svc.cluster.local", &l7api.TrafficPolicy{ConnectionPool: &l7api.ConnectionPool{MaxRequests: 2}}); b == a {
 		t.Error("a changed policy kept the old backend state")
 	}
-	if b := r.Get("other.demo.svc.cluster.local", nil); b == nil || b.Balancer == nil || b.Pool == nil {
+	if b := r.Get("other.demo.svc.cluster.local", nil); b == nil || b.Balancer == nil || b.Pool == nil || b.HTTP1 == nil {
 		t.Errorf("backend without a policy: %+v", b)
+	}
+}
+
+func TestRequestPools(t *testing.T) {
+	b := NewRegistry().Get("echo.demo.svc.cluster.local", &l7api.TrafficPolicy{
+		ConnectionPool: &l7api.ConnectionPool{MaxConnections: 1, MaxPendingRequests: 1}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h1 := b.Requests(false)
+	release, err := h1.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		r, err := h1.Acquire(ctx) // queued behind the first
+		if err == nil {
+			r()
+		}
+		waited <- err
+	}()
+	for {
+		if _, _, pending := h1.Stats(); pending == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var oe *breaker.OverflowError
+	if _, err := h1.Acquire(ctx); !errors.As(err, &oe) || oe.Limit != breaker.MaxPendingRequests {
+		t.Errorf("third HTTP/1.1 request: %v, want a max_pending_requests overflow", err)
+	}
+	// HTTP/2 requests share connections: max_connections does not bound them.
+	if r, err := b.Requests(true).Acquire(ctx); err != nil {
+		t.Errorf("HTTP/2 request: %v", err)
+	} else {
+		r()
+	}
+	if got := NewRegistry().Stats(); len(got) != 0 {
+		t.Errorf("empty registry stats %v", got)
+	}
+	release()
+	if err := <-waited; err != nil {
+		t.Errorf("queued request: %v, want it served once the first ended", err)
 	}
 }

@@ -87,16 +87,22 @@ func (h *Handler) describe(rec *telemetry.Request, ep netip.AddrPort) {
 	}
 }
 
-// roundTripper chooses HTTP/2 upstream for ports declared HTTP2 or GRPC and
-// for requests that arrived over HTTP/2 on undeclared ports, else HTTP/1.1.
-func (h *Handler) roundTripper(snap *l7config.Snapshot, t target, r *http.Request) http.RoundTripper {
+// multiplexed reports whether r goes upstream over HTTP/2: for ports
+// declared HTTP2 or GRPC and for requests that arrived over HTTP/2 on
+// undeclared ports; else HTTP/1.1.
+func multiplexed(snap *l7config.Snapshot, t target, r *http.Request) bool {
 	switch snap.Protocol(t.hostname, t.port) {
 	case l7api.Protocol_HTTP2, l7api.Protocol_GRPC:
-		return h.cfg.HTTP2
+		return true
 	case l7api.Protocol_HTTP:
-		return h.cfg.HTTP1
+		return false
 	}
-	if r.ProtoMajor == 2 {
+	return r.ProtoMajor == 2
+}
+
+// roundTripper chooses the upstream transport as multiplexed says.
+func (h *Handler) roundTripper(snap *l7config.Snapshot, t target, r *http.Request) http.RoundTripper {
+	if multiplexed(snap, t, r) {
 		return h.cfg.HTTP2
 	}
 	return h.cfg.HTTP1
@@ -122,7 +128,11 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 	if perTry == 0 {
 		perTry = d.Timeouts.GetBackendRequest().AsDuration()
 	}
-	rt := h.roundTripper(snap, t, r)
+	h2 := multiplexed(snap, t, r)
+	rt := h.cfg.HTTP1
+	if h2 {
+		rt = h.cfg.HTTP2
+	}
 
 	var resp *http.Response
 	var err error
@@ -146,8 +156,12 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 		ep, done := b.Pick(addrs)
 		rec.Upstream = ep
 		h.describe(rec, ep)
-		// New upstream connections take a slot of the backend's pool.
-		tctx := upstream.WithConnLimiter(ctx, b.Pool)
+		// New multiplexed upstream connections take a connection slot of
+		// the backend's pool; an HTTP/1.1 request holds its slot already.
+		tctx := ctx
+		if h2 {
+			tctx = upstream.WithConnLimiter(ctx, b.Pool)
+		}
 		cancelTry = func() {}
 		if perTry > 0 {
 			tctx, cancelTry = context.WithTimeout(tctx, perTry)

@@ -239,7 +239,10 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, f *flow.Flow, snap *
 		rec.Labels.DestinationServiceName = t.service.Proto.GetName()
 	}
 	b := h.cfg.Backends.Get(t.hostname, snap.Traffic(t.hostname))
-	release, err := b.Pool.Acquire(ctx)
+	// An HTTP/1.1 request (or an upgrade, which gets a tunnel of its own)
+	// holds a connection while active, so it waits for a slot of the
+	// backend's HTTP/1.1 pool; an HTTP/2 request only counts as active.
+	release, err := b.Requests(!isUpgrade(r) && multiplexed(snap, t, r)).Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, breaker.ErrOverflow) {
 			rec.Labels.ResponseFlags, rec.Err = "UO", err

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -52,5 +54,69 @@ func TestRetryOnConnectFailureTriesAnotherEndpoint(t *testing.T) {
 	}
 	if n := count(t, m, "istio_requests_total", map[string]string{"response_code": "200"}); n != 12 {
 		t.Errorf("200s counted: %v, want 12", n)
+	}
+}
+
+// TestCircuitBreakerQueuesHTTP1: with max_connections 1 and
+// max_pending_requests 1, a second concurrent HTTP/1.1 request waits for
+// the first and is served; a third is shed with 503 and flag UO.
+func TestCircuitBreakerQueuesHTTP1(t *testing.T) {
+	m := newMesh(t)
+	m.echoTraffic(&l7api.TrafficPolicy{ConnectionPool: &l7api.ConnectionPool{MaxConnections: 1, MaxPendingRequests: 1}})
+	c := m.httpClient(false)
+	type result struct {
+		code int
+		at   time.Duration
+	}
+	start := time.Now()
+	send := func(path string, out chan<- result) {
+		resp, err := c.Get("http://" + echoVIP + path)
+		if err != nil {
+			t.Error(err)
+			out <- result{}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		out <- result{resp.StatusCode, time.Since(start)}
+	}
+	first, queued, shed := make(chan result, 1), make(chan result, 1), make(chan result, 1)
+	go send("/slow?d=1500ms", first)
+	time.Sleep(300 * time.Millisecond)
+	go send("/", queued)
+	time.Sleep(300 * time.Millisecond)
+	go send("/", shed)
+	if r := <-shed; r.code != http.StatusServiceUnavailable || r.at > 1200*time.Millisecond {
+		t.Errorf("third request: %d after %v, want 503 at once", r.code, r.at)
+	}
+	if r := <-first; r.code != http.StatusOK {
+		t.Errorf("first request: %d, want 200", r.code)
+	}
+	if r := <-queued; r.code != http.StatusOK || r.at < 1400*time.Millisecond {
+		t.Errorf("second request: %d after %v, want 200 once the first is done", r.code, r.at)
+	}
+	if n := count(t, m, "istio_requests_total", map[string]string{"response_code": "503", "response_flags": "UO"}); n != 1 {
+		t.Errorf("503s counted with flag UO: %v, want 1", n)
+	}
+}
+
+// TestIdleConnectionHoldsNoSlot: with max_connections 1, the idle
+// keep-alive connection to one endpoint does not keep a request from
+// reaching another.
+func TestIdleConnectionHoldsNoSlot(t *testing.T) {
+	m := newMesh(t)
+	m.zt.mu.Lock()
+	m.zt.targets["10.0.1.5:8080"] = m.zt.targets["10.0.1.1:8080"]
+	m.zt.mu.Unlock()
+	m.addEchoEndpoint("echo-b", "10.0.1.5")
+	m.echoTraffic(&l7api.TrafficPolicy{ConnectionPool: &l7api.ConnectionPool{MaxConnections: 1},
+		LoadBalancer: &l7api.LoadBalancer{Policy: l7api.LoadBalancer_ROUND_ROBIN}})
+	for _, h2 := range []bool{false, true} {
+		c := m.httpClient(h2)
+		for i := range 4 { // alternating endpoints
+			if resp, body := m.get(t, c, "/"); resp.StatusCode != 200 {
+				t.Fatalf("h2=%v request %d: %d %q", h2, i, resp.StatusCode, body)
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,11 +77,45 @@ func closingServer(t *testing.T) netip.AddrPort {
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
-type fullLimiter struct{}
+// hangingServer accepts connections, reads a request's head and never
+// answers; accepted receives each connection.
+func hangingServer(t *testing.T, accepted chan<- struct{}) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			accepted <- struct{}{}
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
 
 var errFull = errors.New("limit reached")
 
-func (fullLimiter) AcquireConn() (func(), error) { return nil, errFull }
+// oneConn allows one connection.
+type oneConn struct {
+	mu   sync.Mutex
+	open int
+}
+
+func (l *oneConn) AcquireConn() (func(), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open >= 1 {
+		return nil, errFull
+	}
+	l.open++
+	return func() { l.mu.Lock(); l.open--; l.mu.Unlock() }, nil
+}
 
 func TestDialFailureIsConnectFailure(t *testing.T) {
 	d := newTestDialer(t)
@@ -95,15 +130,13 @@ func TestDialFailureIsConnectFailure(t *testing.T) {
 
 func TestTransportErrorsClassified(t *testing.T) {
 	tests := []struct {
-		name    string
-		addr    func(t *testing.T) netip.AddrPort
-		limiter ConnLimiter
-		want    retry.Kind
-		wantIs  error
+		name   string
+		addr   func(t *testing.T) netip.AddrPort
+		want   retry.Kind
+		wantIs error
 	}{
-		{"refused dial", refusedAddr, nil, retry.KindConnectFailure, retry.ErrConnectFailure},
-		{"closed before the response", closingServer, nil, retry.KindReset, retry.ErrReset},
-		{"connection limit reached", closingServer, fullLimiter{}, retry.KindOther, errFull},
+		{"refused dial", refusedAddr, retry.KindConnectFailure, retry.ErrConnectFailure},
+		{"closed before the response", closingServer, retry.KindReset, retry.ErrReset},
 	}
 	d := newTestDialer(t)
 	tr := NewTransports(d, time.Second)
@@ -113,9 +146,6 @@ func TestTransportErrorsClassified(t *testing.T) {
 			t.Run(tt.name+"/"+name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if tt.limiter != nil {
-					ctx = WithConnLimiter(ctx, tt.limiter)
-				}
 				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+tt.addr(t).String()+"/", nil)
 				if err != nil {
 					t.Fatal(err)
@@ -133,5 +163,47 @@ func TestTransportErrorsClassified(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestTransportConnectionLimit: a second connection to an endpoint needs
+// a slot (the overflow is returned unmarked, not retried), but an endpoint
+// without a connection is dialed even when the slots are taken.
+func TestTransportConnectionLimit(t *testing.T) {
+	d := newTestDialer(t)
+	tr := NewTransports(d, time.Second)
+	t.Cleanup(tr.Close)
+	accepted := make(chan struct{}, 8)
+	a, b := hangingServer(t, accepted), hangingServer(t, accepted)
+	lim := &oneConn{}
+	ctx, cancel := context.WithCancel(WithConnLimiter(context.Background(), lim))
+	defer cancel()
+	send := func(ep netip.AddrPort) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.String()+"/", nil)
+		resp, err := tr.HTTP1.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- send(a) }() // holds the one slot, waiting for an answer
+	<-accepted
+
+	err := send(a)
+	if !errors.Is(err, errFull) || retry.Classify(err) != retry.KindOther {
+		t.Errorf("second connection to a: %v (%v), want the limiter's error, unmarked", err, retry.Classify(err))
+	}
+	go func() { errs <- send(b) }()
+	select {
+	case <-accepted:
+	case err := <-errs:
+		t.Fatalf("first connection to b: %v, want it dialed past the limit", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("b was not dialed")
+	}
+	cancel()
+	for range 2 {
+		<-errs
 	}
 }

@@ -13,9 +13,49 @@ import (
 )
 
 // ConnLimiter limits the connections opened to one backend;
-// breaker.Pool implements it.
+// breaker.Pool implements it. Implementations must be comparable (a
+// pointer).
 type ConnLimiter interface {
 	AcquireConn() (release func(), err error)
+}
+
+// endpointConns counts the open connections to each endpoint by limiter.
+// As Envoy does, an endpoint the load balancer chose may always have one
+// connection: one with none is dialed even when the limiter's
+// max_connections are taken (by connections to other endpoints, idle or
+// not), so an idle connection to one endpoint never keeps another from
+// being reached. A second connection to an endpoint needs a slot.
+type endpointConns struct {
+	mu sync.Mutex
+	n  map[endpointKey]int
+}
+
+type endpointKey struct {
+	l  ConnLimiter
+	ep netip.AddrPort
+}
+
+// acquire takes a connection to ep under l; release must be called once
+// when the connection closes.
+func (c *endpointConns) acquire(l ConnLimiter, ep netip.AddrPort) (release func(), err error) {
+	key := endpointKey{l, ep}
+	slot, err := l.AcquireConn()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil && c.n[key] > 0 {
+		return nil, err
+	}
+	c.n[key]++
+	return func() {
+		if slot != nil {
+			slot()
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.n[key]--; c.n[key] <= 0 {
+			delete(c.n, key)
+		}
+	}, nil
 }
 
 type limiterKey struct{}
@@ -74,6 +114,7 @@ func (e dialError) Is(target error) bool { return target == errDial }
 // NewTransports returns the transports over d. idle bounds how long an
 // unused connection is kept.
 func NewTransports(d *Dialer, idle time.Duration) *Transports {
+	conns := &endpointConns{n: map[endpointKey]int{}}
 	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
 		ap, err := netip.ParseAddrPort(addr)
 		if err != nil {
@@ -81,7 +122,7 @@ func NewTransports(d *Dialer, idle time.Duration) *Transports {
 		}
 		var release func()
 		if l, ok := ctx.Value(limiterKey{}).(ConnLimiter); ok && l != nil {
-			if release, err = l.AcquireConn(); err != nil {
+			if release, err = conns.acquire(l, ap); err != nil {
 				return nil, dialError{err}
 			}
 		}
