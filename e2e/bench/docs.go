@@ -96,7 +96,7 @@ func Markdown(r *Report) string {
 	if len(r.Profiles) > 0 {
 		w("\n## Where the CPU goes\n\n")
 		for _, p := range r.Profiles {
-			w("`%s` under %s (`go tool pprof %s`), top functions:\n\n```\n%s\n```\n\n", p.Name, p.Load, p.Path, p.Top)
+			w("`%s` under %s (`go tool pprof %s`), top functions by cumulative time:\n\n```\n%s\n```\n\n", p.Name, p.Load, p.Path, p.Top)
 		}
 	}
 	w("\n## Peers' published figures\n\n")
@@ -106,7 +106,7 @@ func Markdown(r *Report) string {
 		w("| %s | %s |\n", p.what, p.value)
 	}
 	if len(r.Notes) > 0 {
-		w("\n## Not measured in this run\n\n")
+		w("\n## Notes from this run\n\n")
 		for _, n := range r.Notes {
 			w("- %s\n", n)
 		}

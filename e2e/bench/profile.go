@@ -77,7 +77,7 @@ func (b *bench) profiles(ctx context.Context, dir string) error {
 				errs[i] = fmt.Errorf("profile %s: %w: %s", t.name, err, stderr.String())
 				return
 			}
-			top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=15", t.bin, file).Output()
+			top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=25", t.bin, file).Output()
 			if err != nil {
 				errs[i] = fmt.Errorf("pprof -top %s: %w", t.name, err)
 				return
