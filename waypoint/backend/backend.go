@@ -2,6 +2,7 @@ package backend
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,49 @@ type Backend struct {
 	// cheap.
 	policy  atomic.Pointer[l7api.TrafficPolicy]
 	budgets sync.Map // route name -> *retry.Budget
+
+	epMu sync.RWMutex
+	eps  map[epListKey][]netip.AddrPort // endpoint lists as last told
+}
+
+// epListKey names one of a backend's endpoint lists: a Service has one per
+// target port and address family.
+type epListKey struct {
+	port uint16
+	ipv6 bool
+}
+
+// SetEndpoints tells the backend's outlier detection the current endpoint
+// list addrs of the Service's port (as the proxy found it for a request),
+// so that max_ejection_percent counts every endpoint, not only the failing
+// ones. The union of the lists of all ports and address families seen is
+// the base. An unchanged list costs a comparison without allocating; call
+// it with each list the proxy picks from.
+func (b *Backend) SetEndpoints(port uint16, addrs []netip.AddrPort) {
+	if b.Outliers == nil || len(addrs) == 0 {
+		return
+	}
+	key := epListKey{port: port, ipv6: addrs[0].Addr().Is6() && !addrs[0].Addr().Is4In6()}
+	b.epMu.RLock()
+	same := slices.Equal(b.eps[key], addrs)
+	b.epMu.RUnlock()
+	if same {
+		return
+	}
+	b.epMu.Lock()
+	defer b.epMu.Unlock()
+	if slices.Equal(b.eps[key], addrs) {
+		return
+	}
+	if b.eps == nil {
+		b.eps = map[epListKey][]netip.AddrPort{}
+	}
+	b.eps[key] = slices.Clone(addrs)
+	var all []netip.AddrPort
+	for _, l := range b.eps {
+		all = append(all, l...)
+	}
+	b.Outliers.SetEndpoints(all)
 }
 
 // Budget returns the retry budget of requests to b on route, made from p on

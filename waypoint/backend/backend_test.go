@@ -3,10 +3,13 @@ package backend
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/weftmesh/weft/pkg/api/l7api"
 	"github.com/weftmesh/weft/waypoint/breaker"
@@ -67,5 +70,26 @@ func TestRequestPools(t *testing.T) {
 	release()
 	if err := <-waited; err != nil {
 		t.Errorf("queued request: %v, want it served once the first ended", err)
+	}
+}
+
+func TestSetEndpointsIsTheEjectionBase(t *testing.T) {
+	ep := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	port80 := []netip.AddrPort{ep("10.0.1.1:8080"), ep("10.0.1.2:8080")}
+	port90 := []netip.AddrPort{ep("10.0.1.1:9090"), ep("10.0.1.2:9090")}
+	b := NewRegistry().Get("echo.demo.svc.cluster.local", &l7api.TrafficPolicy{OutlierDetection: &l7api.OutlierDetection{
+		Consecutive_5XxErrors: 1, MaxEjectionPercent: 50, BaseEjectionTime: durationpb.New(time.Hour)}})
+	b.SetEndpoints(80, port80)
+	b.SetEndpoints(90, port90)
+	b.SetEndpoints(80, slices.Clone(port80)) // unchanged: keeps both lists
+	fail := errors.New("refused")
+	b.Outliers.Report(port80[0], 0, fail)
+	b.Outliers.Report(port90[0], 0, fail)
+	// 50% of the four endpoints of both ports: both failing ones.
+	if got := b.Outliers.EjectedCount(); got != 2 {
+		t.Errorf("%d ejected, want 2 (50%% of 4)", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { b.SetEndpoints(80, port80) }); n != 0 {
+		t.Errorf("an unchanged list allocates %v times", n)
 	}
 }

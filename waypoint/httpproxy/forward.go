@@ -153,6 +153,7 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 			err = wds.ErrNoEndpoints
 			break
 		}
+		b.SetEndpoints(t.port, addrs)
 		ep, done := b.Pick(addrs)
 		rec.Upstream = ep
 		h.describe(rec, ep)

@@ -120,3 +120,35 @@ func TestIdleConnectionHoldsNoSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestOutlierEjectionPercentOfAllEndpoints: max_ejection_percent 50 of
+// four endpoints ejects both failing ones, so that every request after
+// they failed once is served.
+func TestOutlierEjectionPercentOfAllEndpoints(t *testing.T) {
+	m := newMesh(t)
+	m.zt.mu.Lock()
+	m.zt.targets["10.0.1.5:8080"] = m.zt.targets["10.0.1.1:8080"]
+	m.zt.mu.Unlock()
+	m.addEchoEndpoint("echo-b", "10.0.1.5")
+	m.addEchoEndpoint("echo-gone", "10.0.1.8") // refused
+	m.addEchoEndpoint("echo-gone2", "10.0.1.9")
+	m.echoTraffic(&l7api.TrafficPolicy{
+		OutlierDetection: &l7api.OutlierDetection{Consecutive_5XxErrors: 1, MaxEjectionPercent: 50,
+			BaseEjectionTime: durationpb.New(time.Hour)},
+		LoadBalancer: &l7api.LoadBalancer{Policy: l7api.LoadBalancer_ROUND_ROBIN}})
+	c := m.httpClient(false)
+	failed := 0
+	for range 4 { // once round the four endpoints
+		if resp, _ := m.get(t, c, "/"); resp.StatusCode != 200 {
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Fatalf("%d of the first 4 requests failed, want the 2 to the refusing endpoints", failed)
+	}
+	for i := range 8 {
+		if resp, body := m.get(t, c, "/"); resp.StatusCode != 200 {
+			t.Fatalf("request %d after both failing endpoints were ejected: %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
