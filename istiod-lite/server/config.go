@@ -45,9 +45,11 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// GCPercent is the garbage collector's steady-state target (Go's
 	// GOGC), applied once the initial sync is done and only when the GOGC
-	// environment variable is unset. 25 keeps the heap within a quarter of
-	// what is live for a little CPU (istiod-lite allocates little between
-	// Kubernetes changes). 0 leaves Go's default.
+	// environment variable is unset. 10 keeps the heap within a tenth of
+	// what is live, for CPU that stays small because istiod-lite
+	// allocates little between Kubernetes changes (at 5,000 pods and ten
+	// clients: 34 MB anonymous instead of 41 MB with 25). 0 leaves Go's
+	// default.
 	GCPercent int
 	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
 	// only when the GOMEMLIMIT environment variable is unset:
@@ -82,7 +84,7 @@ func Defaults() Config {
 		KubeQPS:            50,
 		KubeBurst:          100,
 		ShutdownGrace:      10 * time.Second,
-		GCPercent:          25,
+		GCPercent:          10,
 	}
 }
 
