@@ -414,15 +414,21 @@ func TestCAImpersonation(t *testing.T) {
 		token, id   string
 		impersonate bool
 		issue       bool
+		// logOnly cases are reported, not judged.
+		logOnly bool
 	}{
-		{"control: node proxy asks for a pod on its node", ztHere, clientID, true, true},
-		{"node proxy asks for an identity that runs only on another node", ztHere, "spiffe://cluster.local/ns/demo/sa/" + lonely.Spec.ServiceAccountName, true, false},
-		{"node proxy asks for an identity no pod has", ztHere, "spiffe://cluster.local/ns/demo/sa/ghost", true, false},
-		{"node proxy asks for another trust domain", ztHere, "spiffe://evil.example/ns/demo/sa/client", true, false},
-		{"node proxy token not bound to a pod", ztUnbound, clientID, true, false},
-		{"node proxy token for another audience", ztOtherAud, clientID, true, false},
-		{"workload token impersonating another workload", clientTok, "spiffe://cluster.local/ns/demo/sa/echo", true, false},
-		{"workload token asking for another identity", clientTok, "spiffe://cluster.local/ns/demo/sa/echo", false, false},
+		{"control: node proxy asks for a pod on its node", ztHere, clientID, true, true, false},
+		{"node proxy asks for an identity that runs only on another node", ztHere, "spiffe://cluster.local/ns/demo/sa/" + lonely.Spec.ServiceAccountName, true, false, false},
+		{"node proxy asks for an identity no pod has", ztHere, "spiffe://cluster.local/ns/demo/sa/ghost", true, false, false},
+		{"node proxy asks for another trust domain", ztHere, "spiffe://evil.example/ns/demo/sa/client", true, false, false},
+		{"node proxy token not bound to a pod", ztUnbound, clientID, true, false, false},
+		{"node proxy token for another audience", ztOtherAud, clientID, true, false, false},
+		{"workload token impersonating another workload", clientTok, "spiffe://cluster.local/ns/demo/sa/echo", true, false, false},
+		{"workload token asking for another identity", clientTok, "spiffe://cluster.local/ns/demo/sa/echo", false, false, false},
+		// As in Istio, a workload's own token (any pod can project one
+		// for audience istio-ca) gets its own identity: a pod can then
+		// speak HBONE itself, without its node's ztunnel.
+		{"workload token asking for its own identity (reported)", clientTok, clientID, false, false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -441,6 +447,7 @@ func TestCAImpersonation(t *testing.T) {
 			}
 			t.Logf("%s: %+v", c.name, res)
 			switch {
+			case c.logOnly:
 			case c.issue && !res.Issued:
 				t.Errorf("control refused (%s): the refusals below prove nothing", res.Err)
 			case c.issue && res.Leaf != c.id:
