@@ -5,7 +5,7 @@
 //	                  [--min-size 1] [--max-size 4194304] [--chunk 32768] [--pace 20ms]
 //	                  [--timeout 30s] [--seed N] [--count N] [--window 1m]
 //	weft-probe hbone --addr ip:15008 --authority ip:port [--cert F --key F] [-H "Name: value"]...
-//	weft-probe csr --ca ip:15012 --server-name istiod.ns.svc --root F --token F --identity spiffe://... [--impersonate]
+//	weft-probe csr --ca ip:15012 --server-name istiod.ns.svc --root F --token F --identity spiffe://... [--impersonate] [--out-cert F --out-key F]
 //
 // Each prints one JSON report on stdout.
 package main
@@ -97,6 +97,8 @@ func run(ctx context.Context, args []string) error {
 		fs.StringVar(&cfg.TokenFile, "token", "", "bearer token file")
 		fs.StringVar(&cfg.Identity, "identity", "", "SPIFFE ID to ask for")
 		fs.BoolVar(&cfg.Impersonate, "impersonate", false, "ask on behalf of a pod (ImpersonatedIdentity)")
+		fs.StringVar(&cfg.OutCert, "out-cert", "", "write the issued chain here (PEM)")
+		fs.StringVar(&cfg.OutKey, "out-key", "", "write the key here (PEM)")
 		fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "bound on the request")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err

@@ -25,6 +25,9 @@ type CSRConfig struct {
 	Impersonate bool
 	// Timeout bounds the request.
 	Timeout time.Duration
+	// OutCert and OutKey, when set, receive the issued chain and the key
+	// (PEM), for an HBONE attempt with them.
+	OutCert, OutKey string
 }
 
 // CSRResult reports a certificate request: Issued with the leaf's
@@ -72,6 +75,18 @@ func CSR(ctx context.Context, cfg CSRConfig) (CSRResult, error) {
 	chain, err := c.Fetch(ctx, id, csr, time.Hour)
 	if err != nil {
 		return CSRResult{Err: err.Error()}, nil
+	}
+	if cfg.OutCert != "" {
+		keyPEM, err := identity.EncodeKey(key)
+		if err != nil {
+			return CSRResult{}, err
+		}
+		if err := os.WriteFile(cfg.OutCert, []byte(strings.Join(chain, "")), 0o600); err != nil {
+			return CSRResult{}, err
+		}
+		if err := os.WriteFile(cfg.OutKey, keyPEM, 0o600); err != nil {
+			return CSRResult{}, err
+		}
 	}
 	res := CSRResult{Issued: true}
 	if certs, err := identity.ParseCertificates([]byte(strings.Join(chain, ""))); err == nil && len(certs) > 0 {
