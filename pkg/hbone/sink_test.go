@@ -261,3 +261,56 @@ func TestSpliceToClientSide(t *testing.T) {
 		t.Fatal("done not called")
 	}
 }
+
+// TestClosedUnreadDataFreesConnWindow: data a stream received but never
+// read is given back to the connection's window when the stream is
+// closed; otherwise a few such streams (4 MiB each) would use up the
+// 16 MiB connection window and stall every later stream.
+func TestClosedUnreadDataFreesConnWindow(t *testing.T) {
+	chunk := make([]byte, DefaultStreamWindow)
+	h := HandlerFunc(func(ctx context.Context, r *Request) {
+		s, err := r.Accept()
+		if err != nil {
+			return
+		}
+		if r.Authority == "10.0.0.1:1" {
+			_, _ = s.Write([]byte("small"))
+			_ = s.CloseWrite()
+			return
+		}
+		_, _ = s.Write(chunk) // the whole stream window; the client never reads it
+		<-ctx.Done()
+	})
+	ts := newSetup(t, h, nil, nil)
+	queued := func(s *Stream) int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := -s.roff
+		for _, b := range s.rq[s.rhead:] {
+			n += len(*b)
+		}
+		return n
+	}
+	for i := range 6 { // 6 × 4 MiB > the 16 MiB connection window
+		s := ts.dial(t, nil)
+		deadline := time.Now().Add(5 * time.Second)
+		for queued(s) < len(chunk) {
+			if time.Now().After(deadline) {
+				t.Fatalf("stream %d: only %d of %d bytes arrived (connection window used up?)", i, queued(s), len(chunk))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		_ = s.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := ts.pool.Dial(ctx, ts.key, "10.0.0.1:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(s); err != nil || string(b) != "small" {
+		t.Fatalf("later stream: %q, %v", b, err)
+	}
+}

@@ -421,13 +421,20 @@ func (s *Stream) closeLocal(code ErrCode) {
 		}
 		s.mu.Lock()
 		s.localClosed = true
+		// Data received but never read still counts against the
+		// connection's window: give it back, or every stream closed with
+		// unread data would shrink the window for good until the
+		// connection stalls.
+		dropped := -int64(s.roff)
 		for _, b := range s.rq[s.rhead:] {
+			dropped += int64(len(*b))
 			putBuf(b)
 		}
 		s.rq, s.rhead, s.roff = nil, 0, 0
 		s.rcond.Broadcast()
 		s.kickSpliceLocked()
 		s.mu.Unlock()
+		s.c.creditConn(dropped)
 		s.c.kickIfHolding(s)
 		s.c.mu.Lock()
 		if s.werr == nil {
