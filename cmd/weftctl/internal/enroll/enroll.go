@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -114,15 +115,36 @@ func ready(p *corev1.Pod) bool {
 	return false
 }
 
+// checkTimeout bounds one Check inside Wait.
+const checkTimeout = 15 * time.Second
+
+// checkContext is the context of one Check inside Wait: it ends when ctx is
+// cancelled or after checkTimeout, but not when ctx's deadline passes, so
+// that the wait's timeout ends the waiting and not a check in flight
+// (client-go's rate limiter refuses a request that would end past the
+// deadline, well before ctx.Err() is set).
+func checkContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return cctx, func() { stop(); cancel() }
+}
+
 // Wait polls Check every interval until nothing is stuck or ctx ends; it
-// returns the last stuck list (empty on success). A Check cut short by the
-// end of ctx is not an error: the list before it is the answer.
+// returns the last stuck list (empty on success). ctx's deadline ends the
+// waiting, not a Check in flight; a Check cut short by cancellation yields
+// the list before it.
 func Wait(ctx context.Context, kc kubernetes.Interface, systemNS, ns string, enroll bool, interval time.Duration) ([]Stuck, error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var last []Stuck
 	for {
-		stuck, err := Check(ctx, kc, systemNS, ns, enroll)
+		cctx, cancel := checkContext(ctx)
+		stuck, err := Check(cctx, kc, systemNS, ns, enroll)
+		cancel()
 		if err != nil && ctx.Err() != nil && last != nil {
 			return last, nil
 		}

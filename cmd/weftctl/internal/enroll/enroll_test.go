@@ -116,3 +116,30 @@ func TestWaitDeadlineDuringCheck(t *testing.T) {
 		t.Fatalf("Wait = %v, %v; want the stuck pod and no error", stuck, err)
 	}
 }
+
+// The wait's deadline does not cut a check short; cancelling (Ctrl-C)
+// does.
+func TestCheckContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	cctx, ccancel := checkContext(ctx)
+	defer ccancel()
+	<-ctx.Done()
+	time.Sleep(10 * time.Millisecond)
+	if cctx.Err() != nil {
+		t.Fatalf("check context ended with the wait's deadline: %v", cctx.Err())
+	}
+	if dl, ok := cctx.Deadline(); !ok || time.Until(dl) > checkTimeout {
+		t.Fatalf("check context deadline %v, %v", dl, ok)
+	}
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cctx2, ccancel2 := checkContext(ctx2)
+	defer ccancel2()
+	cancel2()
+	select {
+	case <-cctx2.Done():
+	case <-time.After(time.Second):
+		t.Fatal("check context outlived a cancelled wait")
+	}
+}
