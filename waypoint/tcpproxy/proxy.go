@@ -126,6 +126,7 @@ func (p *Proxy) pick(f *flow.Flow, snap *l7config.Snapshot) (wds.Endpoint, func(
 		addrs[i] = ep.Addr
 	}
 	b := p.cfg.Backends.Get(d.Service.Hostname(), snap.Traffic(d.Service.Hostname()))
+	b.SetEndpoints(d.Port, addrs)
 	a, done := b.Pick(addrs)
 	for _, ep := range eps {
 		if ep.Addr == a {
