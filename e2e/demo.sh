@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: start a 2-node lab, install Weft from manifests/ as a user would,
-# enroll the sample namespace and show one request crossing the mesh in mTLS.
+# enroll the sample namespace, show one request crossing the mesh in mTLS,
+# then add a waypoint and show an L7 policy allowing GET and denying DELETE.
 # Run from the repository root after `make build lab-build`.
 set -euo pipefail
 
@@ -72,12 +73,54 @@ done
 step "What ztunnel on $server_node knows (weftctl ztunnel-config workloads)"
 "$BIN/weftctl" --kubeconfig "$KUBECONFIG" ztunnel-config workloads --node "$server_node" || true
 
+step "Adding L7: weftctl waypoint apply -n demo --enroll-namespace --wait"
+"$BIN/weftctl" --kubeconfig "$KUBECONFIG" waypoint apply -n demo --enroll-namespace --wait
+
+step "An AuthorizationPolicy on the waypoint for Service echo: GET allowed, anything else denied"
+"$K" apply -f - <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: echo-get-only
+  namespace: demo
+spec:
+  targetRefs:
+  - kind: Service
+    group: ""
+    name: echo
+  action: ALLOW
+  rules:
+  - to:
+    - operation:
+        methods: ["GET"]
+YAML
+call() { "$K" -n demo exec deploy/client -- /usr/local/bin/echo client --method "$1" --url http://echo.demo:8080/l7 2>&1 || true; }
+for _ in $(seq 1 100); do
+  denied=$(call DELETE)
+  case "$denied" in *'"status":403'*) break ;; esac
+  sleep 0.2
+done
+allowed=$(call GET)
+echo "GET    -> $(printf '%s' "$allowed" | grep -o '"status":[0-9]*' | head -n 1)"
+echo "DELETE -> $(printf '%s' "$denied" | grep -o '"status":[0-9]*' | head -n 1)"
+case "$allowed$denied" in
+  *'"status":200'*'"status":403'*) ;;
+  *) echo "the waypoint did not apply the policy; see: $K -n demo logs deploy/waypoint" >&2; exit 1 ;;
+esac
+wp=$("$K" -n demo get pods -l gateway.networking.k8s.io/gateway-name=waypoint -o name | head -n 1)
+echo "# the waypoint's L7 metrics (${wp#pod/}):"
+"$BIN/weft-lab" exec --name "$LAB" -n demo "${wp#pod/}" -- \
+  curl -sf --max-time 5 http://127.0.0.1:15020/metrics |
+  grep '^istio_requests_total' | grep -E 'response_code="(200|403)"' | head -n 4 || true
+
 printf '\n\033[1mDone in %ss.\033[0m\n' "$(( $(date +%s) - t0 ))"
 cat <<MSG
 The request above went from the client pod on $client_node to an echo pod on
 $server_node inside an HBONE tunnel (HTTP/2 CONNECT over mutual TLS); the
 server's ztunnel saw the client's identity spiffe://cluster.local/ns/demo/sa/client
-and counted the connection as mutual_tls. The apps were not restarted.
+and counted the connection as mutual_tls. Then a waypoint took the
+namespace's L7 traffic and enforced an AuthorizationPolicy per HTTP method.
+The apps were not restarted.
 
 Try next:
   export KUBECONFIG=$KUBECONFIG
@@ -85,6 +128,8 @@ Try next:
   $BIN/weftctl ztunnel-config workloads
   $BIN/weftctl ztunnel-config connections -A
   $BIN/weftctl check
+  $BIN/weftctl waypoint list -A
+  $BIN/weftctl waypoint delete -n demo waypoint   # back to L4, no restarts
   $K label ns demo istio.io/dataplane-mode-      # leave the mesh, no restarts
 When you are done: make demo-down
 MSG
