@@ -5,6 +5,7 @@
 // writes _output/bench/report.json and docs/performance.md.
 //
 //	weft-bench [--quick] [--reps N] [--control-plane=false] [--out DIR] [--docs FILE]
+//	weft-bench --control-plane-only [--out DIR] [--docs FILE]
 //	weft-bench --from-json _output/bench/report.json [--docs FILE]
 //
 // It needs root, and runs one lab: hold the lab lock around it.
@@ -45,6 +46,7 @@ func run() error {
 	profile := fs.Bool("profile", true, "take CPU profiles of the waypoint and a ztunnel under load (into OUT/profiles)")
 	out := fs.String("out", filepath.Join(root, "_output", "bench"), "directory for report.json")
 	docs := fs.String("docs", filepath.Join(root, "docs", "performance.md"), "Markdown page to write (empty skips it)")
+	cpOnly := fs.Bool("control-plane-only", false, "run only the control-plane scale benchmark (no data-plane lab)")
 	fromJSON := fs.String("from-json", "", "render the table and the page from an existing report.json, without a lab")
 	verbose := fs.Bool("v", false, "log progress at debug level")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -69,6 +71,10 @@ func run() error {
 		cfg.ControlPlane = false
 	default:
 		return fmt.Errorf("--control-plane %q: want true or false", *cp)
+	}
+	cfg.ControlPlaneOnly = *cpOnly
+	if *cpOnly {
+		cfg.ControlPlane = true
 	}
 	cfg.Pin, cfg.Profile, cfg.OutDir, cfg.Docs = *pin, *profile, *out, *docs
 	level := slog.LevelInfo

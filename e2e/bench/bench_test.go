@@ -61,6 +61,12 @@ func TestParseBenchLine(t *testing.T) {
 	if len(rows) != 2 || math.Abs(rows[0].Baseline.Median-264.8) > 0.01 || rows[0].Subject.Median != 80 {
 		t.Errorf("scaleRows = %+v; want rss with the recovered istiod baseline 264.8 and ready-s", rows)
 	}
+	// A line as BenchmarkScale prints it, after the bare name -v prints.
+	real := "BenchmarkScale\nBenchmarkScale-2   \t       1\t9583641174 ns/op\t        32.65 anon-MB\t         0.06200 cpu-ms/pod\t       568.4 initial-sync-ms\t        15.96 p50-ms\t        32.10 p99-ms\t         0.7808 ready-s\t        78.88 rss-MB\t         2.433 x-faster-ready-than-istiod\t         5.268 x-less-anon-than-istiod\t        24.19 x-less-cpu-per-pod-than-istiod\t         3.360 x-less-rss-than-istiod\n"
+	rows = scaleRows(5000, parseBenchLine(real, "BenchmarkScale"))
+	if len(rows) != 6 || math.Abs(rows[0].Baseline.Median-265.04) > 0.01 || math.Abs(rows[2].Baseline.Median-1.9) > 0.01 {
+		t.Errorf("rows from a real line: %+v", rows)
+	}
 	if rows := scaleRows(1000, want); len(rows[0].Baseline.Values) != 0 {
 		t.Errorf("1,000-pod rows have a baseline: %+v", rows[0])
 	}

@@ -42,6 +42,9 @@ type Config struct {
 	// ControlPlane runs e2e/controlplane's BenchmarkScale at 1,000 and
 	// 5,000 pods (a lab of its own each; about 10 minutes).
 	ControlPlane bool
+	// ControlPlaneOnly skips the data-plane lab and runs only the control
+	// plane scenario.
+	ControlPlaneOnly bool
 	// Profile takes CPU profiles of the waypoint and a ztunnel under load.
 	Profile bool
 	// OutDir receives report.json (and profiles/); Docs is the Markdown page to write

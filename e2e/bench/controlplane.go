@@ -19,6 +19,11 @@ var scalePods = []int{1000, 5000}
 // pods on this kind of machine (the benchmark's constants, recovered from
 // its x-less-...-than-istiod ratios), so only the 5,000-pod rows have one.
 func (b *bench) controlPlane(ctx context.Context) error {
+	if b.cfg.ControlPlaneOnly {
+		if err := b.build(ctx); err != nil {
+			return err
+		}
+	}
 	for _, pods := range scalePods {
 		b.log.Info("control plane", "pods", pods)
 		m, err := runScale(ctx, b.cfg.Root, filepath.Join(b.binDir, "istiod-lite"), pods)

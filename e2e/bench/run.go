@@ -62,6 +62,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b := &bench{cfg: cfg, log: log, binDir: filepath.Join(cfg.Root, "_output", "bench", "bin"),
 		rep: &Report{Mode: mode, Started: time.Now().UTC(), Machine: machineFacts(cfg.Root)}}
 	b.rep.Method = Method{Reps: cfg.Reps, WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), HeldConns: cfg.HeldConns, ConnWorkers: cfg.ConnRateWorkers}
+	if cfg.ControlPlaneOnly {
+		if err := b.controlPlane(ctx); err != nil {
+			return nil, err
+		}
+		b.rep.Machine.LoadEnd = loadavg()
+		b.rep.Duration = time.Since(b.rep.Started).Seconds()
+		return b.rep, nil
+	}
 	if err := b.setup(ctx); err != nil {
 		b.closeLab()
 		return nil, err
