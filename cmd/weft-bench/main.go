@@ -4,7 +4,7 @@
 // (and, in the full mode, the control plane at scale), prints a table and
 // writes _output/bench/report.json and docs/performance.md.
 //
-//	weft-bench [--quick] [--reps N] [--control-plane=false] [--out DIR] [--docs FILE]
+//	weft-bench [--quick] [--reps N] [--control-plane[=false]] [--out DIR] [--docs FILE]
 //	weft-bench --control-plane-only [--out DIR] [--docs FILE]
 //	weft-bench --from-json _output/bench/report.json [--docs FILE]
 //
@@ -41,7 +41,7 @@ func run() error {
 	fs := flag.NewFlagSet("weft-bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "development mode: short windows, 3 repetitions, no control plane (under 5 minutes after the lab is up)")
 	reps := fs.Int("reps", 0, "repetitions per case (default 5, or 3 with --quick; at least 3)")
-	cp := fs.String("control-plane", "", "run the control-plane scale benchmark: true or false (default: true in the full mode)")
+	cp := fs.Bool("control-plane", false, "run the control-plane scale benchmark (default: on in the full mode, off with --quick)")
 	pin := fs.Bool("pin", true, "pin the load generator away from the proxies")
 	profile := fs.Bool("profile", true, "take CPU profiles of the waypoint and a ztunnel under load (into OUT/profiles)")
 	out := fs.String("out", filepath.Join(root, "_output", "bench"), "directory for report.json")
@@ -63,15 +63,11 @@ func run() error {
 	if *reps != 0 {
 		cfg.Reps = *reps
 	}
-	switch *cp {
-	case "":
-	case "true":
-		cfg.ControlPlane = true
-	case "false":
-		cfg.ControlPlane = false
-	default:
-		return fmt.Errorf("--control-plane %q: want true or false", *cp)
-	}
+	fs.Visit(func(f *flag.Flag) { // only when given: the mode decides otherwise
+		if f.Name == "control-plane" {
+			cfg.ControlPlane = *cp
+		}
+	})
 	cfg.ControlPlaneOnly = *cpOnly
 	if *cpOnly {
 		cfg.ControlPlane = true

@@ -71,8 +71,8 @@ func Markdown(r *Report) string {
 	}
 	w(". Load average (1/5/15 min) %s at the start, %s at the end.\n\n", m.LoadStart, m.LoadEnd)
 	w("**Noise.** This is a 2-core virtual machine shared with other builds; the lab's control plane, both nodes and the load generator share it. ")
-	if n := latencyNoise(r); !math.IsNaN(n) {
-		w("Across the latency rows the baseline's spread is a median %.0f%% of its value. ", n*100)
+	if p50, p99 := latencyNoise(r, "p50 latency"), latencyNoise(r, "p99 latency"); !math.IsNaN(p50) && !math.IsNaN(p99) {
+		w("Across the latency cases the direct baseline's spread is a median %.0f%% of its value at p50 and %.0f%% at p99: medians are usable, tails are mostly this machine's scheduling. ", p50*100, p99*100)
 	}
 	w("Every figure below carries its spread; a difference smaller than the larger of the two spreads is noise, not a result. Absolute numbers are this machine's, not a bare-metal server's.\n\n")
 
@@ -114,12 +114,12 @@ func Markdown(r *Report) string {
 	return b.String()
 }
 
-// latencyNoise is the median, over latency rows, of the baseline's spread
-// relative to its median.
-func latencyNoise(r *Report) float64 {
+// latencyNoise is the median, over the latency rows of metric, of the
+// baseline's spread relative to its median.
+func latencyNoise(r *Report, metric string) float64 {
 	var rel []float64
 	for _, row := range r.Rows {
-		if row.Scenario == "latency" && row.Baseline.Median > 0 && len(row.Baseline.Values) > 1 {
+		if row.Scenario == "latency" && row.Metric == metric && row.Baseline.Median > 0 && len(row.Baseline.Values) > 1 {
 			rel = append(rel, row.Baseline.Spread/row.Baseline.Median)
 		}
 	}

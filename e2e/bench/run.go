@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			b.rep.Notes = append(b.rep.Notes, "control plane: "+err.Error())
 		}
 	} else {
-		b.rep.Notes = append(b.rep.Notes, "control plane: not run in this mode; `weft-bench --control-plane` runs e2e/controlplane's BenchmarkScale at 1,000 and 5,000 pods (a lab each, about 10 minutes)")
+		b.rep.Notes = append(b.rep.Notes, "control plane: not run in this mode; `weft-bench --control-plane` (or `--control-plane-only`) runs e2e/controlplane's BenchmarkScale at 1,000 and 5,000 pods (a lab each, about 10 minutes)")
 	}
 	b.rep.Notes = append(b.rep.Notes, notMeasured...)
 	b.rep.Machine.LoadEnd = loadavg()
