@@ -6,7 +6,7 @@
 //
 //	weft-bench [--quick] [--reps N] [--control-plane[=false]] [--out DIR] [--docs FILE]
 //	weft-bench --control-plane-only [--out DIR] [--docs FILE]
-//	weft-bench --from-json _output/bench/report.json [--docs FILE]
+//	weft-bench --from-json _output/bench/report.json [--merge OTHER.json]... [--docs FILE]
 //
 // It needs root, and runs one lab: hold the lab lock around it.
 package main
@@ -48,6 +48,8 @@ func run() error {
 	docs := fs.String("docs", filepath.Join(root, "docs", "performance.md"), "Markdown page to write (empty skips it)")
 	cpOnly := fs.Bool("control-plane-only", false, "run only the control-plane scale benchmark (no data-plane lab)")
 	fromJSON := fs.String("from-json", "", "render the table and the page from an existing report.json, without a lab")
+	var merge []string
+	fs.Func("merge", "with --from-json: add the rows of another report.json (repeatable)", func(s string) error { merge = append(merge, s); return nil })
 	verbose := fs.Bool("v", false, "log progress at debug level")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -57,7 +59,16 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		return publish(r, "", *docs)
+		out := ""
+		for _, m := range merge {
+			o, err := bench.ReadReport(m)
+			if err != nil {
+				return err
+			}
+			r.Merge(o)
+			out = filepath.Dir(*fromJSON) // the merged report replaces the first
+		}
+		return publish(r, out, *docs)
 	}
 	cfg := bench.Defaults(root, *quick)
 	if *reps != 0 {

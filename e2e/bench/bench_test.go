@@ -125,3 +125,14 @@ func TestRender(t *testing.T) {
 		t.Errorf("round trip: %+v", back.Rows)
 	}
 }
+
+func TestMerge(t *testing.T) {
+	r := &Report{Rows: []Row{{Scenario: "latency"}}, Notes: []string{"control plane: not run in this mode", "other"}}
+	o := &Report{Mode: "full", Started: time.Date(2026, 11, 27, 11, 25, 0, 0, time.UTC), Duration: 300,
+		Rows: []Row{{Scenario: "control-plane"}}, Notes: []string{"from the other run"}}
+	r.Merge(o)
+	want := []string{"other", "control-plane rows from a separate control-plane-only run of 2026-11-27 11:25 UTC (300 s)", "from the other run"}
+	if diff := cmp.Diff(want, r.Notes); diff != "" || len(r.Rows) != 2 {
+		t.Errorf("Merge notes (-want +got):\n%s\nrows %d", diff, len(r.Rows))
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -139,4 +141,35 @@ func sanitize(r *Report) *Report {
 		c.Rows[i] = row
 	}
 	return &c
+}
+
+// Merge adds other's rows and notes to r, for a report whose scenarios ran
+// in separate invocations (e.g. --control-plane-only beside --quick). A
+// note of r saying a scenario of other was not run is dropped, and a note
+// says where the added rows came from.
+func (r *Report) Merge(other *Report) {
+	added := map[string]bool{}
+	for _, row := range other.Rows {
+		added[row.Scenario] = true
+	}
+	var notes []string
+	for _, n := range r.Notes {
+		if strings.HasPrefix(n, "control plane: not run") && added["control-plane"] {
+			continue
+		}
+		notes = append(notes, n)
+	}
+	var names []string
+	for s := range added {
+		names = append(names, s)
+	}
+	slices.Sort(names)
+	mode := other.Mode
+	if len(names) == 1 && names[0] == "control-plane" {
+		mode = "control-plane-only"
+	}
+	r.Notes = append(notes, fmt.Sprintf("%s rows from a separate %s run of %s (%.0f s)", strings.Join(names, ", "), mode,
+		other.Started.Format("2006-01-02 15:04 UTC"), other.Duration))
+	r.Notes = append(r.Notes, other.Notes...)
+	r.Rows = append(r.Rows, other.Rows...)
 }

@@ -63,6 +63,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep: &Report{Mode: mode, Started: time.Now().UTC(), Machine: machineFacts(cfg.Root)}}
 	b.rep.Method = Method{Reps: cfg.Reps, WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), HeldConns: cfg.HeldConns, ConnWorkers: cfg.ConnRateWorkers}
 	if cfg.ControlPlaneOnly {
+		b.rep.Mode = "control-plane-only"
 		if err := b.controlPlane(ctx); err != nil {
 			return nil, err
 		}
