@@ -221,7 +221,8 @@ func (t *ruleTx) paths(ps []string, f string) []string {
 			segs := strings.Split(p, "/")
 			ok := strings.HasPrefix(p, "/")
 			for i, s := range segs {
-				if strings.ContainsAny(s, "*{}") && s != "{*}" && !(s == "{**}" && i == len(segs)-1) {
+				lastRest := s == "{**}" && i == len(segs)-1
+				if strings.ContainsAny(s, "*{}") && s != "{*}" && !lastRest {
 					ok = false
 				}
 			}

@@ -85,8 +85,8 @@ func (c Config) translateDestinationRule(dr *networkingv1.DestinationRule, p *pr
 		}
 		if v := od.GetConsecutive_5XxErrors(); v != nil {
 			o.Consecutive_5XxErrors = v.GetValue()
-		} else if od.GetConsecutiveErrors() > 0 { // deprecated field, same meaning as Istio gives it
-			o.Consecutive_5XxErrors = uint32(od.GetConsecutiveErrors())
+		} else if n := od.GetConsecutiveErrors(); n > 0 { //nolint:staticcheck // deprecated field, still honoured as Istio honours it
+			o.Consecutive_5XxErrors = uint32(n)
 		}
 		if v := od.GetConsecutiveGatewayErrors(); v != nil {
 			o.ConsecutiveGatewayErrors = v.GetValue()
@@ -104,7 +104,7 @@ func (c Config) translateDestinationRule(dr *networkingv1.DestinationRule, p *pr
 			switch lb.GetSimple() {
 			case netv1alpha3.LoadBalancerSettings_ROUND_ROBIN:
 				out.LoadBalancer = &l7api.LoadBalancer{Policy: l7api.LoadBalancer_ROUND_ROBIN}
-			case netv1alpha3.LoadBalancerSettings_LEAST_REQUEST, netv1alpha3.LoadBalancerSettings_LEAST_CONN:
+			case netv1alpha3.LoadBalancerSettings_LEAST_REQUEST, netv1alpha3.LoadBalancerSettings_LEAST_CONN: //nolint:staticcheck // LEAST_CONN is Istio's deprecated alias of LEAST_REQUEST
 				out.LoadBalancer = &l7api.LoadBalancer{Policy: l7api.LoadBalancer_LEAST_REQUEST}
 			case netv1alpha3.LoadBalancerSettings_RANDOM:
 				out.LoadBalancer = &l7api.LoadBalancer{Policy: l7api.LoadBalancer_RANDOM}

@@ -168,7 +168,7 @@ func (rd *redirect) location(r *http.Request, svcHost string, listenerPort uint1
 	b.WriteString(scheme)
 	b.WriteString("://")
 	b.WriteString(host)
-	if port != 0 && !(scheme == "http" && port == 80) && !(scheme == "https" && port == 443) {
+	if port != 0 && (scheme != "http" || port != 80) && (scheme != "https" || port != 443) {
 		b.WriteByte(':')
 		b.WriteString(strconv.Itoa(int(port)))
 	}

@@ -204,6 +204,6 @@ func TestTransportConnectionLimit(t *testing.T) {
 	}
 	cancel()
 	for range 2 {
-		<-errs
+		<-errs //nolint:errcheck // only waiting for both goroutines to finish
 	}
 }
