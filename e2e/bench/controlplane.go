@@ -77,9 +77,6 @@ func parseBenchLine(out, name string) map[string]float64 {
 // scaleRows turns BenchmarkScale's metrics into rows.
 func scaleRows(pods int, m map[string]float64) []Row {
 	kase := fmt.Sprintf("%d pods, 1,000 services", pods)
-	if pods != 5000 {
-		kase = fmt.Sprintf("%d pods", pods)
-	}
 	var rows []Row
 	add := func(metric, unit, key, ratioKey string) {
 		v, ok := m[key]
@@ -93,8 +90,11 @@ func scaleRows(pods int, m map[string]float64) []Row {
 		}
 		row := newRow("control-plane", kase, metric, unit, "lower", "istiod (Istio, measured on this kind of machine)", base, "istiod-lite", []float64{v})
 		row.Note = "one run (BenchmarkScale), no spread"
-		if base == nil {
-			row.Note += "; no baseline at this size"
+		switch {
+		case ratioKey == "":
+			row.Note += "; no istiod figure to compare with"
+		case base == nil:
+			row.Note += "; istiod was measured at 5,000 pods only"
 		}
 		rows = append(rows, row)
 	}

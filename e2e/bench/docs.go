@@ -63,6 +63,7 @@ func Markdown(r *Report) string {
 	w("- **Cost.** CPU is the run time of every thread of the proxy processes from `/proc/PID/task/*/schedstat` (nanoseconds; `/proc/PID/stat` ticks where schedstat is missing), found by their executable; memory is `VmRSS` from `/proc/PID/status`. Per 1,000 rps = CPU seconds over the requests of the run (warm-up included, since the processes worked for them) × 1,000. Per proxy = divided by the number of proxies of that kind on the path (two ztunnels, two relays, one waypoint, one nginx).\n")
 	w("- **Throughput** reads a byte stream from the server for the window and counts only bytes received. **Connection rate** runs %d closed loops each opening a connection, sending one small request and reading its answer, in two variants: the client closes after the answer, or the request carries `Connection: close` and the server closes first; a request without an answer in 2 s counts as failed.\n\n", r.Method.ConnWorkers)
 
+	w("- **Control plane.** e2e/controlplane's BenchmarkScale, once per size in a lab of its own: the pods (status set through the API, no kubelet), 1,000 Services in 50 namespaces, a cold start of the benchmark's istiod-lite against them, 10 xDS clients and 200 pod changes timed to every client's ACK. Its baseline is Istio's istiod measured with 5,000 pods on this kind of machine (the benchmark's own constants); there is none at 1,000 pods or for propagation.\n\n")
 	w("## Machine and noise\n\n")
 	m := r.Machine
 	w("%d × %s, %d MiB, kernel %s, %s", m.CPUs, m.CPUModel, m.MemoryMB, m.Kernel, m.Go)
@@ -91,7 +92,7 @@ func Markdown(r *Report) string {
 		}
 		w("| %s | %s (%s) | %s %s | %s %s | %s | %s | %s | %s |\n", row.Case, row.Metric, row.Unit,
 			row.Baseline.Name, medSpread(row.Baseline), row.Subject.Name, medSpread(row.Subject),
-			fmtRatio(row.Ratio), fmtSigned(row.Delta), peer, row.Note)
+			fmtRatio(row.Ratio), fmtDelta(row), peer, row.Note)
 	}
 	if len(r.Profiles) > 0 {
 		w("\n## Where the CPU goes\n\n")

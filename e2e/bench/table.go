@@ -30,7 +30,7 @@ func WriteTable(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s (%s)\t%s %s\t%s %s\t%s\t%s\t%s\n", row.Case, row.Metric, row.Unit,
 			row.Baseline.Name, medSpread(row.Baseline), row.Subject.Name, medSpread(row.Subject),
-			fmtRatio(row.Ratio), fmtSigned(row.Delta), row.Note)
+			fmtRatio(row.Ratio), fmtDelta(row), row.Note)
 	}
 	flush()
 	for _, n := range r.Notes {
@@ -70,6 +70,14 @@ func fmtSigned(v float64) string {
 		return "+" + s
 	}
 	return s
+}
+
+// fmtDelta prints the row's delta, n/a when a side measured nothing.
+func fmtDelta(r Row) string {
+	if len(r.Baseline.Values) == 0 || len(r.Subject.Values) == 0 {
+		return "n/a"
+	}
+	return fmtSigned(r.Delta)
 }
 
 func fmtRatio(v float64) string {
