@@ -48,6 +48,8 @@ func run() error {
 	docs := fs.String("docs", filepath.Join(root, "docs", "performance.md"), "Markdown page to write (empty skips it)")
 	cpOnly := fs.Bool("control-plane-only", false, "run only the control-plane scale benchmark (no data-plane lab)")
 	fromJSON := fs.String("from-json", "", "render the table and the page from an existing report.json, without a lab")
+	var scenarios []string
+	fs.Func("scenario", "run only this data-plane scenario (repeatable): idle cost, latency, connection rate, held connections, throughput, latency at the baseline's highest rate", func(s string) error { scenarios = append(scenarios, s); return nil })
 	var merge []string
 	fs.Func("merge", "with --from-json: add the rows of another report.json (repeatable)", func(s string) error { merge = append(merge, s); return nil })
 	verbose := fs.Bool("v", false, "log progress at debug level")
@@ -80,6 +82,7 @@ func run() error {
 		}
 	})
 	cfg.ControlPlaneOnly = *cpOnly
+	cfg.Scenarios = scenarios
 	if *cpOnly {
 		cfg.ControlPlane = true
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	// ControlPlaneOnly skips the data-plane lab and runs only the control
 	// plane scenario.
 	ControlPlaneOnly bool
+	// Scenarios, when set, limits the run to the named scenarios ("idle
+	// cost", "latency", "connection rate", "held connections",
+	// "throughput", "latency at the baseline's highest rate").
+	Scenarios []string
 	// Profile takes CPU profiles of the waypoint and a ztunnel under load.
 	Profile bool
 	// OutDir receives report.json (and profiles/); Docs is the Markdown page to write

@@ -2,12 +2,16 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/weftmesh/weft/e2e/lab"
@@ -31,6 +35,9 @@ func (b *bench) scenarios(ctx context.Context) error {
 		{"throughput", b.throughputScenario},
 		{"latency at the baseline's highest rate", b.latencyMaxScenario},
 	} {
+		if len(b.cfg.Scenarios) > 0 && !slices.Contains(b.cfg.Scenarios, s.name) {
+			continue
+		}
 		start := time.Now()
 		b.log.Info("scenario", "name", s.name)
 		if err := b.pin(); err != nil { // catch restarted processes
@@ -65,7 +72,8 @@ func (b *bench) probe(ctx context.Context, after string) {
 				last = err.Error()
 			}
 			if time.Since(start) > limit || ctx.Err() != nil {
-				b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("after %s: the %s path did not answer new connections for %s (%s)", after, n, limit, last))
+				dumps := b.dumpZtunnels(ctx, strings.ReplaceAll(after, " ", "-"))
+				b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("after %s: the %s path did not answer new connections for %s (%s); ztunnel goroutine dumps: %s", after, n, limit, last, strings.Join(dumps, ", ")))
 				b.log.Warn("path stuck", "after", after, "path", n, "err", last)
 				break
 			}
@@ -293,4 +301,37 @@ func (b *bench) waitQuiet(ctx context.Context, limit time.Duration) {
 			return
 		}
 	}
+}
+
+// dumpZtunnels saves every ztunnel's goroutine dump (its loopback admin
+// /debug/pprof/goroutine?debug=2) and config_dump under OUT/stuck/, for a
+// path that stopped answering, and returns the files written.
+func (b *bench) dumpZtunnels(ctx context.Context, tag string) []string {
+	out := b.cfg.OutDir
+	if out == "" {
+		out = filepath.Join(b.cfg.Root, "_output", "bench")
+	}
+	dir := filepath.Join(out, "stuck")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil
+	}
+	ps, err := b.procs(roleZtunnel)
+	if err != nil {
+		return nil
+	}
+	var files []string
+	for _, p := range ps {
+		for what, path := range map[string]string{"goroutines": "/debug/pprof/goroutine?debug=2", "config": "/config_dump"} {
+			file := filepath.Join(dir, fmt.Sprintf("%s-ztunnel-%s-%s.txt", tag, p.Node, what))
+			var stderr bytes.Buffer
+			argv := []string{"curl", "-sf", "--max-time", "10", "-o", file, "http://127.0.0.1:15000" + path}
+			if err := lab.ExecIn(ctx, fmt.Sprintf("/proc/%d/ns/net", p.PID), nil, argv, nil, nil, &stderr); err != nil {
+				b.log.Warn("ztunnel dump", "node", p.Node, "what", what, "err", err, "stderr", stderr.String())
+				continue
+			}
+			files = append(files, relPath(b.cfg.Root, file))
+		}
+	}
+	slices.Sort(files)
+	return files
 }
