@@ -458,3 +458,106 @@ func TestCAImpersonation(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardedSpoofViaWaypoint: a pod outside the mesh gets a mesh
+// certificate for its own identity with its own token (as any pod can),
+// connects straight to a waypoint's HBONE port and sends a Forwarded
+// header naming another pod's address. The source address the
+// destination application sees must not be the forged one. (The waypoint
+// itself does take the header as the flow's source address; see the
+// report on waypoint/inbound.)
+func TestForwardedSpoofViaWaypoint(t *testing.T) {
+	e := requireEnv(t)
+	ctx := testCtx(t)
+	const ns, attackNS = "weft-fwd", "weft-fwd-attack"
+	victim, _ := e.clientAndServer(ctx, t) // its address is the one forged
+	e.useNamespace(ctx, t, ns)
+	e.useNamespace(ctx, t, attackNS)
+	e.applyYAML(ctx, t, `apiVersion: v1
+kind: Service
+metadata: {name: fecho, namespace: `+ns+`}
+spec:
+  selector: {app: fecho}
+  ports:
+  - {name: tcp, port: 9000}
+`)
+	fecho := e.startPod(ctx, t, ns, "fecho", "fecho", "", nil)
+	mallory := e.startPod(ctx, t, attackNS, "mallory", "mallory", "", nil)
+	e.labelNamespace(ctx, t, ns, "ambient")
+	t.Cleanup(func() { e.labelNamespace(context.Background(), t, ns, "") })
+	e.applyYAML(ctx, t, `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: `+ns+`}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - {name: mesh, port: 15008, protocol: HBONE}
+`)
+	if _, err := e.kubectl(ctx, nil, "label", "namespace", ns, "istio.io/use-waypoint=waypoint", "--overwrite"); err != nil {
+		t.Fatal(err)
+	}
+	wp := e.readyPods(ctx, t, ns, "gateway.networking.k8s.io/gateway-name=waypoint", 1)[0]
+	svc, err := e.cs.CoreV1().Services(ns).Get(ctx, "fecho", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Mallory's own certificate, from the CA, with her own token.
+	dir := t.TempDir()
+	tok, err := e.kubectl(ctx, nil, "-n", attackNS, "create", "token", "mallory", "--audience", "istio-ca", "--duration", "10m",
+		"--bound-object-kind", "Pod", "--bound-object-name", mallory.Name, "--bound-object-uid", string(mallory.UID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokFile, root := filepath.Join(dir, "token"), filepath.Join(dir, "root.pem")
+	cm, err := e.cs.CoreV1().ConfigMaps("weft-system").Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokFile, []byte(strings.TrimSpace(tok)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root, []byte(cm.Data["root-cert.pem"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	istiod := e.readyPods(ctx, t, "weft-system", "app=istiod-lite", 1)[0]
+	cert, key := filepath.Join(dir, "mallory.crt"), filepath.Join(dir, "mallory.key")
+	out, err := e.exec(ctx, attackNS, mallory.Name, e.probeBin(t), "csr", "--ca", net.JoinHostPort(istiod.Status.PodIP, "15012"),
+		"--server-name", "istiod.weft-system.svc", "--root", root, "--token", tokFile,
+		"--identity", "spiffe://cluster.local/ns/"+attackNS+"/sa/mallory", "--out-cert", cert, "--out-key", key)
+	if err != nil || !strings.Contains(out, `"issued":true`) {
+		t.Fatalf("mallory's own certificate: %s %v", out, err)
+	}
+
+	// The waypoint serves the Service (Istio's default, waypoint-for
+	// service): traffic to the pod IP does not have to pass it, and the
+	// destination's ztunnel sees the waypoint itself as the source of
+	// what it carries. What must never happen: the forged address
+	// reaching the application.
+	direct := e.hbone(ctx, t, mallory, net.JoinHostPort(fecho.Status.PodIP, "15008"), net.JoinHostPort(fecho.Status.PodIP, "9000"), cert, key)
+	t.Logf("mallory straight to the pod's HBONE port (a service waypoint does not cover pod-IP traffic): %+v", direct)
+
+	addr := net.JoinHostPort(wp.Status.PodIP, "15008")
+	authority := net.JoinHostPort(svc.Spec.ClusterIP, "9000")
+	forged := victim.Status.PodIP
+	var got probe.HBONEResult
+	eventually(ctx, t, time.Minute, "the waypoint carries mallory's tunnel to the application", func() error {
+		got = e.hbone(ctx, t, mallory, addr, authority, cert, key, "Forwarded: for=\""+forged+":4321\"")
+		if got.Stage != probe.StageData {
+			return fmt.Errorf("%+v", got)
+		}
+		return nil
+	})
+	var greeting struct {
+		Source string `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(got.Data), &greeting); err != nil {
+		t.Fatalf("greeting %q: %v", got.Data, err)
+	}
+	host, _, _ := net.SplitHostPort(greeting.Source)
+	t.Logf("mallory (%s) via the waypoint (%s) with Forwarded for=%s: the application saw source %s", mallory.Status.PodIP, wp.Status.PodIP, forged, greeting.Source)
+	if host == forged {
+		t.Errorf("FORGED SOURCE ACCEPTED: the application saw %s (another pod's address) as the source of mallory's connection; "+
+			"waypoint/inbound/server.go takes Forwarded from any HBONE peer and ztunnel's inbound (ztunnel/proxy/inbound.go) hands it to the app", greeting.Source)
+	}
+}
