@@ -102,15 +102,21 @@ type conn struct {
 	peerMaxStreams uint32
 	recvWindow     int64
 	recvUnacked    int64
-	lastAccepted   uint32
-	goAwaySent     bool
-	goAwayRecv     bool
-	goAwayLast     uint32
-	closed         bool
-	err            error
-	idleSince      time.Time
-	gotSettings    bool
-	settingsCh     chan struct{}
+	// readAhead counts received bytes whose connection window was given
+	// back on arrival, before a reader consumed them (Limits.ConnReadAhead);
+	// their later consumption pays this down instead of crediting again.
+	// Invariant: readAhead <= bytes received and not yet consumed, so the
+	// peer is never credited more than it sent.
+	readAhead    int64
+	lastAccepted uint32
+	goAwaySent   bool
+	goAwayRecv   bool
+	goAwayLast   uint32
+	closed       bool
+	err          error
+	idleSince    time.Time
+	gotSettings  bool
+	settingsCh   chan struct{}
 
 	done      chan struct{}
 	frames    atomic.Uint64
@@ -246,23 +252,46 @@ func (c *conn) isClosed() bool {
 }
 
 // creditConn returns n bytes of consumed connection window to the peer,
-// batching updates to a quarter of the window.
+// less what read-ahead already gave back for them, batching updates to a
+// quarter of the window.
 func (c *conn) creditConn(n int64) {
 	if n <= 0 {
 		return
 	}
 	c.mu.Lock()
+	paid := min(n, c.readAhead)
+	c.readAhead -= paid
+	c.recvUnacked += n - paid
+	incr := c.takeCreditLocked()
+	c.mu.Unlock()
+	if incr > 0 {
+		c.writeWindowUpdate(0, uint32(incr))
+	}
+}
+
+// readAheadLocked gives n just-received bytes' connection window back at
+// once while the read-ahead allowance lasts, and returns the increment to
+// send (0 for none yet). c.mu must be held.
+func (c *conn) readAheadLocked(n int64) int64 {
+	if n <= 0 || c.readAhead+n > c.lim.ConnReadAhead {
+		return 0
+	}
+	c.readAhead += n
 	c.recvUnacked += n
+	return c.takeCreditLocked()
+}
+
+// takeCreditLocked returns the window increment to send once enough is
+// owed to the peer (a quarter of the window), and counts it as given.
+// c.mu must be held.
+func (c *conn) takeCreditLocked() int64 {
 	incr := int64(0)
 	if c.recvUnacked >= int64(c.lim.ConnWindow)/4 {
 		incr = c.recvUnacked
 		c.recvUnacked = 0
 		c.recvWindow += incr
 	}
-	c.mu.Unlock()
-	if incr > 0 {
-		c.writeWindowUpdate(0, uint32(incr))
-	}
+	return incr
 }
 
 // shutdown starts a graceful close: GOAWAY with the last stream accepted,

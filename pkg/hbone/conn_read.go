@@ -401,7 +401,11 @@ func (c *conn) onData(h frameHeader) error {
 		c.mu.Unlock()
 		return connError{ErrCodeProtocol, "DATA on an idle stream"}
 	}
+	incr := c.readAheadLocked(frameLen)
 	c.mu.Unlock()
+	if incr > 0 {
+		c.writeWindowUpdate(0, uint32(incr))
+	}
 	n := int(h.Length)
 	pad := 0
 	if h.has(flagPadded) {

@@ -6,6 +6,7 @@ import "time"
 const (
 	DefaultStreamWindow      = 4 << 20
 	DefaultConnWindow        = 16 << 20
+	DefaultConnReadAhead     = 32 << 20
 	DefaultMaxFrameSize      = 1 << 20
 	DefaultMaxHeaderListSize = 16 << 10
 	DefaultPingInterval      = 10 * time.Second
@@ -29,6 +30,16 @@ type Limits struct {
 	StreamWindow uint32
 	// ConnWindow is the receive window of the connection (default 16 MiB).
 	ConnWindow uint32
+	// ConnReadAhead is how many received bytes, buffered for streams whose
+	// readers have not read them yet, the connection window is reopened
+	// for before they are read (default 32 MiB). Each stream's own window
+	// bounds what it buffers, so without read-ahead a few streams whose
+	// readers stall (ConnWindow / StreamWindow of them) would close the
+	// connection window and stall every other stream of the connection;
+	// with it, that takes (ConnReadAhead + ConnWindow) / StreamWindow
+	// stalled streams (12 by default), and a connection never buffers
+	// more than ConnReadAhead + ConnWindow. Negative disables it.
+	ConnReadAhead int64
 	// MaxFrameSize is the largest frame this side accepts (default 1 MiB).
 	// Frames sent are capped by the peer's own setting.
 	MaxFrameSize uint32
@@ -63,6 +74,12 @@ func (l Limits) withDefaults(server bool) Limits {
 	def(&l.ConnWindow, DefaultConnWindow)
 	def(&l.MaxFrameSize, DefaultMaxFrameSize)
 	def(&l.MaxHeaderListSize, DefaultMaxHeaderListSize)
+	switch {
+	case l.ConnReadAhead == 0:
+		l.ConnReadAhead = DefaultConnReadAhead
+	case l.ConnReadAhead < 0:
+		l.ConnReadAhead = 0
+	}
 	defd(&l.PingInterval, DefaultPingInterval)
 	defd(&l.PingTimeout, DefaultPingTimeout)
 	defd(&l.HandshakeTimeout, DefaultHandshakeTimeout)
