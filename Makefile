@@ -9,7 +9,7 @@ COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/weftmesh/weft/pkg/version.Version=$(VERSION) -X github.com/weftmesh/weft/pkg/version.Commit=$(COMMIT)
 FUZZTIME ?= 5s
 
-.PHONY: all build lab-build manifests images generate lint test test-unit fuzz-smoke fuzz e2e bench demo demo-down clean
+.PHONY: all build lab-build manifests images generate lint test test-unit fuzz-smoke fuzz e2e bench bench-quick bench-micro demo demo-down clean
 
 all: build
 
@@ -81,15 +81,24 @@ fuzz-smoke fuzz:
 e2e: build lab-build manifests
 	$(GO) test -tags e2e -count=1 -p 1 -timeout 60m ./e2e/...
 
-## bench: the micro-benchmarks, each beside its baseline (root for the data path)
-bench:
+## bench: the whole-mesh report (e2e/bench: a lab with Weft installed; latency,
+## throughput, connection rate, data-plane and control-plane cost, each beside its
+## baseline; writes a table, _output/bench/report.json and docs/performance.md;
+## about an hour), after the micro-benchmarks (root, nginx-light for the nginx rows)
+bench: bench-micro lab-build manifests
+	$(GO) run ./cmd/weft-bench
+
+## bench-quick: the whole-mesh report in quick mode (about 5 minutes once built)
+bench-quick: build lab-build manifests
+	$(GO) run ./cmd/weft-bench --quick
+
+## bench-micro: the micro-benchmarks, each beside its baseline (root for the data path)
+bench-micro: build
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./pkg/... ./istiod-lite/ca ./istiod-lite/l7 ./waypoint/...
 	$(GO) test -run='^TestBenchReport$$' -v -count=1 ./pkg/hbone -args -hbone.report
 	$(GO) test -run='^$$' -bench=DataPath -benchtime=1x -count=1 ./ztunnel/proxy
 	$(GO) test -run='^$$' -bench='WaypointHop|WaypointCPU' -benchtime=3000x -count=1 ./waypoint/server
 	$(GO) test -run='^$$' -bench=KernelInPodApply -benchtime=10x -count=1 ./cni/iptables
-	$(MAKE) lab-build manifests
-	$(GO) test -tags e2e -count=1 -run='^$$' -bench=Scale -benchtime=1x -timeout 30m ./e2e/controlplane
 
 ## demo: build, start a 2-node lab, install Weft from manifests/, enroll the
 ## sample namespace and show an mTLS request (root; about a minute when built)
