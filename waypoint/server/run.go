@@ -13,12 +13,12 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/weftmesh/weft/pkg/admin"
 	"github.com/weftmesh/weft/pkg/identity/caclient"
 	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/pkg/log"
 	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/pkg/xds"
-	"github.com/weftmesh/weft/waypoint/admin"
 	"github.com/weftmesh/weft/waypoint/httpproxy"
 	"github.com/weftmesh/weft/waypoint/l7config"
 	"github.com/weftmesh/weft/waypoint/telemetry"
@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return errors.New("waiting for the waypoint certificate")
 	}
-	adminHandler := admin.Handler(map[string]admin.Dump{
+	adminHandler := admin.Handler(admin.Config{Name: "waypoint", Levels: logs, Sections: map[string]admin.Dump{
 		"workloads":    func() any { return mesh.Dump().Workloads },
 		"services":     func() any { return mesh.Dump().Services },
 		"policies":     func() any { return mesh.Dump().Policies },
@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"xds":          func() any { return xdsClient.Status() },
 		"upstream":     func() any { return px.Stats() },
 		"config":       func() any { return redacted(cfg) },
-	}, logs)
+	}})
 
 	hboneLn, err := net.Listen("tcp", cfg.HBONEAddr)
 	if err != nil {

@@ -18,13 +18,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/weftmesh/weft/pkg/admin"
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/identity/caclient"
 	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/pkg/log"
 	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/pkg/xds"
-	"github.com/weftmesh/weft/ztunnel/admin"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	}
-	adminHandler := admin.Handler(admin.Config{Levels: logs, Sections: map[string]admin.Dump{
+	adminHandler := admin.Handler(admin.Config{Name: "ztunnel", Levels: logs, Sections: map[string]admin.Dump{
 		"workloads":     func() any { return store.Dump().Workloads },
 		"services":      func() any { return store.Dump().Services },
 		"policies":      func() any { return store.Dump().Policies },
@@ -126,8 +126,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	servers := []*httpServer{
 		{name: "admin", addr: cfg.AdminAddr, h: adminHandler},
-		{name: "metrics", addr: cfg.MetricsAddr, h: admin.MetricsHandler(metrics.Registry)},
-		{name: "readiness", addr: cfg.ReadinessAddr, h: admin.ReadinessHandler(ready)},
+		{name: "metrics", addr: cfg.MetricsAddr, h: admin.Metrics(metrics.Registry)},
+		{name: "readiness", addr: cfg.ReadinessAddr, h: admin.Readiness(ready)},
 	}
 	for _, s := range servers {
 		if err := s.listen(); err != nil {

@@ -22,31 +22,42 @@ type Levels interface {
 	Levels() map[string]string
 }
 
-// Handler returns the admin handler. Serve it on localhost only: it exposes
-// configuration and profiling.
-func Handler(sections map[string]Dump, levels Levels) http.Handler {
+// Config configures the admin handler.
+type Config struct {
+	// Name is the proxy's name ("ztunnel", "waypoint") on the index page.
+	Name string
+	// Sections are the /config_dump sections by key (workloads, services,
+	// policies, certificates, workloadState, connections, config).
+	Sections map[string]Dump
+	// Levels backs /logging; nil disables it.
+	Levels Levels
+}
+
+// Handler returns the admin server's handler. It must only be served on
+// localhost: it exposes configuration and profiling.
+func Handler(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/config_dump", func(w http.ResponseWriter, r *http.Request) {
-		out := make(map[string]any, len(sections))
-		for k, d := range sections {
+		out := make(map[string]any, len(cfg.Sections))
+		for k, d := range cfg.Sections {
 			out[k] = d()
 		}
 		writeJSON(w, out)
 	})
-	mux.HandleFunc("/logging", func(w http.ResponseWriter, r *http.Request) { logging(w, r, levels) })
+	mux.HandleFunc("/logging", func(w http.ResponseWriter, r *http.Request) { logging(w, r, cfg.Levels) })
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = fmt.Fprintln(w, "waypoint admin: /config_dump /logging[?level=[component:]level] /debug/pprof/")
+		_, _ = fmt.Fprintln(w, cfg.Name+" admin: /config_dump /logging[?level=[component:]level] /debug/pprof/")
 	})
 	return mux
 }
 
 // logging reports levels, or with ?level=L (or component:L, comma
-// separated) changes them first.
+// separated) changes them, as Istio's ztunnel admin does.
 func logging(w http.ResponseWriter, r *http.Request, lv Levels) {
 	if lv == nil {
 		http.Error(w, "log levels cannot be changed", http.StatusNotImplemented)
@@ -67,16 +78,16 @@ func logging(w http.ResponseWriter, r *http.Request, lv Levels) {
 	levels := lv.Levels()
 	keys := make([]string, 0, len(levels))
 	for k := range levels {
-		if k != "" {
-			keys = append(keys, k)
-		}
+		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	comps := map[string]string{}
+	out := map[string]any{"default": levels[""], "components": map[string]string{}}
 	for _, k := range keys {
-		comps[k] = levels[k]
+		if k != "" {
+			out["components"].(map[string]string)[k] = levels[k]
+		}
 	}
-	writeJSON(w, map[string]any{"default": levels[""], "components": comps})
+	writeJSON(w, out)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -88,8 +99,8 @@ func writeJSON(w http.ResponseWriter, v any) {
 	}
 }
 
-// Readiness serves /healthz/ready: 200 once ready returns nil, else 503
-// with the reason.
+// Readiness serves /healthz/ready: 200 once ready returns nil, else
+// 503 with the reason.
 func Readiness(ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz/ready", func(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ func TestConfigDumpAndLogging(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := Handler(Config{
+		Name: "ztunnel",
 		Sections: map[string]Dump{
 			"workloads":     func() any { return []string{"w1"} },
 			"workloadState": func() any { return map[string]string{"uid": "up"} },
@@ -55,11 +56,14 @@ func TestConfigDumpAndLogging(t *testing.T) {
 	if code, _ := get(t, h, "/debug/pprof/"); code != 200 {
 		t.Errorf("pprof answered %d", code)
 	}
+	if code, body := get(t, h, "/"); code != 200 || !strings.HasPrefix(body, "ztunnel admin:") {
+		t.Errorf("index %d %q", code, body)
+	}
 }
 
 func TestReadiness(t *testing.T) {
 	reason := errors.New("waiting for zds snapshot")
-	h := ReadinessHandler(func() error { return reason })
+	h := Readiness(func() error { return reason })
 	if code, body := get(t, h, "/healthz/ready"); code != 503 || !strings.Contains(body, "zds snapshot") {
 		t.Errorf("not ready: %d %s", code, body)
 	}
@@ -74,7 +78,7 @@ func TestMetrics(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "istio_tcp_connections_opened_total"})
 	reg.MustRegister(c)
 	c.Inc()
-	h := MetricsHandler(reg)
+	h := Metrics(reg)
 	for _, p := range []string{"/metrics", "/stats/prometheus"} {
 		if code, body := get(t, h, p); code != 200 || !strings.Contains(body, "istio_tcp_connections_opened_total 1") {
 			t.Errorf("%s: %d %s", p, code, body)
