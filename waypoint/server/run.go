@@ -69,11 +69,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	xdsClient := xds.NewClient(xds.Config{
 		Address: cfg.XDSAddress, TLS: xdsTLS(cfg, roots), Node: nodeProto(cfg),
-		Types:   append([]string{xds.AddressType, xds.AuthorizationType}, l7config.Types...),
-		Handler: dispatch{byType: handlers, metrics: metrics},
-		Log:     logs.Logger("xds"),
-		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(tokenCreds{
-			file: cfg.TokenFile, clusterID: cfg.ClusterID, secure: !cfg.XDSPlaintext})},
+		Types:       append([]string{xds.AddressType, xds.AuthorizationType}, l7config.Types...),
+		Handler:     dispatch{byType: handlers, metrics: metrics},
+		Log:         logs.Logger("xds"),
+		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(xds.TokenCredentials{File: cfg.TokenFile, ClusterID: cfg.ClusterID, Secure: !cfg.XDSPlaintext})},
 	})
 	mesh.SetSubscriber(xdsClient)
 
@@ -141,16 +140,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("hbone listener: %w", err)
 	}
-	servers := []*httpServer{
-		{name: "admin", addr: cfg.AdminAddr, h: adminHandler},
-		{name: "metrics", addr: cfg.MetricsAddr, h: admin.Metrics(metrics.Registry)},
-		{name: "readiness", addr: cfg.ReadinessAddr, h: admin.Readiness(ready)},
+	servers := []*admin.Server{
+		{Name: "admin", Addr: cfg.AdminAddr, Handler: adminHandler},
+		{Name: "metrics", Addr: cfg.MetricsAddr, Handler: admin.Metrics(metrics.Registry)},
+		{Name: "readiness", Addr: cfg.ReadinessAddr, Handler: admin.Readiness(ready)},
 	}
 	for _, s := range servers {
-		if err := s.listen(); err != nil {
+		if err := s.Listen(); err != nil {
 			_ = hboneLn.Close()
 			for _, o := range servers {
-				o.close()
+				o.Close()
 			}
 			return err
 		}
@@ -173,7 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 	proxyDone := make(chan struct{})
 	spawn("hbone", func() error { defer close(proxyDone); return px.Serve(proxyCtx, hboneLn) })
 	for _, s := range servers {
-		spawn(s.name+" server", s.serve)
+		spawn(s.Name+" server", s.Serve)
 	}
 	lg.Info("waypoint started", "identity", id.String(), "gateway", cfg.PodNamespace+"/"+cfg.GatewayName,
 		"xds", cfg.XDSAddress, "hbone", cfg.HBONEAddr)
@@ -193,7 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	stopRun()
 	for _, s := range servers {
-		s.shutdown(drainCtx)
+		s.Shutdown(drainCtx)
 	}
 	wg.Wait()
 	lg.Info("waypoint stopped")
@@ -209,37 +208,5 @@ func redacted(cfg Config) map[string]any {
 		"hboneAddress": cfg.HBONEAddr, "drainTimeout": cfg.DrainTimeout.String(),
 		"connectTimeout": cfg.ConnectTimeout.String(), "sniffTimeout": cfg.SniffTimeout.String(),
 		"otlpEndpoint": cfg.OTLPEndpoint,
-	}
-}
-
-// httpServer is one of the waypoint's HTTP endpoints.
-type httpServer struct {
-	name, addr string
-	h          http.Handler
-	ln         net.Listener
-	srv        *http.Server
-}
-
-func (s *httpServer) listen() error {
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("%s server: %w", s.name, err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
-	return nil
-}
-
-func (s *httpServer) serve() error { return s.srv.Serve(s.ln) }
-
-func (s *httpServer) close() {
-	if s.ln != nil {
-		_ = s.ln.Close()
-	}
-}
-
-func (s *httpServer) shutdown(ctx context.Context) {
-	if s.srv != nil {
-		_ = s.srv.Shutdown(ctx)
 	}
 }

@@ -1,13 +1,11 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
-	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -51,27 +49,6 @@ func nodeProto(cfg Config) *corev3.Node {
 	})
 	return &corev3.Node{Id: id, Metadata: md}
 }
-
-// tokenCreds sends the projected token (re-read on every call, so rotation
-// is picked up) and the cluster id with every xDS request.
-type tokenCreds struct {
-	file, clusterID string
-	secure          bool
-}
-
-func (c tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	b, err := os.ReadFile(c.file)
-	if err != nil {
-		return nil, fmt.Errorf("read token: %w", err)
-	}
-	md := map[string]string{"authorization": "Bearer " + strings.TrimSpace(string(b))}
-	if c.clusterID != "" {
-		md["clusterid"] = c.clusterID
-	}
-	return md, nil
-}
-
-func (c tokenCreds) RequireTransportSecurity() bool { return c.secure }
 
 func readRoots(path string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)

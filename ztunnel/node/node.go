@@ -9,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -69,11 +67,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	xdsClient := xds.NewClient(xds.Config{
 		Address: cfg.XDSAddress, TLS: xdsTLS(cfg, roots), Node: nodeProto(cfg),
-		Types:   []string{xds.AddressType, xds.AuthorizationType},
-		Handler: countingHandler{store, metrics},
-		Log:     logs.Logger("xds"),
-		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(tokenCreds{
-			file: cfg.TokenFile, clusterID: cfg.ClusterID, secure: !cfg.XDSPlaintext})},
+		Types:       []string{xds.AddressType, xds.AuthorizationType},
+		Handler:     countingHandler{store, metrics},
+		Log:         logs.Logger("xds"),
+		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(xds.TokenCredentials{File: cfg.TokenFile, ClusterID: cfg.ClusterID, Secure: !cfg.XDSPlaintext})},
 	})
 	store.SetSubscriber(xdsClient)
 
@@ -124,15 +121,15 @@ func Run(ctx context.Context, cfg Config) error {
 		"config":        func() any { return redacted(cfg) },
 	}})
 
-	servers := []*httpServer{
-		{name: "admin", addr: cfg.AdminAddr, h: adminHandler},
-		{name: "metrics", addr: cfg.MetricsAddr, h: admin.Metrics(metrics.Registry)},
-		{name: "readiness", addr: cfg.ReadinessAddr, h: admin.Readiness(ready)},
+	servers := []*admin.Server{
+		{Name: "admin", Addr: cfg.AdminAddr, Handler: adminHandler},
+		{Name: "metrics", Addr: cfg.MetricsAddr, Handler: admin.Metrics(metrics.Registry)},
+		{Name: "readiness", Addr: cfg.ReadinessAddr, Handler: admin.Readiness(ready)},
 	}
 	for _, s := range servers {
-		if err := s.listen(); err != nil {
+		if err := s.Listen(); err != nil {
 			for _, o := range servers {
-				o.close()
+				o.Close()
 			}
 			return err
 		}
@@ -153,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 	spawn("xds", func() error { return xdsClient.Run(runCtx) })
 	spawn("zds", func() error { return zdsClient.Run(runCtx) })
 	for _, s := range servers {
-		spawn(s.name+" server", s.serve)
+		spawn(s.Name+" server", s.Serve)
 	}
 	lg.Info("ztunnel started", "node", cfg.NodeName, "xds", cfg.XDSAddress, "zds", cfg.ZDSSocket)
 
@@ -171,7 +168,7 @@ func Run(ctx context.Context, cfg Config) error {
 	pods.Close(drainCtx)
 	stopRun()
 	for _, s := range servers {
-		s.shutdown(drainCtx)
+		s.Shutdown(drainCtx)
 	}
 	wg.Wait()
 	lg.Info("ztunnel stopped")
@@ -230,27 +227,6 @@ func nodeProto(cfg Config) *corev3.Node {
 	return &corev3.Node{Id: id, Metadata: md}
 }
 
-// tokenCreds sends the projected token (re-read on every call, so rotation
-// is picked up) and the cluster id with every xDS request.
-type tokenCreds struct {
-	file, clusterID string
-	secure          bool
-}
-
-func (c tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	b, err := os.ReadFile(c.file)
-	if err != nil {
-		return nil, fmt.Errorf("read token: %w", err)
-	}
-	md := map[string]string{"authorization": "Bearer " + strings.TrimSpace(string(b))}
-	if c.clusterID != "" {
-		md["clusterid"] = c.clusterID
-	}
-	return md, nil
-}
-
-func (c tokenCreds) RequireTransportSecurity() bool { return c.secure }
-
 // redacted is the configuration as /config_dump shows it.
 func redacted(cfg Config) map[string]any {
 	return map[string]any{
@@ -259,37 +235,5 @@ func redacted(cfg Config) map[string]any {
 		"zdsSocket": cfg.ZDSSocket, "drainTimeout": cfg.DrainTimeout.String(),
 		"connectTimeout": cfg.ConnectTimeout.String(), "preserveSource": cfg.PreserveSource,
 		"onDemandTimeout": cfg.OnDemandTimeout.String(),
-	}
-}
-
-// httpServer is one of ztunnel's HTTP endpoints.
-type httpServer struct {
-	name, addr string
-	h          http.Handler
-	ln         net.Listener
-	srv        *http.Server
-}
-
-func (s *httpServer) listen() error {
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("%s server: %w", s.name, err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
-	return nil
-}
-
-func (s *httpServer) serve() error { return s.srv.Serve(s.ln) }
-
-func (s *httpServer) close() {
-	if s.ln != nil {
-		_ = s.ln.Close()
-	}
-}
-
-func (s *httpServer) shutdown(ctx context.Context) {
-	if s.srv != nil {
-		_ = s.srv.Shutdown(ctx)
 	}
 }
