@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weftmesh/weft/pkg/api/l7api"
@@ -287,19 +288,29 @@ func outgoing(ctx context.Context, r *http.Request, ep netip.AddrPort, replay *r
 	return out, nil
 }
 
-// copyResponse writes resp to w: headers, the body (flushed as it comes,
-// so streams stream), then the trailers.
+// copyResponse writes resp to w: headers, the body, then the trailers.
+// A streaming response (see streaming) is flushed after every read so it
+// streams; any other body is left to the response writer's buffer, which
+// the server flushes when full and when the handler returns, so a small
+// response leaves in one write.
 func copyResponse(w *countingWriter, resp *http.Response, rec *telemetry.Request) {
 	defer func() { _ = resp.Body.Close() }()
 	removeHopByHop(resp.Header)
+	// resp.Header is ours alone and not changed after this point, so its
+	// value slices are shared rather than copied.
 	dst := w.Header()
 	for k, vs := range resp.Header {
-		dst[k] = append(dst[k][:0:0], vs...)
+		dst[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
 	rec.GRPCStatus = resp.Header.Get("Grpc-Status")
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	var rc *http.ResponseController
+	if streaming(resp) {
+		rc = http.NewResponseController(w)
+	}
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
@@ -307,7 +318,9 @@ func copyResponse(w *countingWriter, resp *http.Response, rec *telemetry.Request
 				rec.Err = werr
 				return
 			}
-			_ = rc.Flush()
+			if rc != nil {
+				_ = rc.Flush()
+			}
 		}
 		if err == io.EOF {
 			break
@@ -326,4 +339,25 @@ func copyResponse(w *countingWriter, resp *http.Response, rec *telemetry.Request
 	if s := resp.Trailer.Get("Grpc-Status"); s != "" {
 		rec.GRPCStatus = s
 	}
+}
+
+// copyBuffers holds the body copy buffers, so a request does not allocate
+// (and the collector does not sweep) 32 KiB each.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// streaming reports whether resp is a stream to flush as it comes, as
+// net/http/httputil.ReverseProxy decides: a body of unknown length (which
+// every HTTP/2 stream without content-length, gRPC included, is) or an
+// event stream; gRPC is named too, whatever its headers say. A
+// 101 Switching Protocols never gets here (upgrades are tunnelled).
+func streaming(resp *http.Response) bool {
+	if resp.ContentLength == -1 {
+		return true
+	}
+	ct := resp.Header.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	return strings.EqualFold(ct, "text/event-stream") || strings.HasPrefix(strings.ToLower(ct), "application/grpc")
 }

@@ -128,3 +128,26 @@ func TestForwardRetryBudgetAccounting(t *testing.T) {
 		})
 	}
 }
+
+func TestStreaming(t *testing.T) {
+	tests := []struct {
+		name   string
+		length int64
+		ct     string
+		want   bool
+	}{
+		{"known length", 12, "text/plain", false},
+		{"unknown length", -1, "text/plain", true},
+		{"event stream", 100, "text/event-stream; charset=utf-8", true},
+		{"grpc", 5, "application/grpc+proto", true},
+		{"empty", 0, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := &http.Response{ContentLength: tt.length, Header: http.Header{"Content-Type": {tt.ct}}}
+			if got := streaming(resp); got != tt.want {
+				t.Errorf("streaming = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

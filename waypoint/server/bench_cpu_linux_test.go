@@ -46,12 +46,12 @@ func BenchmarkWaypointCPU(b *testing.B) {
 		wg.Wait()
 		return cpuTime() - start
 	}
-	run(direct, "http://10.0.1.1:8080/", 100)
-	run(via, "http://"+echoVIP+"/", 100)
+	run(direct, "http://10.0.1.1:8080/fixed", 100)
+	run(via, "http://"+echoVIP+"/fixed", 100)
 	b.ResetTimer()
 	n := b.N
-	d := run(direct, "http://10.0.1.1:8080/", n)
-	v := run(via, "http://"+echoVIP+"/", n)
+	d := run(direct, "http://10.0.1.1:8080/fixed", n)
+	v := run(via, "http://"+echoVIP+"/fixed", n)
 	per1k := func(t time.Duration) float64 { return float64(t.Milliseconds()) * 1000 / float64(n) }
 	b.ReportMetric(per1k(d), "direct-cpu-ms/1k-req")
 	b.ReportMetric(per1k(v), "waypoint-cpu-ms/1k-req")

@@ -39,12 +39,12 @@ func BenchmarkWaypointHop(b *testing.B) {
 		return time.Since(start)
 	}
 	// Warm both pools.
-	get(via, "http://"+echoVIP+"/")
-	get(direct, "http://10.0.1.1:8080/")
+	get(via, "http://"+echoVIP+"/fixed")
+	get(direct, "http://10.0.1.1:8080/fixed")
 	var viaD, directD []time.Duration
 	for b.Loop() {
-		viaD = append(viaD, get(via, "http://"+echoVIP+"/"))
-		directD = append(directD, get(direct, "http://10.0.1.1:8080/"))
+		viaD = append(viaD, get(via, "http://"+echoVIP+"/fixed"))
+		directD = append(directD, get(direct, "http://10.0.1.1:8080/fixed"))
 	}
 	p := func(d []time.Duration, q float64) float64 {
 		slices.Sort(d)

@@ -188,6 +188,23 @@ func backendHandler(name string, hits *atomic.Int64) http.Handler {
 			case <-r.Context().Done():
 				return
 			}
+		case "/fixed": // a plain response of known length, no trailers
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", "12")
+			_, _ = io.WriteString(w, "hello, mesh\n")
+			return
+		case "/events": // an event stream: one event now, one when ?after= passes
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: first\n\n")
+			_ = http.NewResponseController(w).Flush()
+			d, _ := time.ParseDuration(r.URL.Query().Get("after"))
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, "data: second\n\n")
+			return
 		case "/upgrade": // a toy upgraded protocol that echoes
 			if r.Header.Get("Upgrade") != "echo" {
 				http.Error(w, "want upgrade", http.StatusBadRequest)
@@ -372,7 +389,7 @@ func newMesh(t testing.TB) *mesh {
 	ztAddr := netip.MustParseAddrPort(m.zt.addr)
 	px, err := NewProxy(ProxyConfig{
 		Identity: waypointID, Certs: m.certs, Mesh: m.store, L7: m.l7,
-		Recorder: telemetry.NewRecorder(m.metrics, testLogger()),
+		Recorder: telemetry.NewRecorder(m.metrics, accessLogger()),
 		Gateway:  "demo/waypoint", ServiceKey: "demo/waypoint.demo.svc.cluster.local",
 		ConnectTimeout: 2 * time.Second, SniffTimeout: 200 * time.Millisecond, DrainTimeout: time.Second,
 		DialTCP: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
@@ -467,4 +484,14 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// accessLogger encodes access-log records as production does (JSON) and
+// discards them, so tests and benchmarks pay what production pays; with
+// WAYPOINT_TEST_LOG set they go to stderr.
+func accessLogger() *slog.Logger {
+	if os.Getenv("WAYPOINT_TEST_LOG") == "" {
+		return slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	return testLogger()
 }
