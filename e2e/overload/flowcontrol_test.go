@@ -33,12 +33,7 @@ type tunnel struct {
 func newTunnel(t *testing.T, maxPerPeer int) *tunnel {
 	t.Helper()
 	ca := identitytest.NewCA("overload")
-	srvCert := ca.MustIssue(identity.MustParseID(serverID))
-	srvTLS, err := identity.ServerConfig(identity.ServerOptions{
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return srvCert.TLSCertificate(), nil },
-		TrustDomain:    identity.DefaultTrustDomain,
-		Roots:          identity.StaticRoots(ca.Pool()),
-	})
+	srvTLS, err := ca.ServerTLS(serverID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,14 +74,7 @@ func newTunnel(t *testing.T, maxPerPeer int) *tunnel {
 
 	cliCert := ca.MustIssue(identity.MustParseID(clientID))
 	pool, err := hbone.NewPool(hbone.PoolConfig{
-		TLSConfig: func(k hbone.Key) (*tls.Config, error) {
-			return identity.ClientConfig(identity.ClientOptions{
-				GetClientCertificate: identity.StaticCertificate(cliCert),
-				TrustDomain:          identity.DefaultTrustDomain,
-				Roots:                identity.StaticRoots(ca.Pool()),
-				Expected:             []identity.ID{identity.MustParseID(serverID)},
-			})
-		},
+		TLSConfig:         func(hbone.Key) (*tls.Config, error) { return ca.ClientTLS(cliCert, serverID) },
 		MaxStreamsPerConn: 1000,
 		Logger:            slog.New(slog.DiscardHandler),
 	})

@@ -29,12 +29,7 @@ func newMesh() *mesh { return &mesh{ca: identitytest.NewCA("hbone-test")} }
 
 func (m *mesh) serverTLS(t testing.TB, id string) *tls.Config {
 	t.Helper()
-	cert := m.ca.MustIssue(identity.MustParseID(id))
-	cfg, err := identity.ServerConfig(identity.ServerOptions{
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.TLSCertificate(), nil },
-		TrustDomain:    identity.DefaultTrustDomain,
-		Roots:          identity.StaticRoots(m.ca.Pool()),
-	})
+	cfg, err := m.ca.ServerTLS(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,22 +41,7 @@ func (m *mesh) serverTLS(t testing.TB, id string) *tls.Config {
 func (m *mesh) clientTLS(t testing.TB, src string) func(Key) (*tls.Config, error) {
 	t.Helper()
 	cert := m.ca.MustIssue(identity.MustParseID(src))
-	return func(k Key) (*tls.Config, error) {
-		var want []identity.ID
-		for _, s := range k.Identities() {
-			id, err := identity.ParseID(s)
-			if err != nil {
-				return nil, err
-			}
-			want = append(want, id)
-		}
-		return identity.ClientConfig(identity.ClientOptions{
-			GetClientCertificate: identity.StaticCertificate(cert),
-			TrustDomain:          identity.DefaultTrustDomain,
-			Roots:                identity.StaticRoots(m.ca.Pool()),
-			Expected:             want,
-		})
-	}
+	return func(k Key) (*tls.Config, error) { return m.ca.ClientTLS(cert, k.Identities()...) }
 }
 
 // startServer serves srv on a loopback listener until the test ends and

@@ -27,38 +27,19 @@ func newMesh() *mesh { return &mesh{ca: identitytest.NewCA("hbone3-test")} }
 
 func (m *mesh) serverTLS(t testing.TB, id string) *tls.Config {
 	t.Helper()
-	cert := m.ca.MustIssue(identity.MustParseID(id))
-	cfg, err := identity.ServerConfig(identity.ServerOptions{
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.TLSCertificate(), nil },
-		TrustDomain:    identity.DefaultTrustDomain,
-		Roots:          identity.StaticRoots(m.ca.Pool()),
-	})
+	cfg, err := m.ca.ServerTLS(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
 }
 
-// clientTLS presents src and expects the key's identities.
+// clientTLS returns a PoolConfig.TLSConfig presenting src and expecting the
+// key's identities.
 func (m *mesh) clientTLS(t testing.TB, src string) func(hbone.Key) (*tls.Config, error) {
 	t.Helper()
 	cert := m.ca.MustIssue(identity.MustParseID(src))
-	return func(k hbone.Key) (*tls.Config, error) {
-		var want []identity.ID
-		for _, s := range k.Identities() {
-			id, err := identity.ParseID(s)
-			if err != nil {
-				return nil, err
-			}
-			want = append(want, id)
-		}
-		return identity.ClientConfig(identity.ClientOptions{
-			GetClientCertificate: identity.StaticCertificate(cert),
-			TrustDomain:          identity.DefaultTrustDomain,
-			Roots:                identity.StaticRoots(m.ca.Pool()),
-			Expected:             want,
-		})
-	}
+	return func(k hbone.Key) (*tls.Config, error) { return m.ca.ClientTLS(cert, k.Identities()...) }
 }
 
 // listenUDP returns a loopback UDP socket closed when the test ends.
