@@ -61,6 +61,7 @@ func parse(args []string, lookup func(string) (string, bool)) (server.Config, er
 	e.Duration(&cfg.SniffTimeout, "sniff-timeout", "SNIFF_TIMEOUT", "wait this long for a client's first bytes on an undeclared port before treating it as TCP")
 	e.String(&cfg.OTLPEndpoint, "otlp-endpoint", "OTLP_ENDPOINT", "export request spans to this OTLP/gRPC collector (host:port); empty: off")
 	e.Bool(&cfg.OTLPInsecure, "otlp-insecure", "OTLP_INSECURE", "send spans to the collector without TLS")
+	e.Bool(&cfg.AccessLog, "access-log", "ACCESS_LOG", "write a JSON access-log record per request and TCP connection")
 	var lf weftlog.Flags
 	lf.Register(fs)
 	if err := e.Parse(args); err != nil {

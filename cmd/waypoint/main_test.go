@@ -23,6 +23,14 @@ func TestParse(t *testing.T) {
 	if got := cfg.ServiceKey(); got != "demo/waypoint.demo.svc.cluster.local" {
 		t.Errorf("ServiceKey = %q", got)
 	}
+	if !cfg.AccessLog {
+		t.Error("access log off by default")
+	}
+	env["ACCESS_LOG"] = "false"
+	if off, err := parse(nil, lookup); err != nil || off.AccessLog {
+		t.Errorf("ACCESS_LOG=false: access log %v, err %v", off.AccessLog, err)
+	}
+	delete(env, "ACCESS_LOG")
 	id, _ := cfg.Identity()
 	if id.String() != "spiffe://cluster.local/ns/demo/sa/waypoint" {
 		t.Errorf("identity = %s", id)

@@ -45,6 +45,12 @@ type Config struct {
 	// collector (host:port); OTLPInsecure sends them without TLS.
 	OTLPEndpoint string
 	OTLPInsecure bool
+	// AccessLog writes one access-log record per request and TCP
+	// connection (component "access", level info, so the admin log-level
+	// endpoint can also silence it at run time). On by default; in the
+	// JSON log format it is encoded without slog, at a small cost per
+	// request.
+	AccessLog bool
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -57,6 +63,7 @@ func Defaults() Config {
 		ClusterID: "Kubernetes", TrustDomain: identity.DefaultTrustDomain, DomainSuffix: "cluster.local",
 		HBONEAddr: ":15008", AdminAddr: "127.0.0.1:15000", MetricsAddr: ":15020", ReadinessAddr: ":15021",
 		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, SniffTimeout: time.Second,
+		AccessLog: true,
 	}
 }
 

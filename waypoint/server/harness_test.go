@@ -489,9 +489,9 @@ func testLogger() *slog.Logger {
 // accessLogger encodes access-log records as production does (JSON) and
 // discards them, so tests and benchmarks pay what production pays; with
 // WAYPOINT_TEST_LOG set they go to stderr.
-func accessLogger() *slog.Logger {
+func accessLogger() telemetry.AccessLogger {
 	if os.Getenv("WAYPOINT_TEST_LOG") == "" {
-		return slog.New(slog.NewJSONHandler(io.Discard, nil))
+		return telemetry.NewJSONAccessLog(io.Discard, "access", nil)
 	}
-	return testLogger()
+	return telemetry.NewJSONAccessLog(os.Stderr, "access", nil)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,7 +47,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	metrics := telemetry.NewMetrics()
-	rec := telemetry.NewRecorder(metrics, logs.Logger("access"))
+	rec := telemetry.NewRecorder(metrics, accessLog(cfg, logs))
 	mesh := wds.New(wds.Config{TrustDomain: cfg.TrustDomain, Network: cfg.Network, Log: logs.Logger("xds")})
 	l7 := l7config.New(logs.Logger("xds"))
 
@@ -209,4 +210,20 @@ func redacted(cfg Config) map[string]any {
 		"connectTimeout": cfg.ConnectTimeout.String(), "sniffTimeout": cfg.SniffTimeout.String(),
 		"otlpEndpoint": cfg.OTLPEndpoint,
 	}
+}
+
+// accessLog is the access logger cfg asks for: nil when off, the
+// hand-encoded JSON writer in the JSON log format (gated by the "access"
+// component's level), else records through slog.
+func accessLog(cfg Config, logs *log.Root) telemetry.AccessLogger {
+	if !cfg.AccessLog {
+		return nil
+	}
+	lg := logs.Logger("access")
+	if cfg.Log.Format != log.FormatJSON && cfg.Log.Format != "" {
+		return telemetry.SlogAccessLog{Logger: lg}
+	}
+	return telemetry.NewJSONAccessLog(cfg.Log.Output, "access", func() bool {
+		return lg.Enabled(context.Background(), slog.LevelInfo)
+	})
 }

@@ -1,8 +1,6 @@
 package telemetry
 
 import (
-	"context"
-	"log/slog"
 	"net/netip"
 	"time"
 )
@@ -11,16 +9,13 @@ import (
 // access-log records. It is safe for concurrent use.
 type Recorder struct {
 	metrics *Metrics
-	access  *slog.Logger
+	access  AccessLogger // nil: no access log
 	now     func() time.Time
 }
 
-// NewRecorder returns a Recorder writing to m and to the access logger
-// (nil discards access logs).
-func NewRecorder(m *Metrics, access *slog.Logger) *Recorder {
-	if access == nil {
-		access = slog.New(slog.DiscardHandler)
-	}
+// NewRecorder returns a Recorder writing to m and to access (nil: no
+// access log).
+func NewRecorder(m *Metrics, access AccessLogger) *Recorder {
 	return &Recorder{metrics: m, access: access, now: time.Now}
 }
 
@@ -61,33 +56,9 @@ func (r *Recorder) Done(q *Request) {
 	s.reqBytes.Observe(float64(q.RequestBytes))
 	s.respBytes.Observe(float64(q.ResponseBytes))
 
-	attrs := []slog.Attr{
-		slog.Time("start_time", q.Start), slog.String("method", q.Method), slog.String("path", q.Path),
-		slog.String("protocol", q.Protocol), slog.Int("response_code", q.Code),
-		slog.String("response_flags", flagsOf(q.Labels.ResponseFlags)),
-		slog.Int64("bytes_received", q.RequestBytes), slog.Int64("bytes_sent", q.ResponseBytes),
-		slog.Int64("duration", d.Milliseconds()), slog.String("authority", q.Authority),
-		slog.String("route_name", q.Route), slog.String("user_agent", q.UserAgent),
-		slog.String("request_id", q.RequestID), slog.String("trace_id", q.TraceID),
-		slog.Int("attempts", q.Attempts),
-		slog.Group("src", "workload", q.Labels.Source.Workload, "namespace", q.Labels.Source.Namespace,
-			"identity", q.Labels.Source.Principal),
-		slog.Group("dst", "service", q.Labels.DestinationService, "workload", q.Labels.Destination.Workload,
-			"namespace", q.Labels.Destination.Namespace, "identity", q.Labels.Destination.Principal),
+	if r.access != nil {
+		r.access.Request(q, d)
 	}
-	if q.Upstream.IsValid() {
-		attrs = append(attrs, slog.String("upstream_host", q.Upstream.String()))
-	}
-	if q.GRPCStatus != "" {
-		attrs = append(attrs, slog.String("grpc_status", q.GRPCStatus))
-	}
-	if q.Policy != "" {
-		attrs = append(attrs, slog.String("policy", q.Policy))
-	}
-	if q.Err != nil {
-		attrs = append(attrs, slog.String("error", q.Err.Error()))
-	}
-	r.access.LogAttrs(context.Background(), slog.LevelInfo, "request complete", attrs...)
 }
 
 // Conn is one TCP connection's telemetry.
@@ -122,18 +93,9 @@ func (c *Conn) Closed() {
 	}
 	c.r.metrics.tcpSent.WithLabelValues(vals...).Add(float64(c.Sent))
 	c.r.metrics.tcpReceived.WithLabelValues(vals...).Add(float64(c.Received))
-	attrs := []slog.Attr{
-		slog.Time("start_time", c.Start), slog.String("src.addr", c.Src.String()), slog.String("dst.addr", c.Dst.String()),
-		slog.String("src.identity", c.Labels.Source.Principal), slog.String("dst.service", c.Labels.DestinationService),
-		slog.String("dst.workload", c.Labels.Destination.Workload), slog.String("dst.identity", c.Labels.Destination.Principal),
-		slog.String("direction", "inbound"), slog.String("response_flags", flagsOf(c.Labels.ResponseFlags)),
-		slog.Int64("bytes_sent", c.Sent), slog.Int64("bytes_recv", c.Received),
-		slog.Int64("duration", c.r.now().Sub(c.Start).Milliseconds()),
+	if c.r.access != nil {
+		c.r.access.Conn(c, c.r.now().Sub(c.Start))
 	}
-	if c.Err != nil {
-		attrs = append(attrs, slog.String("error", c.Err.Error()))
-	}
-	c.r.access.LogAttrs(context.Background(), slog.LevelInfo, "connection complete", attrs...)
 }
 
 func flagsOf(f string) string {

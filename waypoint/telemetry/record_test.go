@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 func TestRecorderRequest(t *testing.T) {
 	var buf bytes.Buffer
 	m := NewMetrics()
-	r := NewRecorder(m, slog.New(slog.NewJSONHandler(&buf, nil)))
+	r := NewRecorder(m, NewJSONAccessLog(&buf, "access", nil))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r.now = func() time.Time { return now }
 	q := r.StartRequest(Labels{
