@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/weftmesh/weft/pkg/api/l7api"
 	"github.com/weftmesh/weft/pkg/identity"
@@ -77,6 +78,33 @@ type Flow struct {
 	Destination Destination
 	// TunnelAddr is the client ztunnel's address.
 	TunnelAddr netip.AddrPort
+
+	// derived caches strings every request of the flow would otherwise
+	// build again; filled on first use, after which the flow must not
+	// change.
+	derived struct {
+		once                   sync.Once
+		principal, serviceName string
+	}
+}
+
+func (f *Flow) derive() {
+	f.derived.once.Do(func() {
+		f.derived.principal = f.Source.Principal.String()
+		f.derived.serviceName = f.Destination.ServiceName()
+	})
+}
+
+// SourcePrincipal is Source.Principal.String(), built once per flow.
+func (f *Flow) SourcePrincipal() string {
+	f.derive()
+	return f.derived.principal
+}
+
+// ServiceName is Destination.ServiceName(), built once per flow.
+func (f *Flow) ServiceName() string {
+	f.derive()
+	return f.derived.serviceName
 }
 
 type ctxKey struct{}

@@ -84,7 +84,7 @@ func (h *Handler) endpoints(t target) []netip.AddrPort {
 // describe fills the destination workload labels from the endpoint used.
 func (h *Handler) describe(rec *telemetry.Request, ep netip.AddrPort) {
 	if w := h.cfg.Mesh.WorkloadByIP(wds.NetAddr{Network: h.cfg.Network, IP: ep.Addr()}); w != nil {
-		rec.Labels.Destination = telemetry.PeerOf(w, "")
+		rec.Labels.Destination = h.peers.Of(w)
 	}
 }
 

@@ -86,6 +86,7 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	mirrors sync.WaitGroup // in-flight mirrored requests
+	peers   telemetry.PeerCache
 }
 
 // NewHandler returns a Handler.
@@ -121,7 +122,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := h.cfg.Config()
-	rec := h.cfg.Recorder.StartRequest(telemetry.LabelsOf(f))
+	// One allocation holds the request's telemetry and its counting
+	// wrappers.
+	x := &exchange{}
+	rec := &x.rec
+	h.cfg.Recorder.Begin(rec, telemetry.LabelsOf(f))
 	rec.Labels.RequestProtocol = "http"
 	if isGRPC(r) {
 		rec.Labels.RequestProtocol = "grpc"
@@ -131,13 +136,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", newRequestID())
 	}
 	rec.RequestID = r.Header.Get("X-Request-Id")
-	traceID, endSpan := h.cfg.Tracer.Start(r, spanName(f))
+	var name string
+	if _, plain := h.cfg.Tracer.(propagator); !plain {
+		name = spanName(f)
+	}
+	traceID, endSpan := h.cfg.Tracer.Start(r, name)
 	rec.TraceID = traceID
-	body := &countingBody{rc: r.Body}
+	body := &x.body
+	body.rc = r.Body
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &x.w
+	cw.ResponseWriter = w
 	defer func() {
 		rec.RequestBytes = headerSize(r.Header) + body.n
 		rec.ResponseBytes = headerSize(cw.Header()) + cw.n
@@ -150,12 +161,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(cw, r, f, snap, rec)
 }
 
+// exchange is one request's state that lives as long as its handler.
+type exchange struct {
+	rec  telemetry.Request
+	w    countingWriter
+	body countingBody
+}
+
 func (h *Handler) serve(w *countingWriter, r *http.Request, f *flow.Flow, snap *l7config.Snapshot, rec *telemetry.Request) {
 	// L7 authorization.
 	if snap.Policies != nil {
 		v := snap.Policies.Evaluate(&authz.Request{
-			Gateway: h.cfg.Gateway, Service: f.Destination.ServiceName(),
-			SourcePrincipal: f.Source.Principal.String(), SourceNamespace: f.Source.Principal.Namespace,
+			Gateway: h.cfg.Gateway, Service: f.ServiceName(),
+			SourcePrincipal: f.SourcePrincipal(), SourceNamespace: f.Source.Principal.Namespace,
 			SourceIP: f.Source.Addr.Addr(), Host: r.Host, Method: r.Method, Path: r.URL.EscapedPath(),
 			DestinationIP: f.Destination.Authority.Addr(), Port: f.Destination.Port, Headers: r.Header,
 		})
@@ -218,7 +236,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, f *flow.Flow, snap *
 
 	// Local rate limit.
 	if l := snap.Limiters[d.Route]; l != nil {
-		if ok, after := l.Allow(l.KeyFor(f.Source.Principal.String())); !ok {
+		if ok, after := l.Allow(l.KeyFor(f.SourcePrincipal())); !ok {
 			rec.Labels.ResponseFlags = "RL"
 			w.Header().Set("Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(after), 10))
 			localReply(w, http.StatusTooManyRequests, "local_rate_limited")

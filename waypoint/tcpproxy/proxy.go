@@ -153,8 +153,8 @@ func (p *Proxy) authorize(f *flow.Flow, snap *l7config.Snapshot, ep wds.Endpoint
 		return nil
 	}
 	v := snap.Policies.Evaluate(&authz.Request{
-		Gateway: p.cfg.Gateway, Service: f.Destination.ServiceName(),
-		SourcePrincipal: f.Source.Principal.String(), SourceIP: f.Source.Addr.Addr(), Port: f.Destination.Port,
+		Gateway: p.cfg.Gateway, Service: f.ServiceName(),
+		SourcePrincipal: f.SourcePrincipal(), SourceIP: f.Source.Addr.Addr(), Port: f.Destination.Port,
 		DestinationIP: f.Destination.Authority.Addr(), TCP: true,
 	})
 	if !v.Allow {

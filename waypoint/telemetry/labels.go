@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/waypoint/flow"
@@ -64,9 +66,12 @@ type Labels struct {
 
 // LabelsOf fills the source and destination-service labels from f.
 func LabelsOf(f *flow.Flow) Labels {
-	l := Labels{Source: PeerOf(f.Source.Workload, "")}
+	principal := ""
 	if !f.Source.Principal.IsZero() {
-		l.Source.Principal = f.Source.Principal.String()
+		principal = f.SourcePrincipal()
+	}
+	l := Labels{Source: PeerOf(f.Source.Workload, principal)}
+	if principal != "" {
 		if l.Source.Namespace == "" {
 			l.Source.Namespace = f.Source.Principal.Namespace
 		}
@@ -107,3 +112,32 @@ func (l Labels) values() []string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// PeerCache memoises PeerOf(w, "") by workload, sparing each request the
+// identity string it would build: the mesh replaces a workload on change
+// rather than modifying it, so a pointer names one description. It holds
+// at most peerCacheMax workloads (then starts over). The zero value is
+// ready; it is safe for concurrent use.
+type PeerCache struct {
+	m sync.Map // *wds.Workload -> Peer
+	n atomic.Int64
+}
+
+const peerCacheMax = 8192
+
+// Of returns PeerOf(w, "").
+func (c *PeerCache) Of(w *wds.Workload) Peer {
+	if w == nil {
+		return Peer{}
+	}
+	if p, ok := c.m.Load(w); ok {
+		return p.(Peer)
+	}
+	if c.n.Add(1) > peerCacheMax {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	p := PeerOf(w, "")
+	c.m.Store(w, p)
+	return p
+}

@@ -47,6 +47,10 @@ type Request struct {
 // StartRequest returns a Request starting now.
 func (r *Recorder) StartRequest(l Labels) *Request { return &Request{Start: r.now(), Labels: l} }
 
+// Begin resets q to a Request with labels l starting now, for a caller
+// that holds the Request in memory of its own.
+func (r *Recorder) Begin(q *Request, l Labels) { *q = Request{Start: r.now(), Labels: l} }
+
 // Done records q: metrics, then one access-log record.
 func (r *Recorder) Done(q *Request) {
 	d := r.now().Sub(q.Start)

@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/weftmesh/weft/pkg/api/workloadapi"
+	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/pkg/wds"
 )
 
 func TestRecorderRequest(t *testing.T) {
@@ -61,5 +65,23 @@ func TestRecorderRequest(t *testing.T) {
 		labels["source_principal"] != "spiffe://cluster.local/ns/demo/sa/client" || labels["destination_workload"] != "unknown" ||
 		labels["grpc_response_status"] != "-" || labels["connection_security_policy"] != "mutual_tls" {
 		t.Errorf("istio_requests_total = %v %v", count, labels)
+	}
+}
+
+func TestPeerCache(t *testing.T) {
+	var c PeerCache
+	if c.Of(nil) != (Peer{}) {
+		t.Error("nil workload described")
+	}
+	w := &wds.Workload{Proto: &workloadapi.Workload{Name: "echo-1", Namespace: "demo", CanonicalName: "echo"},
+		Identity: identity.ID{TrustDomain: "cluster.local", Namespace: "demo", ServiceAccount: "echo"}}
+	want := PeerOf(w, "")
+	for range 2 {
+		if diff := cmp.Diff(want, c.Of(w)); diff != "" {
+			t.Errorf("cached peer (-want +got):\n%s", diff)
+		}
+	}
+	if n := testing.AllocsPerRun(50, func() { _ = c.Of(w) }); n != 0 {
+		t.Errorf("cached lookup allocates %.0f times", n)
 	}
 }
