@@ -48,8 +48,8 @@ type Config struct {
 	// AccessLog writes one access-log record per request and TCP
 	// connection (component "access", level info, so the admin log-level
 	// endpoint can also silence it at run time). On by default; in the
-	// JSON log format it is encoded without slog, at a small cost per
-	// request.
+	// JSON log format it is encoded without slog and written in batches
+	// (a record waits at most 100 ms), at a small cost per request.
 	AccessLog bool
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options

@@ -491,7 +491,7 @@ func testLogger() *slog.Logger {
 // WAYPOINT_TEST_LOG set they go to stderr.
 func accessLogger() telemetry.AccessLogger {
 	if os.Getenv("WAYPOINT_TEST_LOG") == "" {
-		return telemetry.NewJSONAccessLog(io.Discard, "access", nil)
+		return telemetry.NewJSONAccessLog(io.Discard, "access", nil, 0)
 	}
-	return telemetry.NewJSONAccessLog(os.Stderr, "access", nil)
+	return telemetry.NewJSONAccessLog(os.Stderr, "access", nil, 0)
 }

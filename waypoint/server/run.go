@@ -47,7 +47,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	metrics := telemetry.NewMetrics()
-	rec := telemetry.NewRecorder(metrics, accessLog(cfg, logs))
+	access := accessLog(cfg, logs)
+	if c, ok := access.(interface{ Close() error }); ok {
+		defer func() { _ = c.Close() }()
+	}
+	rec := telemetry.NewRecorder(metrics, access)
 	mesh := wds.New(wds.Config{TrustDomain: cfg.TrustDomain, Network: cfg.Network, Log: logs.Logger("xds")})
 	l7 := l7config.New(logs.Logger("xds"))
 
@@ -212,8 +216,12 @@ func redacted(cfg Config) map[string]any {
 	}
 }
 
+// accessLogFlush bounds how long an access-log record waits to be written
+// with others (Envoy's default is a second).
+const accessLogFlush = 100 * time.Millisecond
+
 // accessLog is the access logger cfg asks for: nil when off, the
-// hand-encoded JSON writer in the JSON log format (gated by the "access"
+// hand-encoded, buffered JSON writer in the JSON log format (gated by the "access"
 // component's level), else records through slog.
 func accessLog(cfg Config, logs *log.Root) telemetry.AccessLogger {
 	if !cfg.AccessLog {
@@ -225,5 +233,5 @@ func accessLog(cfg Config, logs *log.Root) telemetry.AccessLogger {
 	}
 	return telemetry.NewJSONAccessLog(cfg.Log.Output, "access", func() bool {
 		return lg.Enabled(context.Background(), slog.LevelInfo)
-	})
+	}, accessLogFlush)
 }

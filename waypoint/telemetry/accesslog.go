@@ -25,22 +25,38 @@ var (
 )
 
 // JSONAccessLog encodes records as JSON lines by appending to a pooled
-// buffer (no reflection, no maps, no per-attribute allocation), one Write
-// per record. A record has the fields of the slog JSON handler's records
-// (time, level, msg, component) followed by the record's own.
+// buffer (no reflection, no maps, no per-attribute allocation). A record
+// has the fields of the slog JSON handler's records (time, level, msg,
+// component) followed by the record's own.
+//
+// With a flush interval, records are gathered and written together (as
+// Envoy buffers its access log): when 32 KiB are pending, else at most the
+// interval after the first pending record, and on Flush and Close; a
+// record is always written whole. Without one, each record is one Write.
 type JSONAccessLog struct {
 	out       io.Writer
 	enabled   func() bool
 	component string
+	every     time.Duration
 	now       func() time.Time
-	mu        sync.Mutex // serialises writes to out
+
+	mu      sync.Mutex // guards the fields below and serialises writes to out
+	pending []byte
+	timer   *time.Timer // armed while records are pending
+	armed   bool
+	closed  bool
 }
+
+// pendingMax is how much a buffered JSONAccessLog gathers before writing.
+const pendingMax = 32 << 10
 
 // NewJSONAccessLog returns a JSONAccessLog writing to out with
 // component=component. enabled, when not nil, is asked before each record
-// (a log level switched at run time); nil logs every record.
-func NewJSONAccessLog(out io.Writer, component string, enabled func() bool) *JSONAccessLog {
-	return &JSONAccessLog{out: out, enabled: enabled, component: component, now: time.Now}
+// (a log level switched at run time); nil logs every record. flushEvery
+// bounds how long a record may wait to be written; 0 writes each at once.
+// Close a buffered log to write what is pending.
+func NewJSONAccessLog(out io.Writer, component string, enabled func() bool, flushEvery time.Duration) *JSONAccessLog {
+	return &JSONAccessLog{out: out, enabled: enabled, component: component, every: flushEvery, now: time.Now}
 }
 
 var recordBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -58,12 +74,55 @@ func (a *JSONAccessLog) begin(msg string) (*[]byte, []byte) {
 func (a *JSONAccessLog) end(bp *[]byte, b []byte) {
 	b = append(b, "}\n"...)
 	a.mu.Lock()
-	_, _ = a.out.Write(b)
+	if a.every <= 0 || a.closed {
+		_, _ = a.out.Write(b)
+	} else {
+		a.pending = append(a.pending, b...)
+		switch {
+		case len(a.pending) >= pendingMax:
+			a.flushLocked()
+		case !a.armed:
+			a.armed = true
+			if a.timer == nil {
+				a.timer = time.AfterFunc(a.every, a.Flush)
+			} else {
+				a.timer.Reset(a.every)
+			}
+		}
+	}
 	a.mu.Unlock()
 	if cap(b) <= 64<<10 {
 		*bp = b
 		recordBuffers.Put(bp)
 	}
+}
+
+// Flush writes the pending records.
+func (a *JSONAccessLog) Flush() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.flushLocked()
+	a.armed = false
+}
+
+func (a *JSONAccessLog) flushLocked() {
+	if len(a.pending) > 0 {
+		_, _ = a.out.Write(a.pending)
+		a.pending = a.pending[:0]
+	}
+}
+
+// Close writes the pending records; later records are written at once.
+// It is idempotent.
+func (a *JSONAccessLog) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.flushLocked()
+	a.closed = true
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	return nil
 }
 
 // Request logs q.

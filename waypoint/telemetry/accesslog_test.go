@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +53,7 @@ func decode(t *testing.T, b []byte) map[string]any {
 // connection, special characters included.
 func TestJSONAccessLogMatchesSlog(t *testing.T) {
 	var fast, slow bytes.Buffer
-	j := NewJSONAccessLog(&fast, "access", nil)
+	j := NewJSONAccessLog(&fast, "access", nil, 0)
 	s := SlogAccessLog{Logger: slog.New(slog.NewJSONHandler(&slow, nil)).With("component", "access")}
 	q := sampleRequest()
 	j.Request(q, 42*time.Millisecond)
@@ -72,14 +74,14 @@ func TestJSONAccessLogMatchesSlog(t *testing.T) {
 
 func TestJSONAccessLogDisabled(t *testing.T) {
 	var buf bytes.Buffer
-	NewJSONAccessLog(&buf, "access", func() bool { return false }).Request(sampleRequest(), time.Millisecond)
+	NewJSONAccessLog(&buf, "access", func() bool { return false }, 0).Request(sampleRequest(), time.Millisecond)
 	if buf.Len() != 0 {
 		t.Errorf("disabled access log wrote %q", buf.String())
 	}
 }
 
 func TestJSONAccessLogAllocs(t *testing.T) {
-	j := NewJSONAccessLog(io.Discard, "access", nil)
+	j := NewJSONAccessLog(io.Discard, "access", nil, 0)
 	q := sampleRequest()
 	q.Err = nil
 	if n := testing.AllocsPerRun(100, func() { j.Request(q, time.Millisecond) }); n > 0 {
@@ -100,7 +102,7 @@ func BenchmarkAccessLog(b *testing.B) {
 		}
 	})
 	b.Run("json", func(b *testing.B) {
-		j := NewJSONAccessLog(io.Discard, "access", nil)
+		j := NewJSONAccessLog(io.Discard, "access", nil, 0)
 		b.ReportAllocs()
 		for b.Loop() {
 			j.Request(q, time.Millisecond)
@@ -124,4 +126,60 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatalf("%q round-trips to %q, encoding/json to %q", s, back, wantBack)
 		}
 	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for the flush timer's goroutine.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes int
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writes++
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) state() (string, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String(), l.writes
+}
+
+func TestJSONAccessLogBuffered(t *testing.T) {
+	var out lockedBuffer
+	a := NewJSONAccessLog(&out, "access", nil, 20*time.Millisecond)
+	q := sampleRequest()
+	for range 3 {
+		a.Request(q, time.Millisecond)
+	}
+	if s, _ := out.state(); s != "" {
+		t.Fatalf("records written before the flush interval: %q", s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, writes := out.state()
+		if strings.Count(s, "\n") == 3 {
+			if writes != 1 {
+				t.Errorf("3 records took %d writes, want 1", writes)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records not flushed after the interval: %q", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Pending records are written on Close, and later ones at once.
+	a.Request(q, time.Millisecond)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Request(q, time.Millisecond)
+	if s, _ := out.state(); strings.Count(s, "\n") != 5 {
+		t.Errorf("after Close: %d records, want 5", strings.Count(s, "\n"))
+	}
+	_ = a.Close()
 }

@@ -18,7 +18,7 @@ import (
 func TestRecorderRequest(t *testing.T) {
 	var buf bytes.Buffer
 	m := NewMetrics()
-	r := NewRecorder(m, NewJSONAccessLog(&buf, "access", nil))
+	r := NewRecorder(m, NewJSONAccessLog(&buf, "access", nil, 0))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r.now = func() time.Time { return now }
 	q := r.StartRequest(Labels{
