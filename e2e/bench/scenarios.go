@@ -232,15 +232,16 @@ func (b *bench) holdScenario(ctx context.Context) error {
 func (b *bench) holding(ctx context.Context, p path, settle, window time.Duration) (int, map[string]cost, error) {
 	hctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	argv := []string{filepath.Join(b.binDir, "weft-load"), "hold", "--addr=" + p.Hold, fmt.Sprintf("--conns=%d", b.cfg.HeldConns)}
 	if b.loadCPU != "" {
 		argv = append([]string{"taskset", "-c", b.loadCPU}, argv...)
 	}
 	go func() { // owned by holding: waited for below
-		err := lab.ExecIn(hctx, p.Netns, nil, argv, nil, pw, io.Discard)
+		defer close(done)
+		// The holder runs until stop cancels it, so its error says nothing.
+		_ = lab.ExecIn(hctx, p.Netns, nil, argv, nil, pw, io.Discard)
 		_ = pw.CloseWithError(io.EOF)
-		done <- err
 	}()
 	stop := func() {
 		cancel()

@@ -16,9 +16,6 @@ const (
 	roleServer   = "server"
 )
 
-// pathRole is the proxy role whose cost a path's runs are charged to.
-var pathRole = map[string]string{pathMesh: roleZtunnel, pathWaypoint: roleWaypoint, pathRelay: roleRelay, pathNginx: roleNginx}
-
 // procs finds the lab's processes of role.
 func (b *bench) procs(role string) ([]proc, error) {
 	var exe, netns, mode string

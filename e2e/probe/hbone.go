@@ -109,8 +109,8 @@ func HBONE(ctx context.Context, cfg HBONEConfig) (HBONEResult, error) {
 	}
 	// In TLS 1.3 the server's verdict on the client certificate arrives
 	// after the client's handshake is done: the HTTP/2 exchange shows it.
-	tr := &http2.Transport{}
-	cc, err := tr.NewClientConn(conn)
+	tr := &http2.Transport{}          //nolint:staticcheck // a raw HTTP/2 client connection over this very TLS connection is the point
+	cc, err := tr.NewClientConn(conn) //nolint:staticcheck // as above
 	if err != nil {
 		return HBONEResult{Stage: StageTLS, Err: err.Error()}, nil
 	}

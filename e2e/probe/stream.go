@@ -313,9 +313,10 @@ func streamOne(ctx context.Context, cfg StreamConfig, target string, seed uint64
 	got := make([]byte, n+1)
 	m, rerr := io.ReadFull(br, got)
 	c.Received = m
-	if rerr == io.ErrUnexpectedEOF || rerr == io.EOF {
+	switch rerr {
+	case io.ErrUnexpectedEOF, io.EOF:
 		rerr = nil // a clean end of stream before n+1 bytes; judged below
-	} else if rerr == nil {
+	case nil:
 		_ = conn.Close()
 	}
 	if rerr != nil {

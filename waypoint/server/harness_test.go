@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -477,14 +476,6 @@ func (m *mesh) grpcConn() *grpc.ClientConn {
 func healthRegister(s *grpc.Server, h *health.Server) { healthpb.RegisterHealthServer(s, h) }
 
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
-
-// testLogger logs to stderr when WAYPOINT_TEST_LOG is set, else discards.
-func testLogger() *slog.Logger {
-	if os.Getenv("WAYPOINT_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // accessLogger encodes access-log records as production does (JSON) and
 // discards them, so tests and benchmarks pay what production pays; with

@@ -20,7 +20,7 @@ func TestStreamingResponseFlushed(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+echoVIP+"/events?after=5s", nil)
-			resp, err := c.Do(req)
+			resp, err := c.Do(req) //nolint:bodyclose // closed by the defer below
 			if err != nil {
 				t.Fatal(err)
 			}
