@@ -9,7 +9,7 @@ COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/weftmesh/weft/pkg/version.Version=$(VERSION) -X github.com/weftmesh/weft/pkg/version.Commit=$(COMMIT)
 FUZZTIME ?= 5s
 
-.PHONY: all build lab-build manifests images generate lint test test-unit fuzz-smoke fuzz e2e bench bench-quick bench-micro demo demo-down clean
+.PHONY: all build lab-build manifests images generate lint test test-unit fuzz-smoke fuzz e2e bench bench-quick bench-micro soak demo demo-down clean
 
 all: build
 
@@ -80,6 +80,12 @@ fuzz-smoke fuzz:
 ## e2e: the end-to-end suites on the lab cluster (root)
 e2e: build lab-build manifests
 	$(GO) test -tags e2e -count=1 -p 1 -timeout 60m ./e2e/...
+
+## soak: checksummed traffic through the mesh for $(SOAK) (default 30m) while
+## ztunnel, istiod-lite, the CNI agent, pods and policies fail at random (root)
+SOAK ?= 30m
+soak: build lab-build manifests
+	WEFT_SOAK_DURATION=$(SOAK) $(GO) test -tags e2e -count=1 -p 1 -timeout 90m -run '^TestChaosSoak$$' -v ./e2e/mesh
 
 ## bench: the whole-mesh report (e2e/bench: a lab with Weft installed; latency,
 ## throughput, connection rate, data-plane and control-plane cost, each beside its
