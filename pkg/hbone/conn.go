@@ -71,6 +71,7 @@ type conn struct {
 	rwaiters    []*Stream
 	nwaiters    atomic.Int32
 	spliced     atomic.Int32 // streams in SpliceTo: the loop must keep reading
+	needers     atomic.Int32 // dialers and writers waiting for frames no stream reader asks for
 	inPeek      bool
 	kicked      bool
 	kickSoon    bool // a kick arrived while the holder was between frames
@@ -440,8 +441,22 @@ func (c *conn) reserveSend(s *Stream, want int) (int, error) {
 		if !s.wdeadline.IsZero() && !time.Now().Before(s.wdeadline) {
 			return 0, errTimeout
 		}
+		c.needers.Add(1)
 		c.sendCond.Wait()
+		c.needers.Add(-1)
 	}
+}
+
+// unreserveSend gives back n bytes of connection window that reserveSend
+// granted for a frame that was then not sent (the stream was reset or
+// closed meanwhile). Without it each such race would shrink the
+// connection's send window for good, until no stream could send. The
+// stream's own window is not given back: the stream cannot send again.
+func (c *conn) unreserveSend(n int) {
+	c.mu.Lock()
+	c.sendWindow += int64(n)
+	c.sendCond.Broadcast()
+	c.mu.Unlock()
 }
 
 // readPayload reads a non-DATA frame payload into the reusable buffer.

@@ -173,6 +173,8 @@ func (p *Pool) open(ctx context.Context, pc *pooledConn, authority string, hdr h
 		p.release(pc)
 		return nil, err
 	}
+	pc.c.needers.Add(1)
+	defer pc.c.needers.Add(-1)
 	pc.c.needReader()
 	select {
 	case r := <-s.resp:

@@ -198,10 +198,13 @@ func (c *conn) releaseRole(lingering bool) bool {
 		// Spliced streams have no reader of their own: read on now.
 		c.rurgent = true
 		c.wakeLoop()
-	case lingering && c.client:
+	case lingering && c.client && c.needers.Load() == 0:
 		// A client connection only receives what its streams asked for:
-		// readers, writers waiting for window and dialers take or request
-		// the role themselves, and the keepalive tick covers the rest.
+		// readers take the role themselves, and the keepalive tick
+		// covers the rest. A dialer waiting for its response or a writer
+		// waiting for window asked for a reader while this one held the
+		// role (needers): the loop reads on for them, or they would wait
+		// for the keepalive tick.
 	case lingering:
 		// A server connection may receive new streams at any time.
 		c.armLoop(roleIdle)

@@ -331,6 +331,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 			return total, err
 		}
 		if err := s.writeFrame(p[:n], false); err != nil {
+			s.c.unreserveSend(n)
 			return total, err
 		}
 		total += n
