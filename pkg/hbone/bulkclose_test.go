@@ -177,10 +177,16 @@ func TestBulkStreamsClosedMidTransfer(t *testing.T) {
 			}
 			wg.Go(func() {
 				defer func() { _ = c.Close() }() // with unread data: a reset
-				_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				// The first bytes may take a while on a busy machine;
+				// then 300 ms of reading.
+				_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 				buf := make([]byte, 256<<10)
 				var n int64
-				for {
+				if k, err := c.Read(buf); err == nil {
+					n = int64(k)
+					_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				}
+				for n > 0 {
 					k, err := c.Read(buf)
 					n += int64(k)
 					if err != nil {
