@@ -57,13 +57,13 @@ func bulkApp(t *testing.T) string {
 // stream on this goroutine, each end passed on as a half-close, and a
 // failed copy closes both.
 func proxySplice(s *Stream, tcp *net.TCPConn) {
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	if err := s.SpliceTo(tcp, func(_ int64, err error) {
 		if err != nil {
 			_ = s.Close()
 			_ = tcp.Close()
 		}
-		done <- err
+		close(done)
 	}); err != nil {
 		_ = s.Close()
 		_ = tcp.Close()
