@@ -12,11 +12,7 @@ import (
 // translateGRPCRoute translates one GRPCRoute: method matches become path
 // matches on "/<service>/<method>", the gRPC request path.
 func (c Config) translateGRPCRoute(r *gatewayv1.GRPCRoute, p *problems) *routeSet {
-	rs := &routeSet{
-		ref:     ObjectRef{Kind: "GRPCRoute", APIVersion: gatewayv1.GroupVersion.String(), Namespace: r.Namespace, Name: r.Name, UID: r.UID, Generation: r.Generation},
-		created: r.CreationTimestamp.Time,
-	}
-	rs.parents, rs.statuses = serviceParents(r.Namespace, r.Spec.ParentRefs, p)
+	rs := newRouteSet("GRPCRoute", r.ObjectMeta, r.Spec.ParentRefs, p)
 	if len(rs.parents) == 0 {
 		return rs
 	}
@@ -32,15 +28,7 @@ func (c Config) translateGRPCRoute(r *gatewayv1.GRPCRoute, p *problems) *routeSe
 				continue
 			}
 			for fi, flt := range b.Filters {
-				ff := fmt.Sprintf("%s.filters[%d]", bf, fi)
-				switch flt.Type {
-				case gatewayv1.GRPCRouteFilterRequestHeaderModifier:
-					wb.RequestHeaders = append(wb.RequestHeaders, headerModifiers(flt.RequestHeaderModifier, ff+".requestHeaderModifier", p)...)
-				case gatewayv1.GRPCRouteFilterResponseHeaderModifier:
-					wb.ResponseHeaders = append(wb.ResponseHeaders, headerModifiers(flt.ResponseHeaderModifier, ff+".responseHeaderModifier", p)...)
-				default:
-					p.reject(ff+".type", "filter %q is not supported on a backendRef; use RequestHeaderModifier or ResponseHeaderModifier", flt.Type)
-				}
+				backendFilter(wb, fmt.Sprintf("%s.filters[%d]", bf, fi), string(flt.Type), flt.RequestHeaderModifier, flt.ResponseHeaderModifier, p)
 			}
 			base.Backends = append(base.Backends, wb)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftmesh/weft/pkg/api/l7api"
 	"google.golang.org/protobuf/types/known/durationpb"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -26,6 +27,30 @@ type routeSet struct {
 	parents  []parent
 	statuses []ParentStatus // every Service parentRef, for route status
 	routes   []*l7api.Route
+}
+
+// newRouteSet starts the translation of a route of kind: its reference
+// and its Service parents.
+func newRouteSet(kind string, m metav1.ObjectMeta, refs []gatewayv1.ParentReference, p *problems) *routeSet {
+	rs := &routeSet{
+		ref:     ObjectRef{Kind: kind, APIVersion: gatewayv1.GroupVersion.String(), Namespace: m.Namespace, Name: m.Name, UID: m.UID, Generation: m.Generation},
+		created: m.CreationTimestamp.Time,
+	}
+	rs.parents, rs.statuses = serviceParents(m.Namespace, refs, p)
+	return rs
+}
+
+// backendFilter applies one filter of a backendRef (field f). HTTPRoute
+// and GRPCRoute allow the same two there, under the same type names.
+func backendFilter(wb *l7api.WeightedBackend, f, typ string, req, resp *gatewayv1.HTTPHeaderFilter, p *problems) {
+	switch typ {
+	case string(gatewayv1.HTTPRouteFilterRequestHeaderModifier):
+		wb.RequestHeaders = append(wb.RequestHeaders, headerModifiers(req, f+".requestHeaderModifier", p)...)
+	case string(gatewayv1.HTTPRouteFilterResponseHeaderModifier):
+		wb.ResponseHeaders = append(wb.ResponseHeaders, headerModifiers(resp, f+".responseHeaderModifier", p)...)
+	default:
+		p.reject(f+".type", "filter %q is not supported on a backendRef; use RequestHeaderModifier or ResponseHeaderModifier", typ)
+	}
 }
 
 // Config configures translation.
@@ -60,11 +85,7 @@ func (c Config) Hostname(ns, name string) string {
 // translateHTTPRoute translates one HTTPRoute. With problems.fatal the
 // result must not be served.
 func (c Config) translateHTTPRoute(r *gatewayv1.HTTPRoute, p *problems) *routeSet {
-	rs := &routeSet{
-		ref:     ObjectRef{Kind: "HTTPRoute", APIVersion: gatewayv1.GroupVersion.String(), Namespace: r.Namespace, Name: r.Name, UID: r.UID, Generation: r.Generation},
-		created: r.CreationTimestamp.Time,
-	}
-	rs.parents, rs.statuses = serviceParents(r.Namespace, r.Spec.ParentRefs, p)
+	rs := newRouteSet("HTTPRoute", r.ObjectMeta, r.Spec.ParentRefs, p)
 	if len(rs.parents) == 0 {
 		return rs
 	}
@@ -80,15 +101,7 @@ func (c Config) translateHTTPRoute(r *gatewayv1.HTTPRoute, p *problems) *routeSe
 				continue
 			}
 			for fi, flt := range b.Filters {
-				ff := fmt.Sprintf("%s.filters[%d]", bf, fi)
-				switch flt.Type {
-				case gatewayv1.HTTPRouteFilterRequestHeaderModifier:
-					wb.RequestHeaders = append(wb.RequestHeaders, headerModifiers(flt.RequestHeaderModifier, ff+".requestHeaderModifier", p)...)
-				case gatewayv1.HTTPRouteFilterResponseHeaderModifier:
-					wb.ResponseHeaders = append(wb.ResponseHeaders, headerModifiers(flt.ResponseHeaderModifier, ff+".responseHeaderModifier", p)...)
-				default:
-					p.reject(ff+".type", "filter %q is not supported on a backendRef; use RequestHeaderModifier or ResponseHeaderModifier", flt.Type)
-				}
+				backendFilter(wb, fmt.Sprintf("%s.filters[%d]", bf, fi), string(flt.Type), flt.RequestHeaderModifier, flt.ResponseHeaderModifier, p)
 			}
 			base.Backends = append(base.Backends, wb)
 		}
