@@ -30,6 +30,10 @@ type Workload struct {
 	Identity identity.ID
 	// Waypoint is the workload's waypoint, if any.
 	Waypoint *Gateway
+	// QUIC reports that the workload's ztunnel (or the waypoint itself)
+	// serves HBONE over QUIC on UDP 15008: the resource carries the
+	// ExtensionHBONEQUIC extension.
+	QUIC bool
 }
 
 // Name, Namespace, Node and HBONE are shorthands for the proto's fields.
@@ -102,7 +106,7 @@ func newWorkload(p *workloadapi.Workload, trustDomain string) (*Workload, error)
 	if _, ok := workloadapi.TunnelProtocol_name[int32(p.GetTunnelProtocol())]; !ok {
 		return nil, fmt.Errorf("tunnel_protocol: unknown value %d", p.GetTunnelProtocol())
 	}
-	w := &Workload{Proto: p, UID: uid}
+	w := &Workload{Proto: p, UID: uid, QUIC: HasExtension(p.GetExtensions(), ExtensionHBONEQUIC)}
 	for i, b := range p.GetAddresses() {
 		a, ok := netip.AddrFromSlice(b)
 		if !ok {
