@@ -5,6 +5,7 @@ package mesh_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -142,7 +143,10 @@ type connection struct {
 }
 
 type configDump struct {
-	Connections   []connection `json:"connections"`
+	Connections []connection `json:"connections"`
+	XDS         struct {
+		Connected bool
+	} `json:"xds"`
 	WorkloadState []struct {
 		Name, Namespace, State string
 	} `json:"workloadState"`
@@ -155,6 +159,23 @@ func (e *meshEnv) configDump(ctx context.Context, t *testing.T, z corev1.Pod) co
 		t.Fatalf("config_dump of %s: %v", z.Name, err)
 	}
 	return d
+}
+
+// waitXDSConnected waits until every ztunnel has an open xDS stream to
+// istiod-lite. After the control plane was down, ztunnel retries with a
+// back-off of up to 15 s; a test that changes mesh state right after
+// istiod-lite comes back would otherwise time that back-off, not the
+// propagation it means to check.
+func (e *meshEnv) waitXDSConnected(ctx context.Context, t *testing.T) {
+	t.Helper()
+	for _, z := range e.readyPods(ctx, t, "weft-system", "app=ztunnel", 2) {
+		eventually(ctx, t, time.Minute, "ztunnel "+z.Name+" reconnected to istiod-lite", func() error {
+			if !e.configDump(ctx, t, z).XDS.Connected {
+				return errors.New("xds stream not connected")
+			}
+			return nil
+		})
+	}
 }
 
 // call makes one echo client call from pod and returns its reply or error.

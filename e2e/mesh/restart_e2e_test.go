@@ -89,6 +89,7 @@ func TestIstiodDown(t *testing.T) {
 		if _, err := e.kubectl(ctx, nil, "-n", "weft-system", "rollout", "status", "deployment/istiod-lite", "--timeout=2m"); err != nil {
 			t.Error(err)
 		}
+		e.waitXDSConnected(ctx, t)
 	})
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		l, err := e.cs.CoreV1().Pods("weft-system").List(ctx, metav1.ListOptions{LabelSelector: "app=istiod-lite"})
