@@ -12,7 +12,9 @@ import (
 	"sync"
 
 	"github.com/weftmesh/weft/pkg/hbone"
+	"github.com/weftmesh/weft/pkg/hbone3"
 	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
 )
@@ -25,7 +27,11 @@ type Config struct {
 	TrustDomain string
 	// Limits tunes HBONE connections; zero fields take pkg/hbone's defaults.
 	Limits hbone.Limits
-	Log    *slog.Logger
+	// HandleUDP serves each CONNECT-UDP request that arrives on a pod's
+	// QUIC listener (UDP 15008); pod is the destination pod whose listener
+	// received it. nil refuses CONNECT-UDP with 501.
+	HandleUDP func(ctx context.Context, pod *inpod.Pod, req *hbone3.UDPRequest)
+	Log       *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -92,6 +98,14 @@ func (c *Client) Connect(ctx context.Context, req proxy.TunnelRequest) (net.Conn
 		return nil, err
 	}
 	return s, nil
+}
+
+// ConnectUDP opens a CONNECT-UDP flow (RFC 9298 over HTTP/3) from pod src
+// to target, through dst's ztunnel on UDP 15008, presenting src's identity
+// and requiring dst's. dst must advertise QUIC (wds.Workload.QUIC); there
+// is no HTTP/2 fallback for UDP.
+func (c *Client) ConnectUDP(ctx context.Context, src *inpod.Pod, dst *wds.Workload, target netip.AddrPort) (*hbone3.DatagramConn, error) {
+	return nil, errors.New("tunnel: connect-udp is not implemented yet")
 }
 
 // ForgetPod drops every source address registered for pod; the proxy calls
