@@ -206,16 +206,21 @@ func (e *meshEnv) labelNamespace(ctx context.Context, t *testing.T, ns, value st
 	if value != "" {
 		arg = ambientLabel + "=" + value
 	}
+	want := value == "ambient"
+	if !want {
+		e.endNamespaceWatch(ctx, t, ns)
+	}
 	if _, err := e.kubectl(ctx, nil, "label", "namespace", ns, arg, "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
-	want := value == "ambient"
 	start := time.Now()
+	var enrolled []corev1.Pod
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		list, err := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
 		}
+		enrolled = enrolled[:0]
 		for _, p := range list.Items {
 			if p.DeletionTimestamp != nil || p.Status.PodIP == "" || p.Labels[ambientLabel] != "" {
 				continue
@@ -223,6 +228,7 @@ func (e *meshEnv) labelNamespace(ctx context.Context, t *testing.T, ns, value st
 			if (p.Annotations[redirectionAnnot] == "enabled") != want {
 				return false, nil
 			}
+			enrolled = append(enrolled, p)
 		}
 		return true, nil
 	})
@@ -230,7 +236,11 @@ func (e *meshEnv) labelNamespace(ctx context.Context, t *testing.T, ns, value st
 		t.Fatalf("namespace %s %s=%q: pods not (un)enrolled: %v", ns, ambientLabel, value, err)
 	}
 	t.Logf("namespace %s %s=%q: every pod's redirection annotation followed in %s", ns, ambientLabel, value, time.Since(start).Round(10*time.Millisecond))
-	return time.Since(labelled)
+	took := time.Since(labelled)
+	if want {
+		e.watchNamespace(ctx, t, ns, enrolled)
+	}
+	return took
 }
 
 // eventually polls f every 200 ms for up to d and fails with its last error.
