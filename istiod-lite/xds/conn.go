@@ -41,6 +41,7 @@ type outstanding struct {
 	seq     uint64
 	at      time.Time // change time (zero for subscription answers)
 	sentAt  time.Time
+	names   []string // resources added, updated or removed, for the debug view
 }
 
 // conn is one client stream.
@@ -373,6 +374,11 @@ func (c *conn) build(t string) (*discoveryv3.DeltaDiscoveryResponse, time.Time) 
 	c.nonce++
 	resp.Nonce = c.id + "-" + strconv.FormatUint(c.nonce, 10)
 	resp.SystemVersionInfo = strconv.FormatUint(c.seenSeq, 10)
-	c.outstanding[resp.Nonce] = outstanding{typeURL: t, seq: c.seenSeq, at: at, sentAt: time.Now()}
+	carried := make([]string, 0, len(resp.Resources)+len(resp.RemovedResources))
+	for _, r := range resp.Resources {
+		carried = append(carried, r.Name)
+	}
+	carried = append(carried, resp.RemovedResources...)
+	c.outstanding[resp.Nonce] = outstanding{typeURL: t, seq: c.seenSeq, at: at, sentAt: time.Now(), names: carried}
 	return resp, at
 }

@@ -28,6 +28,12 @@ type TypeStatus struct {
 	ACKs     uint64            `json:"acks"`
 	NACKs    uint64            `json:"nacks"`
 	LastNACK string            `json:"lastNack,omitempty"`
+	// Pending (listed with versions) names the resources added, updated or
+	// removed by responses the client has neither ACKed nor NACKed yet: a
+	// resource at Versions[name] and not pending is one the client has
+	// acknowledged at that version; a name neither held nor pending was
+	// removed and the removal acknowledged.
+	Pending []string `json:"pending,omitempty"`
 }
 
 // Clients returns the connected clients, sorted by id. With versions, each
@@ -41,6 +47,7 @@ func (s *Server) Clients(versions bool) []ClientStatus {
 			ts := TypeStatus{Wildcard: w.wildcard, Names: slices.Sorted(maps.Keys(w.names)), Held: len(w.sent), AckNonce: w.ackNonce, ACKs: w.acks, NACKs: w.nacks, LastNACK: w.lastNACK}
 			if versions {
 				ts.Versions = maps.Clone(w.sent)
+				ts.Pending = c.pendingLocked(t)
 			}
 			cs.Types[t] = ts
 		}
@@ -53,3 +60,16 @@ func (s *Server) Clients(versions bool) []ClientStatus {
 
 // LastConvergence is the most recent change batch's time to the last ACK.
 func (s *Server) LastConvergence() time.Duration { return s.tracker.lastConvergence() }
+
+// pendingLocked lists, sorted and without repeats, the resources of type t
+// carried by responses still awaiting the client's ACK or NACK.
+func (c *conn) pendingLocked(t string) []string {
+	var out []string
+	for _, o := range c.outstanding {
+		if o.typeURL == t {
+			out = append(out, o.names...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
