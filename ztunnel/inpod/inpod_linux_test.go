@@ -393,3 +393,92 @@ func newBenchNS() (*netns.NetNS, error) {
 	}
 	return ns, nil
 }
+
+// TestQUICSocket checks that a manager with QUIC on opens a marked UDP
+// socket on 15008 in the pod's netns, leaves it out of Listeners.Close,
+// and closes it when the pod is released.
+func TestQUICSocket(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	ns := podNS(t)
+	h := &echoHandler{pods: map[string]*Pod{}, done: map[string]chan struct{}{}}
+	m := NewManager(ManagerConfig{Handler: h, DrainTimeout: time.Second, QUIC: true})
+	defer m.Close(ctx)
+	dup, err := netns.Open("/proc/self/fd/" + strconv.Itoa(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Add(ctx, "uid", &zdsapi.WorkloadInfo{Name: "p"}, dup.File()); err != nil {
+		t.Fatal(err)
+	}
+	pod := m.Pod("uid")
+	if FromContext(pod.Context()) != pod {
+		t.Error("FromContext(pod.Context()) is not the pod")
+	}
+	pc := pod.Listeners.InboundQUIC
+	if pc == nil {
+		t.Fatal("no QUIC socket")
+	}
+	if ap := pc.LocalAddr().(*net.UDPAddr).AddrPort(); ap.Port() != InboundHBONEPort {
+		t.Errorf("QUIC socket on %s, want port %d", ap, InboundHBONEPort)
+	}
+	if mark, err := SocketMark(pc.(syscall.Conn)); err != nil || mark != Mark {
+		t.Errorf("QUIC socket mark = %#x, %v; want %#x", mark, err, Mark)
+	}
+	// A datagram sent inside the netns arrives.
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, 16)
+		n, _, err := pc.ReadFrom(b)
+		if err == nil {
+			got <- string(b[:n])
+		}
+	}()
+	c, err := ns.Dial(ctx, nil, "udp4", "127.0.0.1:15008")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "hi" {
+			t.Errorf("read %q", s)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("datagram not received")
+	}
+	// The outgoing socket of a QUIC dial is marked too.
+	out, err := pod.ListenPacket(ctx, netip.MustParseAddr("10.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mark, err := SocketMark(out.(syscall.Conn)); err != nil || mark != Mark {
+		t.Errorf("outgoing UDP socket mark = %#x, %v; want %#x", mark, err, Mark)
+	}
+	// Closing the TCP listeners leaves the QUIC socket to its server.
+	(&Listeners{InboundQUIC: out}).Close()
+	if _, err := out.WriteTo([]byte("x"), c.LocalAddr()); err != nil {
+		t.Errorf("Listeners.Close closed the QUIC socket: %v", err)
+	}
+	_ = out.Close()
+
+	m.Del("uid")
+	select {
+	case <-h.done["uid"]:
+	case <-time.After(3 * time.Second):
+		t.Fatal("pod not served to the end")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if _, err := pc.WriteTo([]byte("x"), c.LocalAddr()); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("QUIC socket still open after release")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -40,7 +40,10 @@ type ManagerConfig struct {
 	// DrainTimeout bounds a removed pod's drain; zero means
 	// DefaultDrainTimeout.
 	DrainTimeout time.Duration
-	Log          *slog.Logger
+	// QUIC also opens each pod's UDP InboundHBONEPort socket
+	// (Listeners.InboundQUIC) for HBONE over QUIC.
+	QUIC bool
+	Log  *slog.Logger
 	// newSockets, when set (tests), replaces the netns socket factory.
 	newSockets func(*netns.NetNS) socketFactory
 }
@@ -145,7 +148,7 @@ func (m *Manager) Add(ctx context.Context, uid string, info *zdsapi.WorkloadInfo
 	if err := pod.sockets.MigrateRequests(); err != nil {
 		m.log.Debug("cannot enable tcp_migrate_req in pod netns; a drain may reset queued connections", "uid", uid, "error", err)
 	}
-	if err := pod.openListeners(ctx); err != nil {
+	if err := pod.openListeners(ctx, m.cfg.QUIC); err != nil {
 		pod.Listeners.Close()
 		pod.release()
 		return fmt.Errorf("add workload %s: %w", uid, err)
@@ -175,10 +178,11 @@ func closeFile(f *os.File) {
 	}
 }
 
-// openListeners opens the pod's three listeners, each one dual-stack
-// socket on [::] so that IPv4 and IPv6 traffic of a dual-stack pod are
-// both captured (IPv4 only where the netns has no IPv6).
-func (p *Pod) openListeners(ctx context.Context) error {
+// openListeners opens the pod's three listeners (and, with quic, the UDP
+// HBONE socket), each one dual-stack socket on [::] so that IPv4 and IPv6
+// traffic of a dual-stack pod are both captured (IPv4 only where the netns
+// has no IPv6).
+func (p *Pod) openListeners(ctx context.Context, quic bool) error {
 	var err error
 	wild := netip.IPv6Unspecified()
 	if p.Listeners.Outbound, err = p.sockets.Listen(ctx, netip.AddrPortFrom(wild, OutboundPort)); err != nil {
@@ -189,6 +193,11 @@ func (p *Pod) openListeners(ctx context.Context) error {
 	}
 	if p.Listeners.InboundHBONE, err = p.sockets.Listen(ctx, netip.AddrPortFrom(wild, InboundHBONEPort)); err != nil {
 		return err
+	}
+	if quic {
+		if p.Listeners.InboundQUIC, err = p.sockets.ListenPacket(ctx, netip.AddrPortFrom(wild, InboundHBONEPort)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

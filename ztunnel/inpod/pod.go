@@ -39,11 +39,22 @@ type Pod struct {
 
 func newPod(uid string, info *zdsapi.WorkloadInfo, ns *netns.NetNS, sockets socketFactory) *Pod {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pod{
+	p := &Pod{
 		UID: uid, Name: info.GetName(), Namespace: info.GetNamespace(), ServiceAccount: info.GetServiceAccount(),
 		ns: ns, sockets: sockets, added: time.Now(), ctx: ctx, cancel: cancel,
 		conns: map[io.Closer]struct{}{}, draining: make(chan struct{}), idle: make(chan struct{}),
 	}
+	p.ctx = context.WithValue(ctx, podKey{}, p)
+	return p
+}
+
+type podKey struct{}
+
+// FromContext returns the pod whose Context ctx is or derives from, or
+// nil: a server handed the pod's context finds the pod with it.
+func FromContext(ctx context.Context) *Pod {
+	p, _ := ctx.Value(podKey{}).(*Pod)
+	return p
 }
 
 // NetNS returns the pod's network namespace handle; it stays owned by the
@@ -51,12 +62,25 @@ func newPod(uid string, info *zdsapi.WorkloadInfo, ns *netns.NetNS, sockets sock
 func (p *Pod) NetNS() *netns.NetNS { return p.ns }
 
 // Context is cancelled when the pod's connections are force-closed at the
-// end of a drain.
+// end of a drain. FromContext finds the pod from it (or a context derived
+// from it).
 func (p *Pod) Context() context.Context { return p.ctx }
 
 // Draining is closed when the pod starts draining: its listeners are closed
 // and no new connections should start.
 func (p *Pod) Draining() <-chan struct{} { return p.draining }
+
+// ListenPacket opens a UDP socket on an ephemeral port inside the pod's
+// netns, marked so the pod's redirect rules let its packets out: the
+// socket of an outgoing QUIC connection on behalf of the pod. dst picks
+// the address family.
+func (p *Pod) ListenPacket(ctx context.Context, dst netip.Addr) (net.PacketConn, error) {
+	wild := netip.IPv4Unspecified()
+	if dst.Unmap().Is6() {
+		wild = netip.IPv6Unspecified()
+	}
+	return p.sockets.ListenPacket(ctx, netip.AddrPortFrom(wild, 0))
+}
 
 // Dial connects to dst from inside the pod's netns with a marked socket, so
 // the pod's redirect rules let it out: ztunnel's outgoing connections on
@@ -128,8 +152,12 @@ func (p *Pod) drain(ctx context.Context) {
 	p.cancel()
 }
 
-// release frees the pod's reserved sockets and its netns handle.
+// release frees the pod's reserved sockets, its QUIC socket and its netns
+// handle.
 func (p *Pod) release() {
+	if p.Listeners.InboundQUIC != nil {
+		_ = p.Listeners.InboundQUIC.Close()
+	}
 	p.sockets.Close()
 	_ = p.ns.Close()
 }

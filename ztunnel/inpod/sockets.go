@@ -21,14 +21,20 @@ const (
 // ErrNotSupported is returned on systems without Linux network namespaces.
 var ErrNotSupported = errors.New("in-pod sockets are only supported on Linux")
 
-// Listeners are a pod's three listeners, all inside the pod's netns.
+// Listeners are a pod's listeners, all inside the pod's netns.
 type Listeners struct {
 	Outbound     net.Listener
 	InboundPlain net.Listener
 	InboundHBONE net.Listener
+	// InboundQUIC is the UDP socket on InboundHBONEPort that serves HBONE
+	// over QUIC; nil when the manager has QUIC off. Close leaves it open:
+	// closing a UDP socket would end every QUIC connection at once, so its
+	// server drains first (on Pod.Draining) and the pod closes the socket
+	// when it is released.
+	InboundQUIC net.PacketConn
 }
 
-// Close closes every listener; it is idempotent.
+// Close closes every TCP listener; it is idempotent.
 func (l *Listeners) Close() {
 	for _, ln := range []net.Listener{l.Outbound, l.InboundPlain, l.InboundHBONE} {
 		if ln != nil {
@@ -47,6 +53,11 @@ type socketFactory interface {
 	// Dial connects to dst from a marked socket; a valid src binds the
 	// socket to src with IP_TRANSPARENT (any port).
 	Dial(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error)
+	// ListenPacket opens a marked UDP socket on addr (port 0: ephemeral;
+	// a fixed port is SO_REUSEPORT).
+	// The IPv6 unspecified address asks for one dual-stack socket; where
+	// the netns has no IPv6 it binds 0.0.0.0.
+	ListenPacket(ctx context.Context, addr netip.AddrPort) (net.PacketConn, error)
 	// MigrateRequests asks the kernel to hand connections queued on a
 	// closing SO_REUSEPORT listener to another listener of the group, so a
 	// drain does not reset them.

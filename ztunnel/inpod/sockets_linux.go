@@ -51,6 +51,24 @@ func (s netnsSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.List
 	return s.ns.Listen(ctx, lc, network(addr.Addr()), addr.String())
 }
 
+func (s netnsSockets) ListenPacket(ctx context.Context, addr netip.AddrPort) (net.PacketConn, error) {
+	// A fixed port (the QUIC listener) is SO_REUSEPORT so that a
+	// replacement ztunnel can bind beside a draining one, as for TCP.
+	lc := &net.ListenConfig{Control: control(addr.Port() != 0, false)}
+	if addr.Addr() == netip.IPv6Unspecified() {
+		pc, err := s.ns.ListenPacket(ctx, lc, "udp", addr.String())
+		if err == nil || !noIPv6(err) {
+			return pc, err
+		}
+		addr = netip.AddrPortFrom(netip.IPv4Unspecified(), addr.Port())
+	}
+	nw := "udp6"
+	if addr.Addr().Unmap().Is4() {
+		nw = "udp4"
+	}
+	return s.ns.ListenPacket(ctx, lc, nw, addr.String())
+}
+
 // noIPv6 reports errors that say the netns (or the kernel) has no IPv6.
 func noIPv6(err error) bool {
 	return errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EPROTONOSUPPORT)

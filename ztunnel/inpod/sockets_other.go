@@ -27,6 +27,10 @@ func (netnsSockets) Dial(context.Context, netip.Addr, netip.AddrPort) (net.Conn,
 	return nil, ErrNotSupported
 }
 
+func (netnsSockets) ListenPacket(context.Context, netip.AddrPort) (net.PacketConn, error) {
+	return nil, ErrNotSupported
+}
+
 // SocketMark is not supported on this system.
 func SocketMark(syscall.Conn) (int, error) { return 0, ErrNotSupported }
 
