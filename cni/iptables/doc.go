@@ -12,7 +12,11 @@
 // applied through an ip6tables Backend with ::1 as loopback and
 // fd16:9254:7127:1337:ffff:ffff:ffff:ffff as the probe source) with
 // `ip -6 rule fwmark 0x111/0xfff lookup 100` and a local ::/0 route;
-// Redirector.WithIPv6 turns it on. Drift compares what is installed with
+// Redirector.WithIPv6 turns it on. With Config.CaptureUDP (IPv4), the
+// application's outbound UDP other than DNS is marked 0x112 in mangle
+// OUTPUT, looped through lo by `ip rule fwmark 0x112/0xfff lookup 100`, and
+// handed by TPROXY in mangle PREROUTING to ztunnel's UDP listener on
+// 127.0.0.1:15005 with its original destination (udp.go). Drift compares what is installed with
 // what Apply would install, so drifted rules can be reported and repaired.
 // In the node's namespace (ProbeSNAT): TCP from node-local sockets to an
 // enrolled pod's IP is SNATed to 169.254.7.127, which the in-pod rules let

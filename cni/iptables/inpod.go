@@ -46,7 +46,7 @@ func (p InPod) Remove() error {
 	var errs []error
 	// Remove with the DNS rules included: whatever an earlier run
 	// installed, the owned chains go as a whole.
-	if err := Remove(p.Tables, InPodRuleSet(Config{RedirectDNS: true})); err != nil {
+	if err := Remove(p.Tables, InPodRuleSet(Config{RedirectDNS: true, CaptureUDP: true})); err != nil {
 		errs = append(errs, fmt.Errorf("remove pod rules: %w", err))
 	}
 	if err := p.Routes.Remove(); err != nil {

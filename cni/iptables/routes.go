@@ -7,7 +7,10 @@ import (
 
 // Routes installs the policy routing that keeps replies to ztunnel's
 // inbound connections inside the pod: `ip rule add fwmark 0x111/0xfff
-// lookup 100` and `ip route add local 0.0.0.0/0 dev lo table 100`. Like
+// lookup 100` and `ip route add local 0.0.0.0/0 dev lo table 100`; with
+// UDP capture also `ip rule add fwmark 0x112/0xfff lookup 100`, which loops
+// the application's marked outbound UDP through lo to TPROXY. Remove
+// deletes the UDP rule whether or not capture is configured. Like
 // Backend it acts on the calling thread's network namespace. Ensure and
 // Remove are idempotent.
 type Routes interface {
@@ -20,7 +23,10 @@ type Routes interface {
 }
 
 // Descriptions of the routing parts, as Drift names them.
-var driftIPRule = fmt.Sprintf("ip rule fwmark %s lookup %d missing", markMask(ConnMark), RouteTable)
+var (
+	driftIPRule    = fmt.Sprintf("ip rule fwmark %s lookup %d missing", markMask(ConnMark), RouteTable)
+	driftUDPIPRule = fmt.Sprintf("ip rule fwmark %s lookup %d missing", markMask(UDPMark), RouteTable)
+)
 
 func driftRoute(ipv6 bool) string {
 	return fmt.Sprintf("route local %s dev lo table %d missing", defaultDst(ipv6), RouteTable)
@@ -36,9 +42,11 @@ func defaultDst(ipv6 bool) string {
 // RouteRecorder is an in-memory Routes for tests.
 type RouteRecorder struct {
 	// IPv6 makes it stand for the IPv6 routing (::/0 in dumps).
-	IPv6      bool
-	mu        sync.Mutex
-	installed bool
+	IPv6 bool
+	// CaptureUDP adds the UDP fwmark rule, as NetlinkRoutes.CaptureUDP.
+	CaptureUDP bool
+	mu         sync.Mutex
+	installed  bool
 	// ruleGone and routeGone model one part deleted by hand (DeleteRule,
 	// DeleteRoute) until the next Ensure.
 	ruleGone, routeGone bool
@@ -84,6 +92,9 @@ func (r *RouteRecorder) Drift() ([]string, error) {
 	if !r.installed || r.routeGone {
 		out = append(out, driftRoute(r.IPv6))
 	}
+	if r.CaptureUDP && !r.IPv6 && !r.installed {
+		out = append(out, driftUDPIPRule)
+	}
 	return out, nil
 }
 
@@ -114,6 +125,9 @@ func (r *RouteRecorder) Dump() string {
 	var s string
 	if !r.ruleGone {
 		s += fmt.Sprintf("rule fwmark %s lookup %d\n", markMask(ConnMark), RouteTable)
+	}
+	if r.CaptureUDP && !r.IPv6 {
+		s += fmt.Sprintf("rule fwmark %s lookup %d\n", markMask(UDPMark), RouteTable)
 	}
 	if !r.routeGone {
 		s += fmt.Sprintf("route local %s dev lo table %d\n", defaultDst(r.IPv6), RouteTable)

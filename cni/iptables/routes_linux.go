@@ -16,6 +16,9 @@ import (
 // `ip -6 route ... local ::/0`).
 type NetlinkRoutes struct {
 	IPv6 bool
+	// CaptureUDP also installs `ip rule fwmark 0x112/0xfff lookup 100`
+	// (IPv4 only), which Config.CaptureUDP's rules need.
+	CaptureUDP bool
 }
 
 var _ Routes = NetlinkRoutes{}
@@ -27,10 +30,15 @@ func (n NetlinkRoutes) family() int {
 	return unix.AF_INET
 }
 
-func (n NetlinkRoutes) fwmarkRule() *netlink.Rule {
+func (n NetlinkRoutes) fwmarkRule() *netlink.Rule { return n.markRule(ConnMark) }
+
+// udp reports whether the UDP fwmark rule belongs to this family.
+func (n NetlinkRoutes) udp() bool { return !n.IPv6 }
+
+func (n NetlinkRoutes) markRule(mark uint32) *netlink.Rule {
 	r := netlink.NewRule()
 	r.Family = n.family()
-	r.Mark = ConnMark
+	r.Mark = mark
 	mask := uint32(MarkMask)
 	r.Mask = &mask
 	r.Table = RouteTable
@@ -56,28 +64,54 @@ func (n NetlinkRoutes) localRoute() (*netlink.Route, error) {
 	}, nil
 }
 
-func (n NetlinkRoutes) ruleInstalled() (bool, error) {
+func (n NetlinkRoutes) ruleInstalled() (bool, error) { return n.markRuleInstalled(ConnMark) }
+
+func (n NetlinkRoutes) markRuleInstalled(mark uint32) (bool, error) {
 	rules, err := netlink.RuleListFiltered(n.family(), &netlink.Rule{Table: RouteTable}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return false, fmt.Errorf("list ip rules: %w", err)
 	}
 	for _, r := range rules {
-		if r.Mark == ConnMark && r.Mask != nil && *r.Mask == MarkMask {
+		if r.Mark == mark && r.Mask != nil && *r.Mask == MarkMask {
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// Ensure implements Routes.
-func (n NetlinkRoutes) Ensure() error {
-	ok, err := n.ruleInstalled()
-	if err != nil {
+// ensureMarkRule adds the fwmark rule for mark unless present.
+func (n NetlinkRoutes) ensureMarkRule(mark uint32) error {
+	ok, err := n.markRuleInstalled(mark)
+	if err != nil || ok {
 		return err
 	}
-	if !ok {
-		if err := netlink.RuleAdd(n.fwmarkRule()); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("add ip rule fwmark %s lookup %d: %w", markMask(ConnMark), RouteTable, err)
+	if err := netlink.RuleAdd(n.markRule(mark)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add ip rule fwmark %s lookup %d: %w", markMask(int(mark)), RouteTable, err)
+	}
+	return nil
+}
+
+// removeMarkRule deletes every fwmark rule for mark.
+func (n NetlinkRoutes) removeMarkRule(mark uint32) error {
+	for {
+		ok, err := n.markRuleInstalled(mark)
+		if err != nil || !ok {
+			return err
+		}
+		if err := netlink.RuleDel(n.markRule(mark)); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete ip rule fwmark %s: %w", markMask(int(mark)), err)
+		}
+	}
+}
+
+// Ensure implements Routes.
+func (n NetlinkRoutes) Ensure() error {
+	if err := n.ensureMarkRule(ConnMark); err != nil {
+		return err
+	}
+	if n.CaptureUDP && n.udp() {
+		if err := n.ensureMarkRule(UDPMark); err != nil {
+			return err
 		}
 	}
 	rt, err := n.localRoute()
@@ -93,18 +127,12 @@ func (n NetlinkRoutes) Ensure() error {
 // Remove implements Routes.
 func (n NetlinkRoutes) Remove() error {
 	var errs []error
-	for {
-		ok, err := n.ruleInstalled()
-		if err != nil {
+	if err := n.removeMarkRule(ConnMark); err != nil {
+		errs = append(errs, err)
+	}
+	if n.udp() {
+		if err := n.removeMarkRule(UDPMark); err != nil {
 			errs = append(errs, err)
-			break
-		}
-		if !ok {
-			break
-		}
-		if err := netlink.RuleDel(n.fwmarkRule()); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete ip rule: %w", err))
-			break
 		}
 	}
 	rt, err := n.localRoute()
@@ -126,6 +154,15 @@ func (n NetlinkRoutes) Drift() ([]string, error) {
 	}
 	if !ok {
 		out = append(out, driftIPRule)
+	}
+	if n.CaptureUDP && n.udp() {
+		ok, err := n.markRuleInstalled(UDPMark)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out = append(out, driftUDPIPRule)
+		}
 	}
 	routes, err := netlink.RouteListFiltered(n.family(), &netlink.Route{Table: RouteTable}, netlink.RT_FILTER_TABLE)
 	if err != nil {

@@ -16,11 +16,21 @@ const (
 	MarkMask = 0xfff
 	// RouteTable is the routing table holding the local default route.
 	RouteTable = 100
+	// UDPMark marks the application's outbound UDP (CaptureUDP) so that
+	// `ip rule fwmark 0x112/0xfff lookup 100` loops it back through lo,
+	// where TPROXY hands it to ztunnel's UDP listener.
+	UDPMark = 0x112
 
 	OutboundPort = 15001
 	InboundPort  = 15006
 	HBONEPort    = 15008
 	DNSPort      = 15053
+	// UDPPort is ztunnel's in-pod UDP listener (127.0.0.1), the TPROXY
+	// target of captured outbound UDP.
+	UDPPort = 15005
+	// UDPListenAddr is the address ztunnel's UDP listener binds and TPROXY
+	// delivers to; loopback, so nothing from outside the pod reaches it.
+	UDPListenAddr = "127.0.0.1"
 	// ProbeSNATAddr is the source address node-originated probes get.
 	ProbeSNATAddr = "169.254.7.127"
 	// ProbeSNATAddr6 is the IPv6 source address node-originated probes get
@@ -37,6 +47,11 @@ type Config struct {
 	// RedirectDNS sends the pod's DNS queries (UDP and TCP port 53) to
 	// ztunnel's DNS proxy on 15053.
 	RedirectDNS bool
+	// CaptureUDP sends the pod's outbound UDP (except DNS, loopback and
+	// ztunnel's own sockets) to ztunnel's UDP listener with TPROXY, so
+	// ztunnel can carry it through the mesh with CONNECT-UDP. IPv4 only.
+	// Needs the UDP fwmark rule (NetlinkRoutes.CaptureUDP).
+	CaptureUDP bool
 }
 
 // Chain is a chain Weft owns in a table.
@@ -81,13 +96,18 @@ func port(p int) string { return strconv.Itoa(p) }
 // InPodRuleSet returns the IPv4 rules (iptables) installed in a pod's
 // network namespace.
 func InPodRuleSet(cfg Config) RuleSet {
-	return inPodRuleSet(cfg, "127.0.0.1/32", ProbeSNATAddr+"/32")
+	rs := inPodRuleSet(cfg, "127.0.0.1/32", ProbeSNATAddr+"/32")
+	if cfg.CaptureUDP {
+		rs.Rules = append(rs.Rules, udpCaptureRules()...)
+	}
+	return rs
 }
 
 // InPodRuleSet6 returns the IPv6 rules (ip6tables) installed in a pod's
 // network namespace: the same chains, marks and ports as InPodRuleSet,
 // with ::1 for loopback and ProbeSNATAddr6 for probes.
 func InPodRuleSet6(cfg Config) RuleSet {
+	cfg.CaptureUDP = false // IPv4 only for now
 	return inPodRuleSet(cfg, "::1/128", ProbeSNATAddr6+"/128")
 }
 

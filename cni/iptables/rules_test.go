@@ -52,10 +52,11 @@ func TestInPodGolden(t *testing.T) {
 	}{
 		{"inpod", Config{}},
 		{"inpod-dns", Config{RedirectDNS: true}},
+		{"inpod-udp", Config{CaptureUDP: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tables, routes := NewRecorder(), &RouteRecorder{}
+			tables, routes := NewRecorder(), &RouteRecorder{CaptureUDP: tc.cfg.CaptureUDP}
 			p := InPod{Config: tc.cfg, Tables: tables, Routes: routes}
 			if ok, _ := p.Installed(); ok {
 				t.Fatal("Installed before Apply")
