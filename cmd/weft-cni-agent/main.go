@@ -131,6 +131,7 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.RuleCheckInterval, "rule-check-interval", nodeagent.DefaultRuleCheckInterval, "how often each held pod's redirect rules are checked and re-applied if they drifted")
 	fs.BoolVar(&cfg.IPv6, "ipv6", false, "also install the IPv6 capture (ip6tables) in enrolled pods, for dual-stack clusters")
 	fs.BoolVar(&cfg.RedirectDNS, "redirect-dns", false, "capture pods' DNS to ztunnel's DNS proxy (15053)")
+	fs.BoolVar(&cfg.CaptureUDP, "capture-udp", false, "capture pods' outbound UDP (IPv4, except DNS) to ztunnel, which carries it over CONNECT-UDP (needs the QUIC transport; see docs/udp.md)")
 	fs.StringVar(&cfg.IPTablesMode, "iptables-mode", "auto", "nft, legacy or auto (what the node uses)")
 	fs.DurationVar(&cfg.AddTimeout, "add-timeout", 25*time.Second, "how long a CNI ADD waits for rules and ztunnel's ack")
 	fs.DurationVar(&cfg.ResyncInterval, "resync", time.Minute, "full reconcile interval")

@@ -78,8 +78,9 @@ func New(ctx context.Context, cfg Config, kube kubernetes.Interface, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	log.Info("iptables mode", "mode", string(mode), "ipv6", cfg.IPv6)
-	rules := iptables.NewRedirector(iptables.Config{RedirectDNS: cfg.RedirectDNS}, tables, iptables.NetlinkRoutes{})
+	log.Info("iptables mode", "mode", string(mode), "ipv6", cfg.IPv6, "capture_udp", cfg.CaptureUDP)
+	rules := iptables.NewRedirector(iptables.Config{RedirectDNS: cfg.RedirectDNS, CaptureUDP: cfg.CaptureUDP},
+		tables, iptables.NetlinkRoutes{CaptureUDP: cfg.CaptureUDP})
 	var probes6 probeRules
 	if cfg.IPv6 {
 		tables6, err := iptables.NewBackend6(mode)

@@ -35,6 +35,11 @@ type Config struct {
 	AdminAddr string
 	// RedirectDNS captures pods' DNS to ztunnel's DNS proxy.
 	RedirectDNS bool
+	// CaptureUDP captures pods' outbound UDP (except DNS) to ztunnel's UDP
+	// listener (TPROXY to 127.0.0.1:15005), so ztunnel carries it through
+	// the mesh over CONNECT-UDP; IPv4 only. Off by default: ztunnels must
+	// serve UDP (and destinations QUIC), or captured UDP is dropped.
+	CaptureUDP bool
 	// IPv6 installs the IPv6 capture (ip6tables rules, ip -6 rule and
 	// local route) beside the IPv4 one in every enrolled pod, for
 	// dual-stack clusters.
