@@ -33,6 +33,9 @@ func (p *Proxy) inboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID
 func (p *Proxy) openInboundHBONE(ctx context.Context, pod *inpod.Pod, id identity.ID, open *openConns, req InboundRequest, s InboundStream) *carried {
 	rec := p.cfg.Recorder.Start()
 	rec.Direction, rec.Workload, rec.Protocol = "inbound", pod.UID, "HBONE"
+	if req.Transport != "" {
+		rec.Protocol = req.Transport
+	}
 	rec.Labels.Reporter, rec.Labels.SecurityPolicy = "destination", "mutual_tls"
 	rec.SrcIdentity, rec.DstIdentity = req.Peer.String(), id.String()
 	rec.SrcAddr = req.PeerAddr

@@ -116,8 +116,15 @@ func (p *Proxy) dialOutbound(ctx context.Context, pod *inpod.Pod, id identity.ID
 	if pi, ok := c.(peerIdentifier); ok {
 		rec.DstIdentity = pi.PeerIdentity()
 	}
+	if t, ok := c.(transporter); ok {
+		rec.Protocol = t.Transport()
+	}
 	return c, nil
 }
+
+// transporter is implemented by tunnels of a transport other than HTTP/2
+// (HBONE over QUIC), which name it for the connection table.
+type transporter interface{ Transport() string }
 
 // peerIdentifier is implemented by tunnels that know the server's verified
 // identity (pkg/hbone's Stream).

@@ -74,6 +74,9 @@ type InboundRequest struct {
 	Authority string
 	// Header carries forwarded, baggage and traceparent.
 	Header http.Header
+	// Transport is the tunnel's transport as the connection table shows
+	// it: empty for HBONE over HTTP/2, "HBONE_QUIC" for HTTP/3.
+	Transport string
 }
 
 // InboundStream answers one CONNECT.
