@@ -206,8 +206,18 @@ func (p *Proxy) admitted(d l4authz.Decision, dst *wds.Workload, peer identity.ID
 }
 
 // dialApp connects to the application inside the pod, from the client's
-// address when PreserveSource is set and the kernel allows it.
+// address when PreserveSource is set and the kernel allows it. The
+// connection closes abortively unless it ends cleanly (linger.go).
 func (p *Proxy) dialApp(ctx context.Context, pod *inpod.Pod, src netip.Addr, target netip.AddrPort) (net.Conn, error) {
+	c, err := p.dialAppFrom(ctx, pod, src, target)
+	if err != nil {
+		return nil, err
+	}
+	abortOnClose(c)
+	return c, nil
+}
+
+func (p *Proxy) dialAppFrom(ctx context.Context, pod *inpod.Pod, src netip.Addr, target netip.AddrPort) (net.Conn, error) {
 	if p.cfg.PreserveSource && src.IsValid() && src != target.Addr() {
 		c, err := pod.DialFrom(ctx, src, target)
 		if err == nil || !transparentUnsupported(err) {

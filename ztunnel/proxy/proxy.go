@@ -123,13 +123,21 @@ type Config struct {
 	// the client's address (IP_TRANSPARENT); it needs the in-pod routing
 	// rules. Without it they come from the pod's own address.
 	PreserveSource bool
-	Log            *slog.Logger
+	// MaxConnsPerPod caps a pod's concurrent proxied connections in each
+	// direction (outbound; inbound plaintext and HBONE together); zero
+	// means DefaultMaxConnsPerPod. See caps.go.
+	MaxConnsPerPod int
+	// MaxConnsPerNode caps the concurrent proxied connections of all pods,
+	// both directions; zero means DefaultMaxConnsPerNode.
+	MaxConnsPerNode int
+	Log             *slog.Logger
 }
 
 // Proxy is the data path; it implements inpod.Handler.
 type Proxy struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	caps *connCaps
 }
 
 var _ inpod.Handler = (*Proxy)(nil)
@@ -148,10 +156,19 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 5 * time.Second
 	}
+	if cfg.MaxConnsPerPod < 0 || cfg.MaxConnsPerNode < 0 {
+		return nil, errors.New("proxy: MaxConnsPerPod and MaxConnsPerNode must not be negative")
+	}
+	if cfg.MaxConnsPerPod == 0 {
+		cfg.MaxConnsPerPod = DefaultMaxConnsPerPod
+	}
+	if cfg.MaxConnsPerNode == 0 {
+		cfg.MaxConnsPerNode = DefaultMaxConnsPerNode
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{cfg: cfg, log: cfg.Log}, nil
+	return &Proxy{cfg: cfg, log: cfg.Log, caps: newConnCaps(cfg.MaxConnsPerPod, cfg.MaxConnsPerNode, cfg.Recorder, cfg.Log)}, nil
 }
 
 // podIdentity is the identity ztunnel uses for a pod, from its ZDS info.
@@ -162,6 +179,10 @@ func (p *Proxy) podIdentity(pod *inpod.Pod) (identity.ID, error) {
 	}
 	return identity.NewID(p.cfg.TrustDomain, pod.Namespace, sa)
 }
+
+// OpenConns returns how many proxied connections the node holds (counted
+// against MaxConnsPerNode).
+func (p *Proxy) OpenConns() int64 { return p.caps.open() }
 
 // ServePod serves pod's three listeners until they are closed and every
 // connection has ended.
@@ -178,6 +199,7 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 		defer f.ForgetPod(pod)
 	}
 	ctx := pod.Context()
+	caps := p.caps.pod(log)
 	// The pod's open inbound connections, re-checked on every state change
 	// until every listener's connections have ended (recheck.go).
 	open := newOpenConns()
@@ -192,11 +214,21 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		p.acceptLoop(ctx, pod, pod.Listeners.Outbound, func(c net.Conn) { p.outbound(ctx, pod, id, c) })
+		p.acceptLoop(ctx, pod, pod.Listeners.Outbound, func(c net.Conn) {
+			if s := caps.acquire("outbound"); s != nil {
+				defer s.release()
+				p.outbound(ctx, pod, id, c)
+			}
+		})
 	}()
 	go func() {
 		defer wg.Done()
-		p.acceptLoop(ctx, pod, pod.Listeners.InboundPlain, func(c net.Conn) { p.inboundPlain(ctx, pod, open, c) })
+		p.acceptLoop(ctx, pod, pod.Listeners.InboundPlain, func(c net.Conn) {
+			if s := caps.acquire("inbound"); s != nil {
+				defer s.release()
+				p.inboundPlain(ctx, pod, open, c)
+			}
+		})
 	}()
 	go func() {
 		defer wg.Done()
@@ -206,6 +238,12 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 		}
 		ln := &trackingListener{Listener: pod.Listeners.InboundHBONE, pod: pod}
 		err := p.cfg.Inbound.Serve(ctx, ln, id, func(ctx context.Context, req InboundRequest, s InboundStream) {
+			slot := caps.acquire("inbound")
+			if slot == nil {
+				s.Reject(http.StatusServiceUnavailable)
+				return
+			}
+			defer slot.release()
 			p.inboundHBONE(ctx, pod, id, open, req, s)
 		})
 		if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -217,7 +255,9 @@ func (p *Proxy) ServePod(pod *inpod.Pod) {
 }
 
 // acceptLoop accepts until ln is closed, running handle for each connection
-// on its own goroutine, tracked on the pod so a drain can wait for it.
+// on its own goroutine, tracked on the pod so a drain can wait for it. The
+// accepted connections close abortively unless they end cleanly (see
+// linger.go): handle returning without a clean splice resets them.
 func (p *Proxy) acceptLoop(ctx context.Context, pod *inpod.Pod, ln net.Listener, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -230,6 +270,7 @@ func (p *Proxy) acceptLoop(ctx context.Context, pod *inpod.Pod, ln net.Listener,
 			}
 			return
 		}
+		abortOnClose(c)
 		untrack, ok := pod.Track(c)
 		if !ok {
 			_ = c.Close()

@@ -104,8 +104,7 @@ func spliceTo(a, b net.Conn, ch <-chan copied) (sent, recv int64, err error) {
 // bytes sent a→b and received b→a with the errors that matter.
 func endAsync(a, b net.Conn, ch <-chan copied, n int64, err error, asyncSent bool) (sent, recv int64, _ error) {
 	r := <-ch
-	_ = a.Close()
-	_ = b.Close()
+	closeBoth(a, b, r.err == nil && err == nil)
 	if asyncSent {
 		return r.n, n, errors.Join(quiet(r.err), quiet(err))
 	}
@@ -123,8 +122,7 @@ func spliceBoth(a, b net.Conn) (sent, recv int64, err error) {
 	}()
 	sent, errUp = copyHalf(b, a)
 	wg.Wait()
-	_ = a.Close()
-	_ = b.Close()
+	closeBoth(a, b, errUp == nil && errDown == nil)
 	return sent, recv, errors.Join(quiet(errUp), quiet(errDown))
 }
 

@@ -32,6 +32,15 @@ func NewRecorder(metrics *Metrics, access *slog.Logger) *Recorder {
 	return &Recorder{metrics: metrics, access: access, open: map[uint64]*Conn{}}
 }
 
+// Refused counts one connection refused over a connection cap (see
+// Metrics.Refused). It writes no access log record: refusals come in
+// floods, and the proxy logs them rate-limited instead.
+func (r *Recorder) Refused(direction, reason string) {
+	if r != nil {
+		r.metrics.Refused(direction, reason)
+	}
+}
+
 // Conn is one proxied connection's record. Set its fields before Opened;
 // count bytes with AddSent/AddReceived from any goroutine; finish with
 // Closed or Failed exactly once.

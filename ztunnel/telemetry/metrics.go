@@ -21,6 +21,7 @@ type Metrics struct {
 	opened, closed, failed *prometheus.CounterVec
 	sent, received         *prometheus.CounterVec
 	xdsMessages            *prometheus.CounterVec
+	refused                *prometheus.CounterVec
 	Registry               *prometheus.Registry
 }
 
@@ -37,9 +38,12 @@ func NewMetrics() *Metrics {
 		sent:        counter("istio_tcp_sent_bytes_total", "Bytes sent towards the destination.", labelNames),
 		received:    counter("istio_tcp_received_bytes_total", "Bytes received from the destination.", labelNames),
 		xdsMessages: counter("istio_xds_message_total", "xDS messages received, by type URL.", []string{"url"}),
-		Registry:    prometheus.NewRegistry(),
+		refused: counter("weft_ztunnel_connections_refused_total",
+			"Connections refused before being proxied because a connection cap was reached, by direction (outbound, inbound) and reason (pod_limit, node_limit).",
+			[]string{"direction", "reason"}),
+		Registry: prometheus.NewRegistry(),
 	}
-	m.Registry.MustRegister(m.opened, m.closed, m.failed, m.sent, m.received, m.xdsMessages,
+	m.Registry.MustRegister(m.opened, m.closed, m.failed, m.sent, m.received, m.xdsMessages, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -48,6 +52,14 @@ func NewMetrics() *Metrics {
 func (m *Metrics) XDSMessage(typeURL string) {
 	if m != nil {
 		m.xdsMessages.WithLabelValues(typeURL).Inc()
+	}
+}
+
+// Refused counts one connection refused over a cap, by direction
+// ("outbound" or "inbound") and reason ("pod_limit" or "node_limit").
+func (m *Metrics) Refused(direction, reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(direction, reason).Inc()
 	}
 }
 
