@@ -10,6 +10,7 @@ import (
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/log"
 	"github.com/weftmesh/weft/ztunnel/inpod"
+	"github.com/weftmesh/weft/ztunnel/proxy"
 )
 
 // Config is ztunnel's validated configuration.
@@ -45,6 +46,10 @@ type Config struct {
 	// destination address and waits this long before treating it as
 	// outside the mesh.
 	OnDemandTimeout time.Duration
+	// MaxConnsPerPod caps each pod's concurrent proxied connections per
+	// direction (outbound; inbound); MaxConnsPerNode caps them across all
+	// pods. Connections over a cap are refused (proxy.Config).
+	MaxConnsPerPod, MaxConnsPerNode int
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -57,7 +62,8 @@ func Defaults() Config {
 		ClusterID: "Kubernetes", TrustDomain: identity.DefaultTrustDomain, ZDSSocket: inpod.DefaultSocketPath,
 		AdminAddr: "127.0.0.1:15000", MetricsAddr: ":15020", ReadinessAddr: ":15021",
 		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, PreserveSource: true,
-		PodNamespace: "istio-system",
+		PodNamespace:   "istio-system",
+		MaxConnsPerPod: proxy.DefaultMaxConnsPerPod, MaxConnsPerNode: proxy.DefaultMaxConnsPerNode,
 	}
 }
 
@@ -95,6 +101,9 @@ func (c Config) Validate() error {
 	}
 	if c.OnDemandTimeout < 0 {
 		return errors.New("on-demand-timeout: must not be negative")
+	}
+	if c.MaxConnsPerPod <= 0 || c.MaxConnsPerNode <= 0 {
+		return errors.New("max-connections-per-pod and max-connections-per-node: must be positive")
 	}
 	if c.DrainTimeout <= 0 || c.ConnectTimeout <= 0 {
 		return errors.New("drain-timeout and connect-timeout: must be positive")

@@ -89,6 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Store: store, Certs: certs, Tunnels: tunnels, Inbound: inbound, Recorder: rec,
 		TrustDomain: cfg.TrustDomain, ClusterID: cfg.ClusterID, Network: cfg.Network,
 		ConnectTimeout: cfg.ConnectTimeout, PreserveSource: cfg.PreserveSource, OnDemandTimeout: cfg.OnDemandTimeout,
+		MaxConnsPerPod: cfg.MaxConnsPerPod, MaxConnsPerNode: cfg.MaxConnsPerNode,
 		Log: logs.Logger("proxy"),
 	})
 	if err != nil {
@@ -234,6 +235,7 @@ func redacted(cfg Config) map[string]any {
 		"trustDomain": cfg.TrustDomain, "network": cfg.Network, "nodeName": cfg.NodeName,
 		"zdsSocket": cfg.ZDSSocket, "drainTimeout": cfg.DrainTimeout.String(),
 		"connectTimeout": cfg.ConnectTimeout.String(), "preserveSource": cfg.PreserveSource,
-		"onDemandTimeout": cfg.OnDemandTimeout.String(),
+		"onDemandTimeout":      cfg.OnDemandTimeout.String(),
+		"maxConnectionsPerPod": cfg.MaxConnsPerPod, "maxConnectionsPerNode": cfg.MaxConnsPerNode,
 	}
 }
