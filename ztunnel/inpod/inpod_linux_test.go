@@ -466,8 +466,11 @@ func TestQUICSocket(t *testing.T) {
 	_ = out.Close()
 
 	m.Del("uid")
+	h.mu.Lock()
+	done := h.done["uid"]
+	h.mu.Unlock()
 	select {
-	case <-h.done["uid"]:
+	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatal("pod not served to the end")
 	}

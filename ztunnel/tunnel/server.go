@@ -5,22 +5,26 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/weftmesh/weft/pkg/hbone"
+	"github.com/weftmesh/weft/pkg/hbone3"
 	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
 )
 
 // certWait bounds how long a handshake waits for the pod's certificate.
 const certWait = 5 * time.Second
 
-// Server serves HBONE on pods' 15008 listeners. It implements
-// proxy.InboundServer.
+// Server serves HBONE on pods' 15008 listeners: TCP (HTTP/2) and, when
+// Config.QUIC is set and the pod has one, the UDP socket (HTTP/3). It
+// implements proxy.InboundServer.
 type Server struct {
 	cfg Config
-	// DrainTimeout bounds a listener's graceful drain (pkg/hbone default
-	// when zero).
+	// DrainTimeout bounds a listener's graceful drain (pkg/hbone and
+	// pkg/hbone3 defaults when zero).
 	DrainTimeout time.Duration
 }
 
@@ -36,23 +40,24 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // Serve implements proxy.InboundServer: it presents id's certificate, and
-// returns once ln is closed and its connections have drained.
+// returns once ln is closed and its connections have drained. When ctx is
+// (or derives from) a pod's context (inpod.FromContext), as the proxy's is,
+// and that pod has a QUIC socket, Serve also serves HBONE over QUIC on it
+// with the same certificate and handler until the pod drains; CONNECT-UDP
+// requests there go to Config.HandleUDP.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, id identity.ID, h proxy.InboundHandler) error {
-	tc, err := identity.ServerConfig(identity.ServerOptions{
-		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			cctx, cancel := context.WithTimeout(hello.Context(), certWait)
-			defer cancel()
-			cert, err := s.cfg.Certs.Get(cctx, id)
-			if err != nil {
-				return nil, err
-			}
-			return cert.TLSCertificate(), nil
-		},
-		TrustDomain: s.cfg.TrustDomain,
-		Roots:       s.cfg.Certs.Roots,
-	})
+	tc, err := s.tlsConfig(id)
 	if err != nil {
 		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if pod := inpod.FromContext(ctx); s.cfg.QUIC && pod != nil && pod.Listeners.InboundQUIC != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveQUIC(ctx, pod, tc, h)
+		}()
 	}
 	srv := &hbone.Server{
 		TLSConfig:    tc,
@@ -65,6 +70,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, id identity.ID, h p
 				_ = r.Reject(401)
 				return
 			}
+			s.cfg.Metrics.tunnel("inbound", hbone3.TransportH2)
 			h(ctx, proxy.InboundRequest{
 				Peer: peer, PeerAddr: addrPort(r.RemoteAddr), Authority: r.Authority, Header: r.Header,
 			}, stream{r})
@@ -75,6 +81,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, id identity.ID, h p
 		return nil
 	}
 	return err
+}
+
+func (s *Server) tlsConfig(id identity.ID) (*tls.Config, error) {
+	return identity.ServerConfig(identity.ServerOptions{
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			ctx := hello.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			cctx, cancel := context.WithTimeout(ctx, certWait)
+			defer cancel()
+			cert, err := s.cfg.Certs.Get(cctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return cert.TLSCertificate(), nil
+		},
+		TrustDomain: s.cfg.TrustDomain,
+		Roots:       s.cfg.Certs.Roots,
+	})
 }
 
 type stream struct{ r *hbone.Request }
