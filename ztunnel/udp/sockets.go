@@ -1,0 +1,37 @@
+package udp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/weftmesh/weft/pkg/netns"
+)
+
+// ErrNotSupported is returned on systems without Linux network namespaces
+// and transparent sockets.
+var ErrNotSupported = errors.New("udp: in-pod transparent sockets are only supported on linux")
+
+// packetListener reads captured datagrams with their original destination.
+type packetListener interface {
+	// ReadFrom returns one datagram's length, its source and its original
+	// destination.
+	ReadFrom(b []byte) (n int, src, dst netip.AddrPort, err error)
+	Close() error
+}
+
+// sockets creates the sockets of one pod's flows inside its netns. All of
+// them carry ztunnel's mark 0x539.
+type sockets interface {
+	// Listen opens the transparent listener on 127.0.0.1:15005.
+	Listen(ctx context.Context) (packetListener, error)
+	// DialFrom opens a transparent socket bound to local (a foreign
+	// address; port 0 picks one) and connected to remote.
+	DialFrom(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error)
+	// Dial opens a socket on an ephemeral port connected to remote.
+	Dial(ctx context.Context, remote netip.AddrPort) (net.Conn, error)
+}
+
+// netnsSockets is sockets in one netns, created through pkg/netns.
+type netnsSockets struct{ ns *netns.NetNS }

@@ -1,0 +1,100 @@
+//go:build linux
+
+package udp
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftmesh/weft/ztunnel/inpod"
+)
+
+var _ sockets = netnsSockets{}
+
+// control sets SO_MARK and, as asked, IP_TRANSPARENT, SO_REUSEADDR,
+// SO_REUSEPORT and IP_RECVORIGDSTADDR before bind.
+func control(transparent, reuseAddr, reusePort, origDst bool) func(string, string, syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		opts := [][4]int{{unix.SOL_SOCKET, unix.SO_MARK, inpod.Mark, 1}}
+		if transparent {
+			opts = append(opts, [4]int{unix.SOL_IP, unix.IP_TRANSPARENT, 1, 1})
+		}
+		if reuseAddr {
+			opts = append(opts, [4]int{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1, 1})
+		}
+		if reusePort {
+			opts = append(opts, [4]int{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, 1})
+		}
+		if origDst {
+			opts = append(opts, [4]int{unix.SOL_IP, unix.IP_RECVORIGDSTADDR, 1, 1})
+		}
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			for _, o := range opts {
+				if serr = unix.SetsockoptInt(int(fd), o[0], o[1], o[2]); serr != nil {
+					serr = fmt.Errorf("setsockopt %d/%d: %w", o[0], o[1], serr)
+					return
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+}
+
+func (s netnsSockets) Listen(ctx context.Context) (packetListener, error) {
+	lc := &net.ListenConfig{Control: control(true, false, true, true)}
+	pc, err := s.ns.ListenPacket(ctx, lc, "udp4", listenAddr.String())
+	if err != nil {
+		return nil, err
+	}
+	return origDstConn{pc.(*net.UDPConn)}, nil
+}
+
+func (s netnsSockets) DialFrom(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
+	d := &net.Dialer{Control: control(true, true, false, false), LocalAddr: net.UDPAddrFromAddrPort(local)}
+	return s.ns.Dial(ctx, d, "udp4", remote.String())
+}
+
+func (s netnsSockets) Dial(ctx context.Context, remote netip.AddrPort) (net.Conn, error) {
+	d := &net.Dialer{Control: control(false, false, false, false)}
+	return s.ns.Dial(ctx, d, "udp4", remote.String())
+}
+
+// origDstConn reads IP_ORIGDSTADDR with every datagram.
+type origDstConn struct{ c *net.UDPConn }
+
+func (o origDstConn) Close() error { return o.c.Close() }
+
+func (o origDstConn) ReadFrom(b []byte) (int, netip.AddrPort, netip.AddrPort, error) {
+	var oob [128]byte
+	n, oobn, _, src, err := o.c.ReadMsgUDPAddrPort(b, oob[:])
+	if err != nil {
+		return 0, netip.AddrPort{}, netip.AddrPort{}, err
+	}
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	dst, err := parseOrigDst(oob[:oobn])
+	return n, src, dst, err
+}
+
+// parseOrigDst finds IP_ORIGDSTADDR (a sockaddr_in) in control messages.
+func parseOrigDst(oob []byte) (netip.AddrPort, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("parse control messages: %w", err)
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_ORIGDSTADDR && len(m.Data) >= 8 {
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte(m.Data[4:8])), binary.BigEndian.Uint16(m.Data[2:4])), nil
+		}
+	}
+	return netip.AddrPort{}, fmt.Errorf("datagram without its original destination")
+}
