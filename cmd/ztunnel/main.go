@@ -56,6 +56,7 @@ func parse(args []string) (node.Config, error) {
 	e.Duration(&cfg.ConnectTimeout, "connect-timeout", "CONNECT_TIMEOUT", "upstream connect timeout")
 	e.Duration(&cfg.OnDemandTimeout, "on-demand-timeout", "ON_DEMAND_TIMEOUT", "wait this long for the control plane to describe an unknown destination; 0 disables")
 	e.Bool(&cfg.PreserveSource, "preserve-source", "PRESERVE_SOURCE", "connect to apps from the client's address")
+	e.Bool(&cfg.QUIC, "hbone-quic", "HBONE_QUIC", "serve HBONE over QUIC on each pod's UDP 15008 and use it towards workloads that advertise it")
 	e.Int(&cfg.MaxConnsPerPod, "max-connections-per-pod", "MAX_CONNECTIONS_PER_POD", "cap on each pod's concurrent proxied connections per direction; more are refused")
 	e.Int(&cfg.MaxConnsPerNode, "max-connections-per-node", "MAX_CONNECTIONS_PER_NODE", "cap on the concurrent proxied connections of all pods; more are refused")
 	var lf weftlog.Flags

@@ -50,6 +50,10 @@ type Config struct {
 	// direction (outbound; inbound); MaxConnsPerNode caps them across all
 	// pods. Connections over a cap are refused (proxy.Config).
 	MaxConnsPerPod, MaxConnsPerNode int
+	// QUIC serves HBONE over QUIC on each pod's UDP 15008 and dials it to
+	// destinations whose workload advertises it (default on: the control
+	// plane advertises QUIC only where the namespace setting asks for it).
+	QUIC bool
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -61,7 +65,7 @@ func Defaults() Config {
 		RootCertFile: "/var/run/secrets/istio/root-cert.pem", TokenFile: "/var/run/secrets/tokens/istio-token",
 		ClusterID: "Kubernetes", TrustDomain: identity.DefaultTrustDomain, ZDSSocket: inpod.DefaultSocketPath,
 		AdminAddr: "127.0.0.1:15000", MetricsAddr: ":15020", ReadinessAddr: ":15021",
-		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, PreserveSource: true,
+		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, PreserveSource: true, QUIC: true,
 		PodNamespace:   "istio-system",
 		MaxConnsPerPod: proxy.DefaultMaxConnsPerPod, MaxConnsPerNode: proxy.DefaultMaxConnsPerNode,
 	}

@@ -74,7 +74,12 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	store.SetSubscriber(xdsClient)
 
-	tcfg := tunnel.Config{Certs: certs, TrustDomain: cfg.TrustDomain, Log: logs.Logger("hbone")}
+	tmetrics, err := tunnel.NewMetrics(metrics.Registry)
+	if err != nil {
+		return err
+	}
+	tcfg := tunnel.Config{Certs: certs, TrustDomain: cfg.TrustDomain, QUIC: cfg.QUIC, Store: store, Network: cfg.Network,
+		ClusterID: cfg.ClusterID, Metrics: tmetrics, Log: logs.Logger("hbone")}
 	tunnels, err := tunnel.NewClient(tcfg)
 	if err != nil {
 		return err
@@ -95,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	pods := inpod.NewManager(inpod.ManagerConfig{Handler: px, DrainTimeout: cfg.DrainTimeout, Log: logs.Logger("inpod")})
+	pods := inpod.NewManager(inpod.ManagerConfig{Handler: px, DrainTimeout: cfg.DrainTimeout, QUIC: cfg.QUIC, Log: logs.Logger("inpod")})
 	zdsClient := inpod.NewClient(inpod.ClientConfig{Path: cfg.ZDSSocket, Manager: pods, Log: logs.Logger("inpod")})
 
 	ready := func() error {
