@@ -27,3 +27,57 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("endpoints (-want +got):\n%s", diff)
 	}
 }
+
+// TestEndpointHotPathAllocs: PickEndpoint runs per outbound connection and
+// AppendEndpoints per waypoint request; neither may allocate once the
+// caller's buffer is large enough.
+func TestEndpointHotPathAllocs(t *testing.T) {
+	key := "ns1/" + echoHost
+	s := New(Config{})
+	rs := []*discoveryv3.Resource{sres(t, svc(echoHost, "10.96.0.10"))}
+	for i, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"} {
+		p := pod(string(rune('a'+i)), ip, key)
+		p.Locality = &wl.Locality{Region: "r1", Zone: "z" + ip[len(ip)-1:]}
+		rs = append(rs, wres(t, p))
+	}
+	if err := s.Apply(AddressType, rs, nil); err != nil {
+		t.Fatal(err)
+	}
+	sv := s.ServiceByKey(key)
+	vip := netip.MustParseAddr("10.96.0.10")
+	cpod := pod("client", "10.1.0.1")
+	cpod.Locality = &wl.Locality{Region: "r1", Zone: "z9"}
+	src, err := newWorkload(cpod, "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []*Workload{nil, src} {
+		if n := testing.AllocsPerRun(100, func() { _, _ = s.PickEndpoint(sv, 80, from, vip) }); n != 0 {
+			t.Errorf("PickEndpoint (src %v): %v allocations per call, want 0", from != nil, n)
+		}
+	}
+	buf := make([]Endpoint, 0, 8)
+	if n := testing.AllocsPerRun(100, func() { buf = s.AppendEndpoints(buf[:0], sv, 80, vip) }); n != 0 {
+		t.Errorf("AppendEndpoints: %v allocations per call, want 0", n)
+	}
+	// Every pick is one of the listed endpoints, and the round robin covers
+	// them all.
+	listed := map[netip.AddrPort]bool{}
+	for _, ep := range s.Endpoints(sv, 80, vip) {
+		listed[ep.Addr] = true
+	}
+	picked := map[netip.AddrPort]bool{}
+	for range 2 * len(listed) {
+		ep, err := s.PickEndpoint(sv, 80, nil, vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !listed[ep.Addr] {
+			t.Errorf("picked %s, not among Endpoints", ep.Addr)
+		}
+		picked[ep.Addr] = true
+	}
+	if diff := cmp.Diff(listed, picked); diff != "" {
+		t.Errorf("round robin coverage (-listed +picked):\n%s", diff)
+	}
+}

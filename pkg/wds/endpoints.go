@@ -45,39 +45,59 @@ func (s *Store) PickEndpoint(svc *Service, port uint16, src *Workload, family ne
 	if len(prefs) == 0 && src != nil && src.Proto.GetLocality() != nil {
 		prefs = defaultPreference
 	}
+	rank := func(w *Workload) int {
+		if src == nil {
+			return 0
+		}
+		return localityRank(prefs, src, w)
+	}
 
-	best := -1
-	var cands []*Workload
+	// Two passes instead of collecting candidates: this runs for every
+	// outbound connection to a service and must not allocate. The first
+	// finds the best rank and how many endpoints share it, the second
+	// takes the round robin's pick among them.
+	best, count := -1, 0
 	for _, w := range eps {
-		if !allowAll && !w.Healthy() {
+		if !usable(w, allowAll) {
 			continue
 		}
-		if len(w.Addrs) == 0 {
-			continue
-		}
-		rank := 0
-		if src != nil {
-			rank = localityRank(prefs, src, w)
-		}
-		if strict && rank < len(prefs) {
+		r := rank(w)
+		if strict && r < len(prefs) {
 			continue
 		}
 		switch {
-		case rank > best:
-			best, cands = rank, append(cands[:0], w)
-		case rank == best:
-			cands = append(cands, w)
+		case r > best:
+			best, count = r, 1
+		case r == best:
+			count++
 		}
 	}
-	if len(cands) == 0 {
+	if count == 0 {
 		return Endpoint{}, fmt.Errorf("service %s: %w", svc.Key, ErrNoEndpoints)
 	}
 	var n uint64
 	if rr != nil {
 		n = rr.Add(1) - 1
 	}
-	w := cands[n%uint64(len(cands))]
-	return Endpoint{Workload: w, Addr: netip.AddrPortFrom(pickAddr(w.Addrs, family), targetPort(svc, w, port))}, nil
+	i := n % uint64(count)
+	for _, w := range eps {
+		if !usable(w, allowAll) || rank(w) != best {
+			continue
+		}
+		if i == 0 {
+			return Endpoint{Workload: w, Addr: netip.AddrPortFrom(pickAddr(w.Addrs, family), targetPort(svc, w, port))}, nil
+		}
+		i--
+	}
+	// Unreachable: the store's endpoint lists are never modified in place.
+	return Endpoint{}, fmt.Errorf("service %s: %w", svc.Key, ErrNoEndpoints)
+}
+
+// usable reports whether w may be sent traffic: it has an address and is
+// healthy, or the service allows every endpoint. PickEndpoint and
+// Endpoints share it so the two never disagree.
+func usable(w *Workload, allowAll bool) bool {
+	return len(w.Addrs) > 0 && (allowAll || w.Healthy())
 }
 
 // localityRank counts how many of prefs, in order, src and w share.
