@@ -55,12 +55,11 @@ type connCaps struct {
 	perPod, perNode int64
 	node            atomic.Int64
 	rec             *telemetry.Recorder
-	log             *slog.Logger
 	now             func() time.Time
 }
 
-func newConnCaps(perPod, perNode int, rec *telemetry.Recorder, log *slog.Logger) *connCaps {
-	return &connCaps{perPod: int64(perPod), perNode: int64(perNode), rec: rec, log: log, now: time.Now}
+func newConnCaps(perPod, perNode int, rec *telemetry.Recorder) *connCaps {
+	return &connCaps{perPod: int64(perPod), perNode: int64(perNode), rec: rec, now: time.Now}
 }
 
 // open returns how many connections the node holds.
@@ -106,11 +105,9 @@ func (p *podCaps) acquire(direction string) *slot {
 		dir = &p.out
 	}
 	reason := ""
-	if dir.Add(1) > p.caps.perPod {
-		dir.Add(-1)
+	if !below(dir, p.caps.perPod) {
 		reason = reasonPodCap
-	} else if p.caps.node.Add(1) > p.caps.perNode {
-		p.caps.node.Add(-1)
+	} else if !below(&p.caps.node, p.caps.perNode) {
 		dir.Add(-1)
 		reason = reasonNodeCap
 	}
@@ -119,6 +116,20 @@ func (p *podCaps) acquire(direction string) *slot {
 	}
 	p.refuse(direction, reason)
 	return nil
+}
+
+// below increments n if it is below limit, and reports whether it did; n
+// never exceeds limit, not even for a moment.
+func below(n *atomic.Int64, limit int64) bool {
+	for {
+		v := n.Load()
+		if v >= limit {
+			return false
+		}
+		if n.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
 }
 
 // refuse counts a refusal and logs it unless this pod logged one less than

@@ -250,6 +250,7 @@ type mesh struct {
 	logs  *syncBuffer
 	rec   *telemetry.Recorder
 	met   *telemetry.Metrics
+	px    *proxy.Proxy
 }
 
 type syncBuffer struct {
@@ -265,6 +266,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newMesh(t testing.TB, pods map[string]string) *mesh {
+	return newMeshWith(t, pods, nil)
+}
+
+// newMeshWith is newMesh with the proxy's configuration adjusted by
+// configure (nil: as is).
+func newMeshWith(t testing.TB, pods map[string]string, configure func(*proxy.Config)) *mesh {
 	top := newTopology(t, pods, "a", "b")
 	m := &mesh{top: top, logs: &syncBuffer{}}
 	certs, err := certmgr.New(certmgr.Config{Fetcher: fetcher{identitytest.NewCA("test-root")}})
@@ -301,13 +308,18 @@ func newMesh(t testing.TB, pods map[string]string) *mesh {
 	ts.DrainTimeout = 3 * time.Second
 	m.met = telemetry.NewMetrics()
 	m.rec = telemetry.NewRecorder(m.met, slog.New(slog.NewJSONHandler(m.logs, nil)))
-	px, err := proxy.New(proxy.Config{
+	pcfg := proxy.Config{
 		Store: m.store, Certs: certs, Tunnels: tc, Inbound: ts, Recorder: m.rec,
 		PreserveSource: true, ReadyTimeout: time.Second, ConnectTimeout: 2 * time.Second, Log: log,
-	})
+	}
+	if configure != nil {
+		configure(&pcfg)
+	}
+	px, err := proxy.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.px = px
 	m.mgr = inpod.NewManager(inpod.ManagerConfig{Handler: px, DrainTimeout: 3 * time.Second, Log: log})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

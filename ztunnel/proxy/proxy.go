@@ -168,7 +168,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{cfg: cfg, log: cfg.Log, caps: newConnCaps(cfg.MaxConnsPerPod, cfg.MaxConnsPerNode, cfg.Recorder, cfg.Log)}, nil
+	return &Proxy{cfg: cfg, log: cfg.Log, caps: newConnCaps(cfg.MaxConnsPerPod, cfg.MaxConnsPerNode, cfg.Recorder)}, nil
 }
 
 // podIdentity is the identity ztunnel uses for a pod, from its ZDS info.
