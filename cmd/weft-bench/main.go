@@ -1,10 +1,12 @@
 // Command weft-bench is Weft's whole-mesh benchmark (`make bench`): it
 // starts a 2-node lab, installs Weft from the manifests, measures latency,
-// throughput, connection rate and data-plane cost beside their baselines
-// (and, in the full mode, the control plane at scale), prints a table and
+// throughput, connection rate and data-plane cost beside their baselines,
+// the control plane on the running mesh (pod change to every ztunnel's
+// ACK, at rest and under churn; namespace label to mTLS) and, in the full
+// mode, the control plane at scale, prints a table and
 // writes _output/bench/report.json and docs/performance.md.
 //
-//	weft-bench [--quick] [--reps N] [--control-plane[=false]] [--out DIR] [--docs FILE]
+//	weft-bench [--quick] [--reps N] [--control-plane[=false]] [--only SCENARIO]... [--out DIR] [--docs FILE]
 //	weft-bench --control-plane-only [--out DIR] [--docs FILE]
 //	weft-bench --from-json _output/bench/report.json [--merge OTHER.json]... [--docs FILE]
 //
@@ -49,7 +51,10 @@ func run() error {
 	cpOnly := fs.Bool("control-plane-only", false, "run only the control-plane scale benchmark (no data-plane lab)")
 	fromJSON := fs.String("from-json", "", "render the table and the page from an existing report.json, without a lab")
 	var scenarios []string
-	fs.Func("scenario", "run only this data-plane scenario (repeatable): idle cost, latency, connection rate, held connections, throughput, latency at the baseline's highest rate", func(s string) error { scenarios = append(scenarios, s); return nil })
+	only := func(s string) error { scenarios = append(scenarios, s); return nil }
+	const names = "idle cost, latency, connection rate, held connections, throughput, latency at the baseline's highest rate, cp-propagation, cp-enroll, cp-churn"
+	fs.Func("scenario", "run only this scenario on the lab (repeatable): "+names, only)
+	fs.Func("only", "the same as --scenario", only)
 	var merge []string
 	fs.Func("merge", "with --from-json: add the rows of another report.json (repeatable)", func(s string) error { merge = append(merge, s); return nil })
 	verbose := fs.Bool("v", false, "log progress at debug level")

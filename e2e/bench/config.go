@@ -47,8 +47,20 @@ type Config struct {
 	ControlPlaneOnly bool
 	// Scenarios, when set, limits the run to the named scenarios ("idle
 	// cost", "latency", "connection rate", "held connections",
-	// "throughput", "latency at the baseline's highest rate").
+	// "throughput", "latency at the baseline's highest rate",
+	// "cp-propagation", "cp-enroll", "cp-churn").
 	Scenarios []string
+	// PropChanges is how many pod changes the running-mesh propagation
+	// scenario times to every ztunnel's ACK (at least 50 in the full mode).
+	PropChanges int
+	// EnrollPods is how many running pods the enrolment scenario labels
+	// into the mesh at once (`kubectl label ns`).
+	EnrollPods int
+	// Churn is the measured window of the churn scenario, ChurnRate the
+	// pods it creates (and deletes) per second and ChurnLife how long each
+	// lives; the window starts once deletes have started.
+	Churn, ChurnLife time.Duration
+	ChurnRate        float64
 	// Profile takes CPU profiles of the waypoint and a ztunnel under load.
 	Profile bool
 	// OutDir receives report.json (and profiles/); Docs is the Markdown page to write
@@ -66,9 +78,11 @@ func Defaults(root string, quick bool) Config {
 		Rates: []float64{100, 1000, 0}, Conns: []int{1, 16}, BulkConns: []int{1, 8},
 		ConnRateWorkers: 16, HeldConns: 10000, HoldReps: 3, Idle: 10 * time.Second,
 		Pin: true, ControlPlane: true, Profile: true,
+		PropChanges: 60, EnrollPods: 100, Churn: 60 * time.Second, ChurnLife: 10 * time.Second, ChurnRate: 20,
 	}
 	if quick {
 		c.Reps, c.Warmup, c.Window, c.Idle, c.HoldReps, c.ControlPlane = 3, 500*time.Millisecond, time.Second, 3*time.Second, 1, false
+		c.PropChanges, c.EnrollPods, c.Churn, c.ChurnLife = 20, 20, 15*time.Second, 5*time.Second
 	}
 	return c
 }
@@ -90,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConnRateWorkers <= 0 || c.HeldConns <= 0 || c.HoldReps <= 0 {
 		errs = append(errs, fmt.Errorf("connection-rate workers %d, held connections %d, hold repetitions %d", c.ConnRateWorkers, c.HeldConns, c.HoldReps))
+	}
+	if c.PropChanges < distBlocks || c.EnrollPods <= 0 || c.Churn <= 0 || c.ChurnLife <= 0 || c.ChurnRate <= 0 {
+		errs = append(errs, fmt.Errorf("propagation changes %d (at least %d), enrolment pods %d, churn %s at %g/s living %s", c.PropChanges, distBlocks, c.EnrollPods, c.Churn, c.ChurnRate, c.ChurnLife))
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -16,6 +17,22 @@ func FuzzParseBenchLine(f *testing.F) {
 		for _, r := range scaleRows(5000, m) {
 			if len(r.Subject.Values) > 0 && math.IsNaN(r.Subject.Median) {
 				t.Fatalf("row %+v has values but a NaN median", r)
+			}
+		}
+	})
+}
+
+// FuzzMTLSSources feeds arbitrary metrics pages to the ztunnel metrics
+// reader behind the enrolment scenario: no panics, no hang, and every
+// counted workload comes from a line of the namespace asked for.
+func FuzzMTLSSources(f *testing.F) {
+	f.Add(`istio_tcp_connections_opened_total{reporter="source",source_workload="e-001",source_workload_namespace="bench-enroll",connection_security_policy="mutual_tls"} 2`)
+	f.Add(`istio_tcp_connections_opened_total{reporter="source",source_workload="a\"b",source_workload_namespace="bench-enroll",connection_security_policy="mutual_tls"} NaN`)
+	f.Add(`istio_tcp_connections_opened_total{a=b,="",reporter=` + "\n" + `istio_tcp_connections_opened_total{} 1`)
+	f.Fuzz(func(t *testing.T, page string) {
+		for w := range mtlsSources([]byte(page), "bench-enroll") {
+			if !strings.Contains(page, w) && !strings.Contains(page, `\`) {
+				t.Fatalf("workload %q is not in the page", w)
 			}
 		}
 	})

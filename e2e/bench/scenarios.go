@@ -34,6 +34,11 @@ func (b *bench) scenarios(ctx context.Context) error {
 		{"held connections", b.holdScenario},
 		{"throughput", b.throughputScenario},
 		{"latency at the baseline's highest rate", b.latencyMaxScenario},
+		// The control plane on the running mesh: the churn goes last, since
+		// its pods are left to the lab's teardown.
+		{"cp-propagation", b.cpPropagationScenario},
+		{"cp-enroll", b.cpEnrollScenario},
+		{"cp-churn", b.cpChurnScenario},
 	} {
 		if len(b.cfg.Scenarios) > 0 && !slices.Contains(b.cfg.Scenarios, s.name) {
 			continue

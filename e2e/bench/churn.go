@@ -1,0 +1,195 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+var isAlreadyExists = apierrors.IsAlreadyExists
+
+// churnStats counts what the churn driver did.
+type churnStats struct {
+	created, deleted, errors atomic.Int64
+	firstErr                 atomic.Value // string
+}
+
+func (s *churnStats) fail(err error) {
+	s.errors.Add(1)
+	s.firstErr.CompareAndSwap(nil, err.Error())
+}
+
+// churn creates a pod in nsChurn every 1/rate seconds, spread over the
+// nodes, and from life on deletes the oldest at the same rate (no grace
+// period), until ctx ends. Creates and deletes run in goroutines of their
+// own so that a slow call does not slow the other; both are waited for.
+func (b *bench) churn(ctx context.Context, cs kubernetes.Interface, rate float64, life time.Duration, st *churnStats) {
+	every := time.Duration(float64(time.Second) / rate)
+	nodes := b.c.Plan.Nodes
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // creator, owned by churn
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			p := sleeperPod(nsChurn, fmt.Sprintf("churn-%d", i), nodes[i%len(nodes)].Name, map[string]string{"app": "bench-churn"})
+			if _, err := cs.CoreV1().Pods(nsChurn).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				st.fail(err)
+			} else {
+				st.created.Add(1)
+			}
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { // deleter, owned by churn
+		defer wg.Done()
+		if sleepCtx(ctx, life) != nil {
+			return
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		zero := int64(0)
+		for i := 0; ; i++ {
+			err := cs.CoreV1().Pods(nsChurn).Delete(ctx, fmt.Sprintf("churn-%d", i), metav1.DeleteOptions{GracePeriodSeconds: &zero})
+			switch {
+			case err == nil:
+				st.deleted.Add(1)
+			case ctx.Err() != nil:
+				return
+			case !apierrors.IsNotFound(err):
+				st.fail(err)
+			}
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+}
+
+// churnClient is a clientset of its own for the churn driver, with a rate
+// limit well above the churn's (the shared one allows 50 calls/s).
+func (b *bench) churnClient() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", b.c.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("churn client config: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	return kubernetes.NewForConfig(cfg)
+}
+
+// cpChurnScenario measures, while pods are created and deleted at
+// ChurnRate per second in an enrolled namespace, the pod-change→every
+// ztunnel's ACK latency (as at rest) and istiod-lite's CPU and memory,
+// against the same figures at rest and idle.
+func (b *bench) cpChurnScenario(ctx context.Context) error {
+	p, err := b.getProber(ctx)
+	if err != nil {
+		return err
+	}
+	cs, err := b.churnClient()
+	if err != nil {
+		return err
+	}
+	if err := b.ensureNamespace(ctx, nsChurn, map[string]string{ambientLabel: "ambient"}); err != nil {
+		return err
+	}
+	idle := max(b.cfg.Idle, 5*time.Second)
+	ictx, cancel := context.WithTimeout(ctx, idle)
+	idleCPU, idleRSS := b.sampleIstiod(ictx, nil)
+	cancel()
+
+	var st churnStats
+	cctx, stopChurn := context.WithCancel(ctx)
+	churnDone := make(chan struct{})
+	go func() { // owned by cpChurnScenario: waited for below
+		defer close(churnDone)
+		b.churn(cctx, cs, b.cfg.ChurnRate, b.cfg.ChurnLife, &st)
+	}()
+	defer func() {
+		stopChurn()
+		<-churnDone
+	}()
+	// Measure once deletes have started too: the steady state.
+	if err := sleepCtx(ctx, b.cfg.ChurnLife+time.Second); err != nil {
+		return err
+	}
+	created0, deleted0 := st.created.Load(), st.deleted.Load()
+	start := time.Now()
+	stop := make(chan struct{})
+	var cpu, rss []float64
+	sampled := make(chan struct{})
+	go func() { // owned by cpChurnScenario: waited for below
+		defer close(sampled)
+		cpu, rss = b.sampleIstiod(ctx, stop)
+	}()
+	wctx, cancelW := context.WithTimeout(ctx, b.cfg.Churn)
+	ms := p.run(wctx, 0, nil)
+	cancelW()
+	close(stop)
+	<-sampled
+	window := time.Since(start)
+	createdPerS := float64(st.created.Load()-created0) / window.Seconds()
+	deletedPerS := float64(st.deleted.Load()-deleted0) / window.Seconds()
+	stopChurn()
+	<-churnDone
+
+	live, _ := b.cs.CoreV1().Pods(nsChurn).List(ctx, metav1.ListOptions{})
+	withIP, count := 0, 0
+	if live != nil {
+		count = len(live.Items)
+		for _, pod := range live.Items {
+			if pod.Status.PodIP != "" {
+				withIP++
+			}
+		}
+	}
+	errNote := ""
+	if n := st.errors.Load(); n > 0 {
+		first, _ := st.firstErr.Load().(string)
+		errNote = fmt.Sprintf(", %d API errors (first: %s)", n, first)
+	}
+	churnNote := fmt.Sprintf("churn driver: asked %g creates and deletes/s, achieved %.1f creates/s and %.1f deletes/s over the %.0f s window (after %s of warm-up), each pod living %s in an enrolled namespace; at the end %d churn pods existed, %d with an IP%s",
+		b.cfg.ChurnRate, createdPerS, deletedPerS, window.Seconds(), b.cfg.ChurnLife+time.Second, b.cfg.ChurnLife, count, withIP, errNote)
+	b.rep.Notes = append(b.rep.Notes, churnNote)
+
+	kase := fmt.Sprintf("running mesh, %d ztunnels, %g pods/s created and deleted for %.0f s", p.ztunnels, b.cfg.ChurnRate, window.Seconds())
+	baseName := "at rest"
+	base := b.restProp
+	if base == nil {
+		baseName = "at rest (not run)"
+	}
+	for _, q := range quantiles {
+		r := distRow("control-plane", kase, "pod change to every ztunnel's ACK, "+q.name, "ms", baseName, base, "under churn", ms, q.q)
+		r.Note = fmt.Sprintf("%d changes timed during the churn beside %d at rest in this run (same method); %s", len(finite(ms)), len(finite(base)), p.resolution())
+		b.rep.Rows = append(b.rep.Rows, r)
+	}
+	r := newRow("control-plane", kase, "istiod-lite CPU", "vCPU", "lower", "idle", idleCPU, "under churn", cpu)
+	r.Note = fmt.Sprintf("per-second samples (%d idle over %s, %d under churn; the ACK observer's polls included under churn); %s", len(idleCPU), idle, len(cpu), shortChurn(createdPerS, deletedPerS))
+	b.rep.Rows = append(b.rep.Rows, r)
+	r = newRow("control-plane", kase, "istiod-lite resident memory", "MiB", "lower", "idle", idleRSS, "under churn", rss)
+	r.Note = "VmRSS sampled every second; " + shortChurn(createdPerS, deletedPerS)
+	b.rep.Rows = append(b.rep.Rows, r)
+	return nil
+}
+
+func shortChurn(c, d float64) string {
+	return fmt.Sprintf("achieved %.1f creates/s, %.1f deletes/s", c, d)
+}
