@@ -346,15 +346,28 @@ func (c *Client) initialRequestsLocked() []*discoveryv3.DeltaDiscoveryRequest {
 	return reqs
 }
 
-// handle applies one response and returns the ACK or NACK for it.
+// handle applies one response and returns the ACK or NACK for it. A
+// response of a type never subscribed (by Config.Types or Subscribe) is
+// NACKed without reaching the handler.
 func (c *Client) handle(resp *discoveryv3.DeltaDiscoveryResponse) *discoveryv3.DeltaDiscoveryRequest {
 	typeURL := resp.GetTypeUrl()
+	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResponseNonce: resp.GetNonce()}
+	c.mu.Lock()
+	_, subscribed := c.types[typeURL]
+	c.mu.Unlock()
+	if !subscribed {
+		// Not the handler's business, and no state is kept for it: a
+		// server cannot make the client remember types it never asked for.
+		msg := fmt.Sprintf("response of type %q, which this client did not subscribe to", typeURL)
+		c.log.Warn("xds response rejected", "type", typeURL, "nonce", resp.GetNonce(), "err", msg)
+		ack.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg}
+		return ack
+	}
 	err := c.cfg.Handler.Apply(typeURL, resp.GetResources(), resp.GetRemovedResources())
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ts := c.typeLocked(typeURL)
-	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResponseNonce: resp.GetNonce()}
 	if err != nil {
 		ts.nacks++
 		ts.lastNACK = err.Error()
