@@ -59,6 +59,8 @@ func parse(args []string) (node.Config, error) {
 	e.Bool(&cfg.QUIC, "hbone-quic", "HBONE_QUIC", "serve HBONE over QUIC on each pod's UDP 15008 and use it towards workloads that advertise it")
 	e.Int(&cfg.MaxConnsPerPod, "max-connections-per-pod", "MAX_CONNECTIONS_PER_POD", "cap on each pod's concurrent proxied connections per direction; more are refused")
 	e.Int(&cfg.MaxConnsPerNode, "max-connections-per-node", "MAX_CONNECTIONS_PER_NODE", "cap on the concurrent proxied connections of all pods; more are refused")
+	e.Duration(&cfg.UDPIdleTimeout, "udp-idle-timeout", "UDP_IDLE_TIMEOUT", "end an enrolled pod's UDP flow after this long without traffic")
+	e.Int(&cfg.UDPMaxFlowsPerPod, "udp-max-flows-per-pod", "UDP_MAX_FLOWS_PER_POD", "cap on each pod's UDP flows; datagrams opening more are dropped")
 	var lf weftlog.Flags
 	lf.Register(fs)
 	if err := e.Parse(args); err != nil {

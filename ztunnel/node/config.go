@@ -11,6 +11,7 @@ import (
 	"github.com/weftmesh/weft/pkg/log"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
+	"github.com/weftmesh/weft/ztunnel/udp"
 )
 
 // Config is ztunnel's validated configuration.
@@ -54,6 +55,11 @@ type Config struct {
 	// destinations whose workload advertises it (default on: the control
 	// plane advertises QUIC only where the namespace setting asks for it).
 	QUIC bool
+	// UDPIdleTimeout ends an enrolled pod's UDP flow after this long
+	// without traffic; UDPMaxFlowsPerPod caps each pod's UDP flows (both
+	// directions). UDP is carried only with QUIC (ztunnel/udp).
+	UDPIdleTimeout    time.Duration
+	UDPMaxFlowsPerPod int
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -68,6 +74,7 @@ func Defaults() Config {
 		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, PreserveSource: true, QUIC: true,
 		PodNamespace:   "istio-system",
 		MaxConnsPerPod: proxy.DefaultMaxConnsPerPod, MaxConnsPerNode: proxy.DefaultMaxConnsPerNode,
+		UDPIdleTimeout: udp.DefaultIdleTimeout, UDPMaxFlowsPerPod: udp.DefaultMaxFlowsPerPod,
 	}
 }
 
@@ -105,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if c.OnDemandTimeout < 0 {
 		return errors.New("on-demand-timeout: must not be negative")
+	}
+	if c.UDPIdleTimeout <= 0 || c.UDPMaxFlowsPerPod <= 0 {
+		return errors.New("udp-idle-timeout and udp-max-flows-per-pod: must be positive")
 	}
 	if c.MaxConnsPerPod <= 0 || c.MaxConnsPerNode <= 0 {
 		return errors.New("max-connections-per-pod and max-connections-per-node: must be positive")

@@ -27,6 +27,7 @@ import (
 	"github.com/weftmesh/weft/ztunnel/proxy"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
 	"github.com/weftmesh/weft/ztunnel/tunnel"
+	"github.com/weftmesh/weft/ztunnel/udp"
 )
 
 // Run runs ztunnel until ctx ends, then drains: the ZDS session stops, every
@@ -85,6 +86,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer func() { _ = tunnels.Close() }()
+	// Enrolled pods' UDP rides CONNECT-UDP, so only with QUIC; without it
+	// captured UDP finds no listener and the kernel drops it.
+	var udpFlows *udp.Service
+	if cfg.QUIC {
+		udpFlows, err = udp.New(udp.Config{Store: store, Tunnels: tunnels, Network: cfg.Network, ClusterID: cfg.ClusterID,
+			IdleTimeout: cfg.UDPIdleTimeout, MaxFlowsPerPod: cfg.UDPMaxFlowsPerPod, ConnectTimeout: cfg.ConnectTimeout,
+			Metrics: udp.NewMetrics(metrics.Registry), Log: logs.Logger("udp")})
+		if err != nil {
+			return err
+		}
+		tcfg.HandleUDP = udpFlows.HandleUDP
+	}
 	inbound, err := tunnel.NewServer(tcfg)
 	if err != nil {
 		return err
@@ -100,7 +113,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	pods := inpod.NewManager(inpod.ManagerConfig{Handler: px, DrainTimeout: cfg.DrainTimeout, QUIC: cfg.QUIC, Log: logs.Logger("inpod")})
+	var handler inpod.Handler = px
+	if udpFlows != nil {
+		handler = udpFlows.Wrap(px)
+	}
+	pods := inpod.NewManager(inpod.ManagerConfig{Handler: handler, DrainTimeout: cfg.DrainTimeout, QUIC: cfg.QUIC, Log: logs.Logger("inpod")})
 	zdsClient := inpod.NewClient(inpod.ClientConfig{Path: cfg.ZDSSocket, Manager: pods, Log: logs.Logger("inpod")})
 
 	ready := func() error {
@@ -123,8 +140,14 @@ func Run(ctx context.Context, cfg Config) error {
 		"certificates":  func() any { return certs.Snapshot() },
 		"workloadState": func() any { return pods.States() },
 		"connections":   func() any { return rec.Connections() },
-		"xds":           func() any { return xdsClient.Status() },
-		"config":        func() any { return redacted(cfg) },
+		"udpFlows": func() any {
+			if udpFlows == nil {
+				return []udp.FlowInfo{}
+			}
+			return udpFlows.Flows()
+		},
+		"xds":    func() any { return xdsClient.Status() },
+		"config": func() any { return redacted(cfg) },
 	}})
 
 	servers := []*admin.Server{
@@ -242,5 +265,6 @@ func redacted(cfg Config) map[string]any {
 		"connectTimeout": cfg.ConnectTimeout.String(), "preserveSource": cfg.PreserveSource,
 		"onDemandTimeout":      cfg.OnDemandTimeout.String(),
 		"maxConnectionsPerPod": cfg.MaxConnsPerPod, "maxConnectionsPerNode": cfg.MaxConnsPerNode,
+		"udpIdleTimeout": cfg.UDPIdleTimeout.String(), "udpMaxFlowsPerPod": cfg.UDPMaxFlowsPerPod,
 	}
 }
