@@ -1,8 +1,9 @@
 // Command echo is the lab's sample workload.
 //
-//	echo [serve] [--http :8080] [--tcp :9000] [--grpc :7070] [--https :8443 --tls-cert F --tls-key F [--client-ca F]]
+//	echo [serve] [--http :8080] [--tcp :9000] [--udp :9001] [--grpc :7070] [--https :8443 --tls-cert F --tls-key F [--client-ca F]]
 //	echo client --url http://echo.demo:8080/path [--h2c] [-H "Name: value"]... [--count N]
 //	echo client --tcp echo.demo:9000 [--message text]
+//	echo client --udp echo.demo:9001 [--message text]
 //	echo client --grpc echo.demo:7070 [--grpc-stream N]
 //	echo client ... [--count N] [--concurrency C] [--summary]
 //
@@ -58,6 +59,7 @@ func serve(ctx context.Context, args []string) error {
 	var lf weftlog.Flags
 	fs.StringVar(&cfg.HTTPAddr, "http", ":8080", "HTTP/1.1 and h2c listen address (empty disables)")
 	fs.StringVar(&cfg.TCPAddr, "tcp", ":9000", "raw TCP echo listen address (empty disables)")
+	fs.StringVar(&cfg.UDPAddr, "udp", ":9001", "UDP echo listen address (empty disables)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc", ":7070", "gRPC echo and health listen address (empty disables)")
 	fs.StringVar(&cfg.TLSAddr, "https", "", "HTTPS listen address (needs --tls-cert and --tls-key)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "HTTPS certificate (PEM)")
@@ -97,6 +99,7 @@ func client(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Key, "key", "", "client key (PEM)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "skip https server verification")
 	fs.StringVar(&cfg.TCPAddr, "tcp", "", "host:port of a raw TCP echo")
+	fs.StringVar(&cfg.UDPAddr, "udp", "", "host:port of a UDP echo")
 	fs.StringVar(&cfg.GRPCAddr, "grpc", "", "host:port of a gRPC echo")
 	fs.StringVar(&cfg.Message, "message", "hello\n", "bytes to send over TCP (or the gRPC request text)")
 	fs.IntVar(&cfg.Count, "count", 1, "number of requests or connections")

@@ -36,6 +36,8 @@ type ClientConfig struct {
 
 	// TCPAddr is a host:port for the raw TCP echo; Message is what to send.
 	TCPAddr, Message string
+	// UDPAddr is a host:port for the UDP echo; Message is what to send.
+	UDPAddr string
 	// GRPCAddr is a host:port for the gRPC echo.
 	GRPCAddr string
 
@@ -57,13 +59,13 @@ type ClientConfig struct {
 // Validate reports what is wrong with c.
 func (c ClientConfig) Validate() error {
 	n := 0
-	for _, t := range []string{c.URL, c.TCPAddr, c.GRPCAddr} {
+	for _, t := range []string{c.URL, c.TCPAddr, c.UDPAddr, c.GRPCAddr} {
 		if t != "" {
 			n++
 		}
 	}
 	if n != 1 {
-		return errors.New("set exactly one of --url, --tcp and --grpc")
+		return errors.New("set exactly one of --url, --tcp, --udp and --grpc")
 	}
 	if c.URL != "" && !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
 		return fmt.Errorf("url %q: want http:// or https://", c.URL)
@@ -144,6 +146,8 @@ func RunClient(ctx context.Context, c ClientConfig, w io.Writer) error {
 		call = func(ctx context.Context) (Result, error) { return grpcStream(ctx, c.GRPCAddr, c.GRPCStream) }
 	case c.GRPCAddr != "":
 		call = func(ctx context.Context) (Result, error) { return grpcCall(ctx, c.GRPCAddr, c.Message) }
+	case c.UDPAddr != "":
+		call = func(ctx context.Context) (Result, error) { return udpCall(ctx, c) }
 	default:
 		call = func(ctx context.Context) (Result, error) { return tcpCall(ctx, c) }
 	}

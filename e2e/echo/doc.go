@@ -2,7 +2,8 @@
 // who answered and what arrived, and a client to call it from inside a pod.
 //
 // The server speaks raw TCP (a JSON identity line, then an echo of every
-// byte), HTTP/1.1 and cleartext HTTP/2 (h2c, prior knowledge) on one port,
+// byte), UDP (one datagram back per datagram: a JSON identity line, then
+// the payload), HTTP/1.1 and cleartext HTTP/2 (h2c, prior knowledge) on one port,
 // gRPC (GRPCMethod, plus the standard health service), and optionally HTTPS
 // with client certificates. Every reply is a JSON Reply naming the serving
 // pod (from the downward-API environment), the request's method, path,

@@ -26,6 +26,8 @@ type Config struct {
 	HTTPAddr string
 	// TCPAddr serves the raw TCP echo, e.g. ":9000".
 	TCPAddr string
+	// UDPAddr serves the UDP echo, e.g. ":9001".
+	UDPAddr string
 	// GRPCAddr serves the gRPC echo (GRPCMethod) and the gRPC health
 	// service over plaintext HTTP/2, e.g. ":7070".
 	GRPCAddr string
@@ -38,8 +40,8 @@ type Config struct {
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {
-	if c.HTTPAddr == "" && c.TCPAddr == "" && c.TLSAddr == "" && c.GRPCAddr == "" {
-		return errors.New("no listener: set at least one of the HTTP, TCP, gRPC and TLS addresses")
+	if c.HTTPAddr == "" && c.TCPAddr == "" && c.TLSAddr == "" && c.GRPCAddr == "" && c.UDPAddr == "" {
+		return errors.New("no listener: set at least one of the HTTP, TCP, UDP, gRPC and TLS addresses")
 	}
 	if c.TLSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		return errors.New("the TLS listener needs a certificate and a key")
@@ -173,6 +175,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ts := &tcpServer{pod: pod, ln: ln, log: log}
 		servers = append(servers, server{"tcp", ts.serve, ts.shutdown})
 		log.Info("serving TCP echo", "addr", ln.Addr().String())
+	}
+	if cfg.UDPAddr != "" {
+		pc, err := lc.ListenPacket(ctx, "udp", cfg.UDPAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen udp: %w", err)
+		}
+		us := &udpServer{pod: pod, pc: pc, log: log}
+		servers = append(servers, server{"udp", us.serve, us.shutdown})
+		log.Info("serving UDP echo", "addr", pc.LocalAddr().String())
 	}
 
 	if cfg.GRPCAddr != "" {
