@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -72,12 +73,20 @@ func udpCall(ctx context.Context, c ClientConfig) (Result, error) {
 			s := string(echoed)
 			return Result{Proto: "udp", Reply: &rep, Echo: &s}, nil
 		}
+		// A timeout or a port-unreachable (a server not yet listening)
+		// is worth another try while ctx lasts.
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
-			return Result{}, fmt.Errorf("read from %s: %w", c.UDPAddr, err)
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return Result{}, fmt.Errorf("read from %s: %w", c.UDPAddr, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 		if ctx.Err() != nil {
-			return Result{}, fmt.Errorf("no answer from %s: %w", c.UDPAddr, ctx.Err())
+			return Result{}, fmt.Errorf("no answer from %s: %w (last: %v)", c.UDPAddr, ctx.Err(), err)
 		}
 	}
 }
