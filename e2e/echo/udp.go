@@ -55,7 +55,7 @@ func udpCall(ctx context.Context, c ClientConfig) (Result, error) {
 	defer func() { _ = conn.Close() }() // every read and write below is checked
 	buf := make([]byte, 65535)
 	for {
-		if _, err := conn.Write([]byte(c.Message)); err != nil {
+		if _, err := conn.Write([]byte(c.Message)); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
 			return Result{}, fmt.Errorf("send to %s: %w", c.UDPAddr, err)
 		}
 		wait := time.Now().Add(udpRetry)
