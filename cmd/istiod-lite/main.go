@@ -51,6 +51,7 @@ func parse(args []string) (server.Config, error) {
 	e.String(&cfg.Network, "network", "NETWORK", "network of this cluster's addresses")
 	e.String(&cfg.DomainSuffix, "domain-suffix", "DOMAIN_SUFFIX", "cluster DNS domain")
 	e.Bool(&cfg.RequireRedirection, "require-redirection", "REQUIRE_REDIRECTION", "give enrolled pods HBONE only once the node agent annotated them")
+	e.Bool(&cfg.HBONEQUIC, "hbone-quic", "HBONE_QUIC", "advertise HBONE over QUIC for every namespace not labelled weft.dev/hbone-transport=h2 (else only for those labelled =quic)")
 	e.Duration(&cfg.Debounce, "push-debounce", "PUSH_DEBOUNCE", "quiet period before an xDS push")
 	e.Duration(&cfg.MaxDebounce, "push-max-delay", "PUSH_MAX_DELAY", "longest delay of an xDS push under constant change")
 	e.Duration(&cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "graceful shutdown limit")

@@ -40,6 +40,10 @@ type Config struct {
 	// the node agent has annotated it ambient.istio.io/redirection=enabled,
 	// as Istio does; when false, enrollment by label alone is enough.
 	RequireRedirection bool
+	// HBONEQUIC advertises HBONE over QUIC for the workloads of every
+	// namespace that does not opt out (LabelHBONETransport=h2); without it
+	// only namespaces labelled LabelHBONETransport=quic get it.
+	HBONEQUIC bool
 }
 
 func (c Config) withDefaults() Config {

@@ -46,7 +46,7 @@ func (m *Model) DeleteNamespace(name string) {
 }
 
 func sameMeshLabels(a, b map[string]string) bool {
-	for _, l := range []string{LabelDataplaneMode, LabelUseWaypoint, LabelUseWaypointNamespace} {
+	for _, l := range []string{LabelDataplaneMode, LabelUseWaypoint, LabelUseWaypointNamespace, LabelHBONETransport} {
 		if a[l] != b[l] {
 			return false
 		}
@@ -70,9 +70,11 @@ func (m *Model) UpsertPod(p *corev1.Pod) { m.UpsertCompactPod(PodFrom(p)) }
 func (m *Model) UpsertCompactPod(p *Pod) {
 	m.update(func() {
 		k := key(p.Namespace, p.Name)
+		old := m.pods[k]
 		m.pods[k] = p
 		addTo(m.podsByNS, p.Namespace, k)
 		m.recomputePod(k)
+		m.trackQUICNode(k, old, p)
 	})
 }
 
@@ -80,12 +82,14 @@ func (m *Model) UpsertCompactPod(p *Pod) {
 func (m *Model) DeletePod(ns, name string) {
 	m.update(func() {
 		k := key(ns, name)
-		if _, ok := m.pods[k]; !ok {
+		old, ok := m.pods[k]
+		if !ok {
 			return
 		}
 		delete(m.pods, k)
 		removeFrom(m.podsByNS, ns, k)
 		m.recomputePod(k)
+		m.trackQUICNode(k, old, nil)
 	})
 }
 

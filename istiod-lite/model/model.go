@@ -84,6 +84,8 @@ type Model struct {
 	// services ("svc/ns/name") whose waypoint label points at it.
 	waypointUsers map[string]set
 	usesWaypoint  map[string]string
+	// quicNodes: node name -> keys of its ztunnel pods that serve QUIC.
+	quicNodes map[string]set
 
 	// Outputs.
 	addresses      map[string]*Resource
@@ -121,6 +123,7 @@ func New(cfg Config, log *slog.Logger) *Model {
 		authzByNS:      map[string]set{},
 		peerAuthn:      map[string]*securityv1.PeerAuthentication{},
 		waypointUsers:  map[string]set{},
+		quicNodes:      map[string]set{},
 		usesWaypoint:   map[string]string{},
 		addresses:      map[string]*Resource{},
 		aliases:        map[string]string{},

@@ -91,6 +91,7 @@ func (m *Model) buildWorkload(uid, k string, p *Pod) *workloadapi.Workload {
 	}
 	w.Services = m.podServices(p)
 	w.AuthorizationPolicies = m.podPolicies(p)
+	m.advertiseQUIC(w, p)
 	return w
 }
 

@@ -34,6 +34,10 @@ type Config struct {
 	DomainSuffix  string
 	// RequireRedirection: HBONE only once the node agent annotated the pod.
 	RequireRedirection bool
+	// HBONEQUIC advertises HBONE over QUIC mesh-wide (namespaces opt out
+	// with weft.dev/hbone-transport=h2); off, only namespaces labelled
+	// weft.dev/hbone-transport=quic get it. See docs/quic.md.
+	HBONEQUIC bool
 
 	// Debounce and MaxDebounce tune xDS pushes.
 	Debounce    time.Duration

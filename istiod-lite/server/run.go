@@ -89,7 +89,7 @@ func run(ctx context.Context, cfg Config, clients kube.Clients, start time.Time)
 
 	m := model.New(model.Config{
 		ClusterID: cfg.ClusterID, Network: cfg.Network, TrustDomain: cfg.TrustDomain, DomainSuffix: cfg.DomainSuffix,
-		RootNamespace: cfg.RootNamespace, RequireRedirection: cfg.RequireRedirection,
+		RootNamespace: cfg.RootNamespace, RequireRedirection: cfg.RequireRedirection, HBONEQUIC: cfg.HBONEQUIC,
 	}, log.With("component", "model"))
 	reg.MustRegister(newModelCollector(m))
 	xm, err := xds.NewMetrics(reg)
