@@ -15,8 +15,9 @@ const plaintextTable = "weft_plaintext"
 // HBONEPort is the only port enrolled pods may talk to each other on.
 const HBONEPort = 15008
 
-// PlaintextDetector counts TCP packets that carry payload between watched
-// pod addresses on any port other than HBONEPort, in the forward path of
+// PlaintextDetector counts TCP packets and UDP datagrams that carry payload
+// between watched pod addresses on any port other than HBONEPort (TCP
+// HBONE over HTTP/2, UDP HBONE over QUIC), in the forward path of
 // every node: pod-to-pod traffic crosses it whether the pods share a node
 // or not. Enrolled-to-enrolled traffic must leave it at zero; any other
 // count is a plaintext leak. Packets with IP options are not inspected.
@@ -52,6 +53,12 @@ func plaintextRules() string {
 	b.WriteString("\tset flows { type ipv4_addr . inet_service . ipv4_addr . inet_service; size 256; flags dynamic; }\n")
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority -10; policy accept;\n")
 	b.WriteString("\t\tip saddr @watched ip daddr @watched meta l4proto tcp jump payload\n")
+	b.WriteString("\t\tip saddr @watched ip daddr @watched meta l4proto udp jump udppayload\n")
+	b.WriteString("\t}\n\tchain udppayload {\n")
+	// A UDP datagram carries payload when its length exceeds the 8-byte
+	// header; QUIC (HBONE over HTTP/3) is on HBONEPort.
+	fmt.Fprintf(&b, "\t\tudp dport %d return\n\t\tudp sport %d return\n", HBONEPort, HBONEPort)
+	b.WriteString("\t\tudp length > 8 counter name leaked update @flows { ip saddr . udp sport . ip daddr . udp dport }\n")
 	b.WriteString("\t}\n\tchain payload {\n")
 	fmt.Fprintf(&b, "\t\ttcp dport %d return\n\t\ttcp sport %d return\n", HBONEPort, HBONEPort)
 	for doff := 5; doff <= 15; doff++ {

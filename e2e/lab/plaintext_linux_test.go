@@ -183,4 +183,41 @@ func TestPlaintextRulesCount(t *testing.T) {
 	if len(flows) != 2 || !strings.Contains(strings.Join(flows, " "), "10.250.2.2:8080") {
 		t.Errorf("flows %q, want the 8080 flow both ways", flows)
 	}
+
+	// UDP: QUIC's port is not counted, any other is, both ways.
+	datagrams := func(port int) {
+		t.Helper()
+		pc, err := nsB.ListenPacket(ctx, nil, "udp", fmt.Sprintf("10.250.2.2:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			buf := make([]byte, 64)
+			n, from, err := pc.ReadFrom(buf)
+			if err == nil {
+				_, _ = pc.WriteTo(buf[:n], from)
+			}
+		}()
+		c, err := nsA.Dial(ctx, nil, "udp", fmt.Sprintf("10.250.2.2:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("hello udp")); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 64)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	datagrams(HBONEPort)
+	if n := leaked(); n != 2 {
+		t.Fatalf("QUIC port counted as plaintext: %d packets, want still 2", n)
+	}
+	datagrams(9001)
+	if n := leaked(); n != 4 {
+		t.Fatalf("plaintext udp on 9001: counted %d packets in all, want 4", n)
+	}
 }
