@@ -1,0 +1,257 @@
+//go:build linux
+
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/weftmesh/weft/pkg/api/zdsapi"
+	"github.com/weftmesh/weft/pkg/identity/certmgr"
+	"github.com/weftmesh/weft/pkg/identity/identitytest"
+	"github.com/weftmesh/weft/pkg/netns"
+	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/ztunnel/inpod"
+	"github.com/weftmesh/weft/ztunnel/proxy"
+	"github.com/weftmesh/weft/ztunnel/tunnel"
+)
+
+// Some tests need ztunnel in a process of its own: to kill it as a crash
+// would, or to measure its memory alone. They re-execute the test binary
+// running TestZtunnelProcess, which serves the pods of a topology the
+// parent made as two ztunnel "nodes" (the client pods' and the server
+// pods'), each a proxy with its own pod manager, and answers the parent's
+// commands on stdin with lines on stdout.
+
+// childEnv carries the JSON childSpec to the ztunnel process.
+const childEnv = "WEFT_PROXY_TEST_ZTUNNEL"
+
+// childSpec describes the ztunnel process's pods and caps.
+type childSpec struct {
+	// Prefix names the topology's namespaces (Prefix + pod name).
+	Prefix string
+	// Clients and Servers are the pods of the two nodes.
+	Clients, Servers []childPod
+	// MaxConnsPerPod and MaxConnsPerNode are the proxies' caps (zero:
+	// ztunnel's defaults).
+	MaxConnsPerPod, MaxConnsPerNode int
+	// FDs is the RLIMIT_NOFILE the process raises itself to.
+	FDs uint64
+}
+
+type childPod struct{ Name, IP, SA string }
+
+// childMem is the ztunnel process's memory after a garbage collection,
+// and the connections each node holds.
+type childMem struct {
+	HeapInuse, StackInuse, Sys uint64
+	RSSKiB                     int64
+	Goroutines                 int
+	Open                       []int64
+}
+
+// TestZtunnelProcess is the ztunnel process of the process tests; it skips
+// unless one of them started it.
+func TestZtunnelProcess(t *testing.T) {
+	raw := os.Getenv(childEnv)
+	if raw == "" {
+		t.Skip("the ztunnel process of the process tests (started by them)")
+	}
+	var spec childSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	if spec.FDs > 0 {
+		raiseFDLimit(t, spec.FDs)
+	}
+	log := slog.New(slog.DiscardHandler)
+	certs, err := certmgr.New(certmgr.Config{Fetcher: fetcher{identitytest.NewCA("process-root")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := wds.New(wds.Config{})
+	var res []*discoveryv3.Resource
+	for _, p := range append(append([]childPod(nil), spec.Clients...), spec.Servers...) {
+		res = append(res, resource(t, "c1//Pod/demo/"+p.Name, workload(p.Name, p.IP, p.SA, nil)))
+	}
+	if err := store.Apply(wds.AddressType, res, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Apply(wds.AuthorizationType, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*proxy.Proxy
+	for _, pods := range [][]childPod{spec.Clients, spec.Servers} {
+		tcfg := tunnel.Config{Certs: certs, Log: log}
+		tc, err := tunnel.NewClient(tcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, err := tunnel.NewServer(tcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		px, err := proxy.New(proxy.Config{
+			Store: store, Certs: certs, Tunnels: tc, Inbound: ts, PreserveSource: true,
+			ReadyTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, Log: log,
+			MaxConnsPerPod: spec.MaxConnsPerPod, MaxConnsPerNode: spec.MaxConnsPerNode,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, px)
+		mgr := inpod.NewManager(inpod.ManagerConfig{Handler: px, DrainTimeout: time.Second, Log: log})
+		for _, p := range pods {
+			f, err := os.Open(netns.NamedDir + "/" + spec.Prefix + p.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := mgr.Add(context.Background(), "uid-"+p.Name, &zdsapi.WorkloadInfo{Name: p.Name, Namespace: "demo", ServiceAccount: p.SA}, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fmt.Println("weft-ztunnel ready")
+	// The parent ends this process with SIGKILL; stdin closing ends it too.
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		switch sc.Text() {
+		case "mem":
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			m := childMem{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Sys: ms.Sys, RSSKiB: rssKiB(), Goroutines: runtime.NumGoroutine()}
+			for _, px := range nodes {
+				m.Open = append(m.Open, px.OpenConns())
+			}
+			b, _ := json.Marshal(m)
+			fmt.Printf("weft-ztunnel mem %s\n", b)
+		}
+	}
+}
+
+// rssKiB returns this process's resident set size.
+func rssKiB() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// raiseFDLimit raises RLIMIT_NOFILE (soft and hard) to at least n, or
+// skips the test when that is not allowed.
+func raiseFDLimit(t testing.TB, n uint64) {
+	t.Helper()
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur >= n {
+		return
+	}
+	rl.Cur = n
+	rl.Max = max(rl.Max, n)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Skipf("cannot raise RLIMIT_NOFILE to %d: %v", n, err)
+	}
+}
+
+// ztunnelProcess is a running ztunnel process.
+type ztunnelProcess struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	dead bool
+}
+
+// startZtunnel starts the ztunnel process for spec and waits until it
+// serves its pods; it is killed when the test ends.
+func startZtunnel(t testing.TB, spec childSpec) *ztunnelProcess {
+	t.Helper()
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestZtunnelProcess$", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	z := &ztunnelProcess{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	z.out.Buffer(make([]byte, 64<<10), 1<<20)
+	t.Cleanup(z.kill)
+	if _, err := z.line("ready"); err != nil {
+		t.Fatalf("ztunnel process: %v", err)
+	}
+	return z
+}
+
+// line reads the process's output up to its next "weft-ztunnel <kind>"
+// line and returns the rest of that line.
+func (z *ztunnelProcess) line(kind string) (string, error) {
+	for z.out.Scan() {
+		if rest, ok := strings.CutPrefix(z.out.Text(), "weft-ztunnel "+kind); ok {
+			return strings.TrimSpace(rest), nil
+		}
+	}
+	return "", fmt.Errorf("ended before %q: %v", kind, z.out.Err())
+}
+
+// mem asks the process for its memory.
+func (z *ztunnelProcess) mem(t testing.TB) childMem {
+	t.Helper()
+	if _, err := io.WriteString(z.in, "mem\n"); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := z.line("mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m childMem
+	if err := json.Unmarshal([]byte(rest), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// kill ends the process with SIGKILL, as a crash or the OOM killer would,
+// and waits for it. It is idempotent.
+func (z *ztunnelProcess) kill() {
+	if z.dead {
+		return
+	}
+	z.dead = true
+	_ = z.cmd.Process.Kill()
+	_ = z.in.Close()
+	_ = z.cmd.Wait()
+}
