@@ -227,6 +227,56 @@ func TestDeadlines(t *testing.T) {
 	}
 }
 
+// TestDeadlineReuse checks deadlines set per request cost no allocation
+// (one timer per stream, moved), that a deadline moved later does not fire
+// at its old time, that one moved earlier does, and that clearing one
+// stops it.
+func TestDeadlineReuse(t *testing.T) {
+	ts := newSetup(t, echoHandler(), nil, nil)
+	s := ts.dial(t, nil)
+	defer func() { _ = s.Close() }()
+	_ = s.SetDeadline(time.Now().Add(time.Hour))
+	if n := testing.AllocsPerRun(100, func() {
+		_ = s.SetReadDeadline(time.Now().Add(time.Hour))
+		_ = s.SetWriteDeadline(time.Now().Add(time.Hour))
+	}); n != 0 {
+		t.Errorf("SetReadDeadline+SetWriteDeadline: %v allocations per call, want 0", n)
+	}
+
+	read := func() (time.Duration, error) {
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { _, err := s.Read(make([]byte, 1)); done <- err }()
+		select {
+		case err := <-done:
+			return time.Since(start), err
+		case <-time.After(5 * time.Second):
+			t.Fatal("Read still blocked 5s after its deadline")
+			return 0, nil
+		}
+	}
+	// Moved later: the old 30 ms deadline must not end the Read; the echo
+	// of a byte written at 100 ms does.
+	_ = s.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	_ = s.SetReadDeadline(time.Now().Add(time.Hour))
+	time.AfterFunc(100*time.Millisecond, func() { _, _ = s.Write([]byte{1}) })
+	if took, err := read(); err != nil || took < 90*time.Millisecond {
+		t.Fatalf("Read after moving the deadline later = %v after %s, want the echoed byte after ~100ms", err, took)
+	}
+	// Moved earlier: fires at the new time.
+	_ = s.SetReadDeadline(time.Now().Add(time.Hour))
+	_ = s.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if _, err := read(); !errors.Is(err, errTimeout) {
+		t.Fatalf("Read after moving the deadline earlier = %v, want deadline exceeded", err)
+	}
+	// Cleared: Reads work again.
+	_ = s.SetReadDeadline(time.Time{})
+	time.AfterFunc(50*time.Millisecond, func() { _, _ = s.Write([]byte{2}) })
+	if _, err := read(); err != nil {
+		t.Fatalf("Read after clearing the deadline = %v", err)
+	}
+}
+
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
