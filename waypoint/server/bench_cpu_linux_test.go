@@ -17,7 +17,13 @@ import (
 // 1,000 requests (0.25 vCPU at 1,000 rps).
 //
 //	go test -run='^$' -bench=WaypointCPU -benchtime=4000x ./waypoint/server
-func BenchmarkWaypointCPU(b *testing.B) {
+func BenchmarkWaypointCPU(b *testing.B) { benchCPU(b, getFixed) }
+
+// BenchmarkWaypointCPUPOST is BenchmarkWaypointCPU with the lab bench's
+// request: a 1 KiB POST answered with 1 KiB.
+func BenchmarkWaypointCPUPOST(b *testing.B) { benchCPU(b, postKiB) }
+
+func benchCPU(b *testing.B, send func(c *http.Client, hostPort string) (*http.Response, error)) {
 	m := newMesh(b)
 	via, direct := m.httpClient(false), m.directClient(b)
 	run := func(c *http.Client, url string, n int) time.Duration {
@@ -33,7 +39,7 @@ func BenchmarkWaypointCPU(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for range work {
-					resp, err := c.Get(url)
+					resp, err := send(c, url)
 					if err != nil {
 						b.Error(err)
 						return
@@ -46,12 +52,12 @@ func BenchmarkWaypointCPU(b *testing.B) {
 		wg.Wait()
 		return cpuTime() - start
 	}
-	run(direct, "http://10.0.1.1:8080/fixed", 100)
-	run(via, "http://"+echoVIP+"/fixed", 100)
+	run(direct, "10.0.1.1:8080", 100)
+	run(via, echoVIP, 100)
 	b.ResetTimer()
 	n := b.N
-	d := run(direct, "http://10.0.1.1:8080/fixed", n)
-	v := run(via, "http://"+echoVIP+"/fixed", n)
+	d := run(direct, "10.0.1.1:8080", n)
+	v := run(via, echoVIP, n)
 	per1k := func(t time.Duration) float64 { return float64(t.Milliseconds()) * 1000 / float64(n) }
 	b.ReportMetric(per1k(d), "direct-cpu-ms/1k-req")
 	b.ReportMetric(per1k(v), "waypoint-cpu-ms/1k-req")

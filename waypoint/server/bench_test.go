@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -21,13 +22,32 @@ import (
 // reports both latencies, the added p50/p99 and their ratio.
 //
 //	go test -run='^$' -bench=WaypointHop -benchtime=2000x ./waypoint/server
-func BenchmarkWaypointHop(b *testing.B) {
+func BenchmarkWaypointHop(b *testing.B) { benchHop(b, getFixed) }
+
+// BenchmarkWaypointHopPOST is BenchmarkWaypointHop with the lab bench's
+// request: a 1 KiB POST answered with 1 KiB.
+func BenchmarkWaypointHopPOST(b *testing.B) { benchHop(b, postKiB) }
+
+// getFixed sends a GET of /fixed (12 bytes of known length).
+func getFixed(c *http.Client, hostPort string) (*http.Response, error) {
+	return c.Get("http://" + hostPort + "/fixed")
+}
+
+// postKiB sends what the lab bench sends: a 1 KiB POST to /kib, which
+// answers 1 KiB.
+func postKiB(c *http.Client, hostPort string) (*http.Response, error) {
+	return c.Post("http://"+hostPort+"/kib", "application/octet-stream", bytes.NewReader(kib))
+}
+
+var kib = make([]byte, 1024)
+
+func benchHop(b *testing.B, send func(c *http.Client, hostPort string) (*http.Response, error)) {
 	m := newMesh(b)
 	via := m.httpClient(false)
 	direct := m.directClient(b)
 	get := func(c *http.Client, url string) time.Duration {
 		start := time.Now()
-		resp, err := c.Get(url)
+		resp, err := send(c, url)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -39,12 +59,12 @@ func BenchmarkWaypointHop(b *testing.B) {
 		return time.Since(start)
 	}
 	// Warm both pools.
-	get(via, "http://"+echoVIP+"/fixed")
-	get(direct, "http://10.0.1.1:8080/fixed")
+	get(via, echoVIP)
+	get(direct, "10.0.1.1:8080")
 	var viaD, directD []time.Duration
 	for b.Loop() {
-		viaD = append(viaD, get(via, "http://"+echoVIP+"/fixed"))
-		directD = append(directD, get(direct, "http://10.0.1.1:8080/fixed"))
+		viaD = append(viaD, get(via, echoVIP))
+		directD = append(directD, get(direct, "10.0.1.1:8080"))
 	}
 	p := func(d []time.Duration, q float64) float64 {
 		slices.Sort(d)

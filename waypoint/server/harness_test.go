@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,6 +188,12 @@ func backendHandler(name string, hits *atomic.Int64) http.Handler {
 			case <-r.Context().Done():
 				return
 			}
+		case "/kib": // the lab bench's answer: the body read, 1 KiB back
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", "1024")
+			_, _ = w.Write(kib)
+			return
 		case "/fixed": // a plain response of known length, no trailers
 			w.Header().Set("Content-Type", "text/plain")
 			w.Header().Set("Content-Length", "12")
@@ -386,6 +393,10 @@ func newMesh(t testing.TB) *mesh {
 	// The waypoint.
 	m.metrics = telemetry.NewMetrics()
 	ztAddr := netip.MustParseAddrPort(m.zt.addr)
+	// The waypoint's goroutines carry the profile label side=waypoint
+	// (pprof -tagfocus=side=waypoint shows the waypoint alone).
+	wpLabels := pprof.WithLabels(ctx, pprof.Labels("side", "waypoint"))
+	pprof.SetGoroutineLabels(wpLabels)
 	px, err := NewProxy(ProxyConfig{
 		Identity: waypointID, Certs: m.certs, Mesh: m.store, L7: m.l7,
 		Recorder: telemetry.NewRecorder(m.metrics, accessLogger()),
@@ -403,6 +414,7 @@ func newMesh(t testing.TB) *mesh {
 	m.wpAddr = wpLn.Addr().String()
 	served := make(chan struct{})
 	go func() { defer close(served); _ = px.Serve(ctx, wpLn) }()
+	pprof.SetGoroutineLabels(ctx)
 	m.stop = func() { cancel(); <-served }
 	t.Cleanup(m.stop)
 
