@@ -142,7 +142,7 @@ func TestTransportErrorsClassified(t *testing.T) {
 	tr := NewTransports(d, time.Second)
 	t.Cleanup(tr.Close)
 	for _, tt := range tests {
-		for name, rt := range map[string]*Transport{"http1": tr.HTTP1, "http2": tr.HTTP2} {
+		for name, rt := range map[string]http.RoundTripper{"http1": tr.HTTP1, "http1-fallback": tr.HTTP1.Fallback, "http2": tr.HTTP2} {
 			t.Run(tt.name+"/"+name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

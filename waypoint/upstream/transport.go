@@ -70,7 +70,8 @@ func WithConnLimiter(ctx context.Context, l ConnLimiter) context.Context {
 // keep-alive connections, each an HBONE stream, and HTTP/2 with prior
 // knowledge (h2c) inside the tunnel. Connections are per endpoint address.
 type Transports struct {
-	HTTP1, HTTP2 *Transport
+	HTTP1 *H1
+	HTTP2 *Transport
 }
 
 // Transport is an *http.Transport whose RoundTrip errors are marked for
@@ -115,12 +116,9 @@ func (e dialError) Is(target error) bool { return target == errDial }
 // unused connection is kept.
 func NewTransports(d *Dialer, idle time.Duration) *Transports {
 	conns := &endpointConns{n: map[endpointKey]int{}}
-	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
-		ap, err := netip.ParseAddrPort(addr)
-		if err != nil {
-			return nil, dialError{err}
-		}
+	dialAP := func(ctx context.Context, ap netip.AddrPort) (net.Conn, error) {
 		var release func()
+		var err error
 		if l, ok := ctx.Value(limiterKey{}).(ConnLimiter); ok && l != nil {
 			if release, err = conns.acquire(l, ap); err != nil {
 				return nil, dialError{err}
@@ -138,6 +136,13 @@ func NewTransports(d *Dialer, idle time.Duration) *Transports {
 		}
 		return c, nil
 	}
+	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return nil, dialError{err}
+		}
+		return dialAP(ctx, ap)
+	}
 	base := func() *http.Transport {
 		return &http.Transport{
 			DialContext: dial, DisableCompression: true, MaxIdleConns: 0, MaxIdleConnsPerHost: 256,
@@ -150,11 +155,16 @@ func NewTransports(d *Dialer, idle time.Duration) *Transports {
 	h2.Protocols = new(http.Protocols)
 	h2.Protocols.SetUnencryptedHTTP2(true)
 	h2.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 4 << 20, MaxReceiveBufferPerConnection: 16 << 20}
-	return &Transports{HTTP1: &Transport{h1}, HTTP2: &Transport{h2}}
+	return &Transports{
+		HTTP1: &H1{Fallback: &Transport{h1}, dial: dialAP, idle: newIdlePool(idle, h1.MaxIdleConnsPerHost), smallBody: SmallBody},
+		HTTP2: &Transport{h2},
+	}
 }
 
-// Close closes idle connections of both transports.
+// Close closes idle connections of both transports; HTTP/1.1 connections
+// that finish later are closed rather than kept.
 func (t *Transports) Close() {
+	t.HTTP1.idle.close(true)
 	t.HTTP1.CloseIdleConnections()
 	t.HTTP2.CloseIdleConnections()
 }
