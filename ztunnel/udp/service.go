@@ -122,7 +122,7 @@ func (s *Service) ServePod(pod *inpod.Pod, stop <-chan struct{}) {
 		defer wg.Wait()
 		defer func() { _ = ln.Close() }()
 	}
-	tick := time.NewTicker(s.cfg.IdleTimeout / 4)
+	tick := time.NewTicker(max(s.cfg.IdleTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
 	defer pf.closeAll()
 	for {
