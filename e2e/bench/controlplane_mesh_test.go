@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,12 +72,16 @@ func TestAckState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	views, err := parseZtunnelViews(body)
+	parsed, err := parseZtunnelViews(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(views) != 2 {
-		t.Fatalf("%d ztunnel views, want 2 (the waypoint is not one)", len(views))
+	if len(parsed) != 2 {
+		t.Fatalf("%d ztunnel views, want 2 (the waypoint is not one)", len(parsed))
+	}
+	views := map[string]xds.TypeStatus{} // as the observer keys them: replica/node
+	for node, ts := range parsed {
+		views["0/"+node] = ts
 	}
 	changed := func(s ackState) bool { return s.held && s.version != "v1" }
 	if !allAcked(views, 2, a, changed) {
@@ -91,6 +96,18 @@ func TestAckState(t *testing.T) {
 	gone := func(s ackState) bool { return !s.held }
 	if !allAcked(views, 2, "Kubernetes//Pod/x/y", gone) || allAcked(views, 2, a, gone) {
 		t.Error("removal: a resource held by none and pending for none is acknowledged gone")
+	}
+	// A ztunnel briefly connected to both replicas counts once, and both
+	// of its connections must have acknowledged.
+	for k, ts := range views {
+		if strings.Contains(k, "10.0.0.1") {
+			views["1"+k[1:]] = xds.TypeStatus{Versions: map[string]string{a: "v1"}}
+			_ = ts
+			break
+		}
+	}
+	if allAcked(views, 2, a, changed) {
+		t.Error("a: one connection of a ztunnel still holds v1")
 	}
 }
 
@@ -122,5 +139,16 @@ func TestControlPlaneDefaults(t *testing.T) {
 	bad.PropChanges = 1
 	if bad.Validate() == nil {
 		t.Error("1 change validated: a distribution needs one per block")
+	}
+}
+
+func TestMergeRunningMeshRows(t *testing.T) {
+	r := &Report{Rows: []Row{{Scenario: "latency"}}, Notes: []string{"not measured yet: p99 propagation", "other"}}
+	o := &Report{Mode: "quick", Started: time.Date(2026, 11, 27, 13, 30, 0, 0, time.UTC), Duration: 200,
+		Rows: []Row{{Scenario: "control-plane", Case: "running mesh, 2 ztunnels, at rest"}}}
+	r.Merge(o)
+	want := []string{"other", "control-plane rows from a separate quick run of 2026-11-27 13:30 UTC (200 s)"}
+	if diff := cmp.Diff(want, r.Notes); diff != "" {
+		t.Errorf("Merge notes (-want +got):\n%s", diff)
 	}
 }

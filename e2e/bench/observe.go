@@ -79,48 +79,72 @@ func (c *nsClient) Close() error {
 	return c.ns.Close()
 }
 
-// ackObserver reads istiod-lite's loopback /debug/clients: every
-// connected xDS client's held resource versions and the resources of
-// responses it has not acknowledged yet.
+// ackObserver reads every istiod-lite replica's loopback /debug/clients:
+// each connected xDS client's held resource versions and the resources of
+// responses it has not acknowledged yet. Each ztunnel is connected to one
+// replica (either, behind the Service), so the views are merged.
 type ackObserver struct {
-	c *nsClient
-	// rtts are the durations of the polls taken, for the resolution.
+	cs []*nsClient
+	// rtts are the durations of the polls taken (all replicas), for the
+	// resolution.
 	rtts []time.Duration
 }
 
-// newAckObserver finds the lab's one istiod-lite process and opens its
-// network namespace.
+// newAckObserver opens the network namespace of every istiod-lite process
+// of the lab.
 func (b *bench) newAckObserver() (*ackObserver, error) {
 	ps, err := findProcs(filepath.Join(b.binDir, "istiod-lite"), "")
 	if err != nil {
 		return nil, err
 	}
-	if len(ps) != 1 {
-		return nil, fmt.Errorf("want one istiod-lite process, found %d", len(ps))
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("no istiod-lite process found")
 	}
-	c, err := newNSClient(fmt.Sprintf("/proc/%d/ns/net", ps[0].PID), true, 5*time.Second)
-	if err != nil {
-		return nil, err
+	o := &ackObserver{}
+	for _, p := range ps {
+		c, err := newNSClient(fmt.Sprintf("/proc/%d/ns/net", p.PID), true, 5*time.Second)
+		if err != nil {
+			_ = o.Close()
+			return nil, err
+		}
+		o.cs = append(o.cs, c)
 	}
-	return &ackObserver{c: c}, nil
+	return o, nil
 }
 
-func (o *ackObserver) Close() error { return o.c.Close() }
+// Close closes every replica's client; idempotent.
+func (o *ackObserver) Close() error {
+	for _, c := range o.cs {
+		_ = c.Close() // a handle and idle connections only
+	}
+	o.cs = nil
+	return nil
+}
 
-// ztunnels returns the address-type view of every connected ztunnel (by
-// its xDS node id, ztunnel~IP~pod.ns~...), keyed by that node id.
+// ztunnels returns the address-type view of every ztunnel connected to any
+// replica, keyed by replica and xDS node id (ztunnel~IP~pod.ns~...).
 func (o *ackObserver) ztunnels(ctx context.Context) (map[string]xds.TypeStatus, error) {
 	start := time.Now()
-	body, err := o.c.get(ctx, "http://"+istiodDebugAddr+"/debug/clients?versions=true")
-	if err != nil {
-		return nil, fmt.Errorf("istiod-lite debug clients: %w", err)
+	out := map[string]xds.TypeStatus{}
+	for i, c := range o.cs {
+		body, err := c.get(ctx, "http://"+istiodDebugAddr+"/debug/clients?versions=true")
+		if err != nil {
+			return nil, fmt.Errorf("istiod-lite debug clients: %w", err)
+		}
+		views, err := parseZtunnelViews(body)
+		if err != nil {
+			return nil, err
+		}
+		for node, ts := range views {
+			out[fmt.Sprintf("%d/%s", i, node)] = ts
+		}
 	}
 	o.rtts = append(o.rtts, time.Since(start))
-	return parseZtunnelViews(body)
+	return out, nil
 }
 
 // parseZtunnelViews decodes a /debug/clients answer into the ztunnels'
-// views of the address type.
+// views of the address type, by node id.
 func parseZtunnelViews(body []byte) (map[string]xds.TypeStatus, error) {
 	var dump struct {
 		Clients []xds.ClientStatus `json:"clients"`
@@ -157,19 +181,20 @@ func stateOf(ts xds.TypeStatus, name string) ackState {
 	return ackState{version: v, held: held, ok: true}
 }
 
-// allAcked reports whether every one of want ztunnels has acknowledged a
-// state of name that done accepts.
+// allAcked reports whether at least want distinct ztunnels are connected
+// and every connection of a ztunnel (keyed replica/node id) has
+// acknowledged a state of name that done accepts.
 func allAcked(views map[string]xds.TypeStatus, want int, name string, done func(ackState) bool) bool {
-	if len(views) < want {
-		return false
-	}
-	for _, ts := range views {
+	nodes := map[string]bool{}
+	for key, ts := range views {
+		_, node, _ := strings.Cut(key, "/")
+		nodes[node] = true
 		s := stateOf(ts, name)
 		if !s.ok || !done(s) {
 			return false
 		}
 	}
-	return true
+	return len(nodes) >= want
 }
 
 // mtlsSources reads a ztunnel metrics page and returns, per source

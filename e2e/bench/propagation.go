@@ -226,7 +226,7 @@ func (b *bench) cpPropagationScenario(ctx context.Context) error {
 	b.restProp = ms
 	cpuNote := ""
 	if after, aerr := b.istiodUsage(); berr == nil && aerr == nil {
-		cpuNote = fmt.Sprintf("; istiod-lite used %.3f vCPU while these were timed (the observer's polls included)", (after.CPU-before.CPU)/took.Seconds())
+		cpuNote = fmt.Sprintf("; istiod-lite's %d replicas used %.3f vCPU together while these were timed (the observer's polls included)", after.Proxies, (after.CPU-before.CPU)/took.Seconds())
 	}
 	kase := fmt.Sprintf("running mesh, %d ztunnels, at rest", p.ztunnels)
 	for _, q := range quantiles {
@@ -238,28 +238,35 @@ func (b *bench) cpPropagationScenario(ctx context.Context) error {
 	return nil
 }
 
-// istiodUsage reads the lab's istiod-lite's CPU seconds and resident MiB.
+// istiodUsage reads the lab's istiod-lite replicas' total CPU seconds and
+// total resident MiB (Proxies is the number of replicas).
 func (b *bench) istiodUsage() (usage, error) {
 	ps, err := findProcs(filepath.Join(b.binDir, "istiod-lite"), "")
 	if err != nil {
 		return usage{}, err
 	}
-	if len(ps) != 1 {
-		return usage{}, fmt.Errorf("want one istiod-lite process, found %d", len(ps))
+	if len(ps) == 0 {
+		return usage{}, fmt.Errorf("no istiod-lite process found")
 	}
-	c, err := cpuSeconds(ps[0].PID)
-	if err != nil {
-		return usage{}, err
+	u := usage{Proxies: len(ps)}
+	for _, p := range ps {
+		c, err := cpuSeconds(p.PID)
+		if err != nil {
+			return usage{}, err
+		}
+		r, err := rssMB(p.PID)
+		if err != nil {
+			return usage{}, err
+		}
+		u.CPU += c
+		u.RSS += r
 	}
-	r, err := rssMB(ps[0].PID)
-	if err != nil {
-		return usage{}, err
-	}
-	return usage{Proxies: 1, CPU: c, RSS: r}, nil
+	return u, nil
 }
 
 // sampleIstiod reads istiod-lite every second until stop closes or ctx
-// ends, and returns the vCPU of each second and the resident MiB at each.
+// ends, and returns the vCPU of each second (all replicas together) and
+// the resident MiB per replica at each.
 func (b *bench) sampleIstiod(ctx context.Context, stop <-chan struct{}) (cpu, rss []float64) {
 	prev, err := b.istiodUsage()
 	if err != nil {
@@ -281,8 +288,12 @@ func (b *bench) sampleIstiod(ctx context.Context, stop <-chan struct{}) (cpu, rs
 				b.failure("istiod-lite usage", err)
 				return cpu, rss
 			}
+			if u.Proxies != prev.Proxies {
+				b.failure("istiod-lite usage", fmt.Errorf("%d replicas, then %d", prev.Proxies, u.Proxies))
+				return cpu, rss
+			}
 			cpu = append(cpu, (u.CPU-prev.CPU)/now.Sub(last).Seconds())
-			rss = append(rss, u.RSS)
+			rss = append(rss, u.RSS/float64(u.Proxies))
 			prev, last = u, now
 		}
 	}

@@ -152,9 +152,13 @@ func (r *Report) Merge(other *Report) {
 	for _, row := range other.Rows {
 		added[row.Scenario] = true
 	}
+	mesh := hasRunningMeshRows(other.Rows)
 	var notes []string
 	for _, n := range r.Notes {
 		if strings.HasPrefix(n, "control plane: not run") && added["control-plane"] {
+			continue
+		}
+		if mesh && (strings.HasPrefix(n, "not measured yet:") || strings.HasPrefix(n, "not measured in this run:")) {
 			continue
 		}
 		notes = append(notes, n)
@@ -165,11 +169,22 @@ func (r *Report) Merge(other *Report) {
 	}
 	slices.Sort(names)
 	mode := other.Mode
-	if len(names) == 1 && names[0] == "control-plane" {
+	if len(names) == 1 && names[0] == "control-plane" && !mesh {
 		mode = "control-plane-only"
 	}
 	r.Notes = append(notes, fmt.Sprintf("%s rows from a separate %s run of %s (%.0f s)", strings.Join(names, ", "), mode,
 		other.Started.Format("2006-01-02 15:04 UTC"), other.Duration))
 	r.Notes = append(r.Notes, other.Notes...)
 	r.Rows = append(r.Rows, other.Rows...)
+}
+
+// hasRunningMeshRows reports whether rows hold the control-plane rows
+// measured on the running mesh (cp-propagation, cp-enroll, cp-churn).
+func hasRunningMeshRows(rows []Row) bool {
+	for _, r := range rows {
+		if r.Scenario == "control-plane" && (strings.HasPrefix(r.Case, "running mesh") || strings.HasSuffix(r.Case, "`kubectl label ns`")) {
+			return true
+		}
+	}
+	return false
 }
