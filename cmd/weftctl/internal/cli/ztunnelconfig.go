@@ -108,7 +108,7 @@ the first running ztunnel is used.`,
 			func(d *zdump.Dump, f zdump.Filter) (printer.TableData, any) {
 				return zdump.Certificates(d, g.env.Now())
 			}},
-		{"connections", []string{"connection", "conns"}, "List ztunnel's open connections (WORKLOAD DIRECTION LOCAL REMOTE REMOTE TARGET PROTOCOL)",
+		{"connections", []string{"connection", "conns"}, "List ztunnel's open connections (WORKLOAD DIRECTION LOCAL REMOTE REMOTE TARGET PROTOCOL TRANSPORT)",
 			"  weftctl ztunnel-config connections --node node-a --workload-namespace demo",
 			func(d *zdump.Dump, f zdump.Filter) (printer.TableData, any) { return zdump.Connections(d, f) }},
 	}

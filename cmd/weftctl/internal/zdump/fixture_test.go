@@ -94,12 +94,13 @@ func TestRegenFixture(t *testing.T) {
 	dump := map[string]any{
 		"workloads": workloads, "services": services, "policies": policies, "certificates": certs,
 		"workloadState": []inpod.State{
-			{UID: "Kubernetes//Pod/demo/client-7d9f", Name: "client-7d9f", Namespace: "demo", ServiceAccount: "client", State: "up", Connections: 1, Added: started},
+			{UID: "Kubernetes//Pod/demo/client-7d9f", Name: "client-7d9f", Namespace: "demo", ServiceAccount: "client", State: "up", Connections: 2, Added: started},
 			{UID: "Kubernetes//Pod/demo/echo-1", Name: "echo-1", Namespace: "demo", ServiceAccount: "echo", State: "up", Connections: 1, Added: started},
 		},
 		"connections": []telemetry.ConnState{
 			{Workload: "Kubernetes//Pod/demo/client-7d9f", Direction: "outbound", Local: "10.244.1.5:41234", Remote: "10.96.0.20:80", RemoteTarget: "10.244.1.6:15008", Protocol: "HBONE", SrcIdentity: "spiffe://cluster.local/ns/demo/sa/client", DstIdentity: "spiffe://cluster.local/ns/demo/sa/echo", BytesSent: 120, BytesRecv: 4096, Started: started},
 			{Workload: "Kubernetes//Pod/demo/echo-1", Direction: "inbound", Local: "10.244.1.6:8080", Remote: "10.244.1.5:41234", RemoteTarget: "10.244.1.6:8080", Protocol: "HBONE", SrcIdentity: "spiffe://cluster.local/ns/demo/sa/client", DstIdentity: "spiffe://cluster.local/ns/demo/sa/echo", BytesSent: 4096, BytesRecv: 120, Started: started},
+			{Workload: "Kubernetes//Pod/demo/client-7d9f", Direction: "outbound", Local: "10.244.1.5:41236", Remote: "10.244.2.7:8080", RemoteTarget: "10.244.2.7:15008", Protocol: "HBONE_QUIC", SrcIdentity: "spiffe://cluster.local/ns/demo/sa/client", DstIdentity: "spiffe://cluster.local/ns/demo/sa/echo", BytesSent: 64, BytesRecv: 512, Started: started.Add(time.Minute)},
 		},
 		"xds": xds.Status{Connected: true, Streams: 1, Types: map[string]xds.TypeStatus{
 			"type.googleapis.com/istio.workload.Address":       {Wildcard: true, Resources: 6, Nonce: "n7", Version: "2026-11-27T08:59:00Z/12", ACKs: 7},

@@ -257,13 +257,14 @@ func Certificates(d *Dump, now time.Time) (printer.TableData, []CertRow) {
 }
 
 // Connections is `ztunnel-config connections`: WORKLOAD DIRECTION LOCAL
-// REMOTE REMOTE TARGET PROTOCOL (wide: SOURCE IDENTITY DESTINATION
-// IDENTITY BYTES SENT BYTES RECV STARTED; the identities are the SPIFFE IDs
-// of the mTLS leg, "-" for plaintext). The workload is shown as
-// name.namespace when the dump knows its uid.
+// REMOTE REMOTE TARGET PROTOCOL TRANSPORT (wide: SOURCE IDENTITY
+// DESTINATION IDENTITY BYTES SENT BYTES RECV STARTED; the identities are
+// the SPIFFE IDs of the mTLS leg, "-" for plaintext). PROTOCOL is Istio's
+// (HBONE or TCP); TRANSPORT is HBONE's ("h2" or "quic", "-" for TCP). The
+// workload is shown as name.namespace when the dump knows its uid.
 func Connections(d *Dump, f Filter) (printer.TableData, []telemetry.ConnState) {
 	t := printer.TableData{
-		Header:     []string{"WORKLOAD", "DIRECTION", "LOCAL", "REMOTE", "REMOTE TARGET", "PROTOCOL"},
+		Header:     []string{"WORKLOAD", "DIRECTION", "LOCAL", "REMOTE", "REMOTE TARGET", "PROTOCOL", "TRANSPORT"},
 		WideHeader: []string{"SOURCE IDENTITY", "DESTINATION IDENTITY", "BYTES SENT", "BYTES RECV", "STARTED"},
 	}
 	out := []telemetry.ConnState{}
@@ -281,11 +282,24 @@ func Connections(d *Dump, f Filter) (printer.TableData, []telemetry.ConnState) {
 			continue
 		}
 		out = append(out, c)
-		t.Rows = append(t.Rows, []string{name, c.Direction, c.Local, c.Remote, c.RemoteTarget, c.Protocol})
+		proto, transport := splitProtocol(c.Protocol)
+		t.Rows = append(t.Rows, []string{name, c.Direction, c.Local, c.Remote, c.RemoteTarget, proto, transport})
 		t.WideRows = append(t.WideRows, []string{orDash(c.SrcIdentity), orDash(c.DstIdentity),
 			strconv.FormatInt(c.BytesSent, 10), strconv.FormatInt(c.BytesRecv, 10), ts(c.Started)})
 	}
 	return t, out
+}
+
+// splitProtocol splits the connection table's protocol into Istio's
+// protocol and HBONE's transport: "HBONE" is HTTP/2, "HBONE_QUIC" HTTP/3.
+func splitProtocol(p string) (protocol, transport string) {
+	switch p {
+	case "HBONE":
+		return "HBONE", "h2"
+	case "HBONE_QUIC":
+		return "HBONE", "quic"
+	}
+	return p, "-"
 }
 
 func orDash(s string) string {
