@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftmesh/weft/pkg/hbone3"
@@ -56,6 +57,8 @@ type flow struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	last   lastActive
+	// bytesSent (towards the destination application) and bytesRecv.
+	bytesSent, bytesRecv atomic.Int64
 
 	mu      sync.Mutex
 	app     net.Conn
@@ -129,7 +132,17 @@ func (f *flow) sendUp(up upstream, path string, b []byte) {
 		f.m.drop(f.direction, reason)
 		return
 	}
-	f.m.sent(f.direction, path, len(b))
+	f.countSent(path, len(b))
+}
+
+func (f *flow) countSent(path string, n int) {
+	f.bytesSent.Add(int64(n))
+	f.m.sent(f.direction, path, n)
+}
+
+func (f *flow) countReceived(path string, n int) {
+	f.bytesRecv.Add(int64(n))
+	f.m.received(f.direction, path, n)
 }
 
 // ready installs the upstream and sends what was queued.
@@ -188,7 +201,7 @@ func (f *flow) toApp(b []byte) {
 		f.m.drop(f.direction, dropWriteFailed)
 		return
 	}
-	f.m.received(f.direction, path, len(b))
+	f.countReceived(path, len(b))
 }
 
 // pumpUp carries upstream datagrams to the application until either side
@@ -256,7 +269,11 @@ func (f *flow) close() {
 }
 
 // FlowInfo is one flow in the config dump and `weftctl ztunnel-config
-// connections`.
+// connections`. Src and Dst are the flow's addresses as the client
+// application sent it (inbound: the client pod's IP with port 0, and the
+// target); Target is where the tunnel or passthrough goes; Peer is the
+// other ztunnel's verified identity; bytes sent go towards the destination
+// application.
 type FlowInfo struct {
 	Pod       string    `json:"pod"`
 	Direction string    `json:"direction"`
@@ -266,6 +283,8 @@ type FlowInfo struct {
 	Path      string    `json:"path,omitempty"`
 	Peer      string    `json:"peerIdentity,omitempty"`
 	Failed    string    `json:"failed,omitempty"`
+	BytesSent int64     `json:"bytesSent"`
+	BytesRecv int64     `json:"bytesRecv"`
 	Opened    time.Time `json:"opened"`
 	LastSeen  time.Time `json:"lastSeen"`
 }
@@ -274,7 +293,8 @@ func (f *flow) info(pod string) FlowInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fi := FlowInfo{Pod: pod, Direction: f.direction, Src: f.src.String(), Dst: f.dst.String(), Path: f.path,
-		Peer: f.peer, Failed: f.failed, Opened: f.opened, LastSeen: f.last.get()}
+		Peer: f.peer, Failed: f.failed, Opened: f.opened, LastSeen: f.last.get(),
+		BytesSent: f.bytesSent.Load(), BytesRecv: f.bytesRecv.Load()}
 	if f.target.IsValid() {
 		fi.Target = f.target.String()
 	}

@@ -134,7 +134,7 @@ func (i *inboundFlow) fromTunnel(up upstream) {
 			f.m.drop(f.direction, dropWriteFailed)
 			continue
 		}
-		f.m.sent(f.direction, pathTunnel, len(b))
+		f.countSent(pathTunnel, len(b))
 	}
 }
 
@@ -152,7 +152,7 @@ func (i *inboundFlow) fromApp(app net.Conn) {
 			f.m.drop(f.direction, dropWriteFailed)
 			continue
 		}
-		f.m.received(f.direction, pathTunnel, n)
+		f.countReceived(pathTunnel, n)
 	}
 }
 

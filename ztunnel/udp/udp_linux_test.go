@@ -367,7 +367,7 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 	}
 	var sawOut bool
 	for _, fi := range svc.Flows() {
-		if fi.Direction == "outbound" && fi.Path == "tunnel" && fi.Peer == "spiffe://cluster.local/ns/ns1/sa/server" {
+		if fi.Direction == "outbound" && fi.Path == "tunnel" && fi.Peer == "spiffe://cluster.local/ns/ns1/sa/server" && fi.BytesSent >= 9 && fi.BytesRecv > 9 {
 			sawOut = true
 		}
 	}
