@@ -99,8 +99,13 @@ func Explain(d *zdump.Dump, from, to string) (*Result, error) {
 	return res, nil
 }
 
+// splitPort splits an optional ":port" off a destination; port 0 means
+// none was given, so an explicit ":0" is an error.
 func splitPort(s string) (string, uint16, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Port() == 0 {
+			return "", 0, fmt.Errorf("destination port %q: must be a number 1-65535", "0")
+		}
 		return ap.Addr().String(), ap.Port(), nil
 	}
 	host, p, ok := strings.Cut(s, ":")
@@ -108,7 +113,7 @@ func splitPort(s string) (string, uint16, error) {
 		return s, 0, nil
 	}
 	n, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
+	if err != nil || n == 0 {
 		return "", 0, fmt.Errorf("destination port %q: must be a number 1-65535", p)
 	}
 	return host, uint16(n), nil
