@@ -42,7 +42,9 @@ const maxBlocked = 1024
 
 // Dialer chooses the transport per destination: QUIC when the caller says
 // the destination advertises it, HTTP/2 otherwise, and HTTP/2 for a while
-// after a QUIC handshake to that address failed (UDP blocked on the path).
+// after a QUIC attempt to that address failed (UDP blocked on the path): a
+// failed handshake, or no answer to the CONNECT within the QUIC pool's
+// handshake timeout.
 // A refusal by the server (a status answer) is never retried on the other
 // transport: it is the destination's decision, not the path's.
 type Dialer struct {
@@ -66,7 +68,12 @@ func (d *Dialer) Dial(ctx context.Context, key hbone.Key, authority string, hdr 
 		return nil, "", errors.New("hbone dialer: H2 pool is required")
 	}
 	if advertisesQUIC && d.QUIC != nil && !d.isBlocked(key.DstAddr) {
-		s, err := d.QUIC.Dial(ctx, key, authority, hdr)
+		// The QUIC attempt (handshake or, on a pooled connection, the
+		// answer to the CONNECT) gets at most the handshake timeout, so a
+		// path that stopped carrying UDP leaves time to fall back.
+		qctx, cancel := context.WithTimeout(ctx, d.QUIC.cfg.HandshakeTimeout)
+		s, err := d.QUIC.Dial(qctx, key, authority, hdr)
+		cancel()
 		if err == nil {
 			return s, TransportQUIC, nil
 		}

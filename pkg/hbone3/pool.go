@@ -168,7 +168,21 @@ func (p *Pool) open(ctx context.Context, key hbone.Key, c *poolConn, req *http.R
 		str.CancelWrite(codeRequestCancel)
 		return nil, fmt.Errorf("hbone3 dial %s: send request: %w", key.DstAddr, err)
 	}
+	// ReadResponse does not watch ctx: cancel the stream when ctx ends, so
+	// that a connection whose path went dead (UDP blocked after the
+	// handshake) cannot hold the caller until the idle timeout.
+	stop := context.AfterFunc(ctx, func() {
+		str.CancelRead(codeRequestCancel)
+		str.CancelWrite(codeRequestCancel)
+	})
 	resp, err := str.ReadResponse() //nolint:bodyclose // a CONNECT body is the tunnel itself, read and closed through str
+	if !stop() {
+		if err == nil {
+			str.CancelRead(codeRequestCancel)
+			str.CancelWrite(codeRequestCancel)
+		}
+		return nil, fmt.Errorf("hbone3 dial %s: no response: %w", key.DstAddr, ctx.Err())
+	}
 	if err != nil {
 		str.CancelRead(codeRequestCancel)
 		str.CancelWrite(codeRequestCancel)
