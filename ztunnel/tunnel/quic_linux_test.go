@@ -336,38 +336,64 @@ type rogueCerts struct {
 
 func (r *rogueCerts) Roots() *x509.CertPool { return r.roots }
 
-// TestQUICFallback drops UDP 15008 in the server's netns: the tunnel goes
-// over HTTP/2 after the QUIC handshake times out, and the next one to that
-// address goes straight to HTTP/2.
+// TestQUICFallback drops UDP 15008 in the server's netns, before any
+// QUIC connection or after one is pooled: the tunnel goes over HTTP/2 once
+// the QUIC attempt times out, and the next one to that address goes
+// straight to HTTP/2.
 func TestQUICFallback(t *testing.T) {
-	n := newNet(t, nil)
-	sh(t, "ip", "netns", "exec", n.prefix+"b", "iptables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "15008", "-j", "DROP")
-	c, met := n.client(t, n.certs)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i, maxWait := range []time.Duration{5 * time.Second, 400 * time.Millisecond} {
-		start := time.Now()
-		conn, err := c.Connect(ctx, n.request())
-		if err != nil {
-			t.Fatalf("connect %d: %v", i, err)
-		}
-		echo(t, conn)
-		_ = conn.Close()
-		if got := transportOf(conn); got != hbone3.TransportH2 {
-			t.Errorf("connect %d: transport = %s, want %s", i, got, hbone3.TransportH2)
-		}
-		if d := time.Since(start); d > maxWait {
-			t.Errorf("connect %d took %v, want at most %v", i, d, maxWait)
-		}
+	for _, tc := range []struct {
+		name      string
+		quicFirst bool
+	}{{"blocked from the start", false}, {"blocked under a pooled connection", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNet(t, nil)
+			c, met := n.client(t, n.certs)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if tc.quicFirst {
+				conn, err := c.Connect(ctx, n.request())
+				if err != nil {
+					t.Fatal(err)
+				}
+				echo(t, conn)
+				_ = conn.Close()
+				if got := transportOf(conn); got != hbone3.TransportQUIC {
+					t.Fatalf("first connect: transport = %s, want %s", got, hbone3.TransportQUIC)
+				}
+			}
+			sh(t, "ip", "netns", "exec", n.prefix+"b", "iptables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "15008", "-j", "DROP")
+			for i, maxWait := range []time.Duration{3 * time.Second, 400 * time.Millisecond} {
+				start := time.Now()
+				conn, err := c.Connect(ctx, n.request())
+				if err != nil {
+					t.Fatalf("connect %d: %v", i, err)
+				}
+				echo(t, conn)
+				_ = conn.Close()
+				if got := transportOf(conn); got != hbone3.TransportH2 {
+					t.Errorf("connect %d: transport = %s, want %s", i, got, hbone3.TransportH2)
+				}
+				if d := time.Since(start); d > maxWait {
+					t.Errorf("connect %d took %v, want at most %v", i, d, maxWait)
+				}
+			}
+			if got := testutil.ToFloat64(met.fallbacks); got != 2 {
+				t.Errorf("fallbacks = %v, want 2", got)
+			}
+			for _, r := range n.in.seen()[btoi(tc.quicFirst):] {
+				if r.Transport != "" {
+					t.Errorf("inbound request over %q, want HTTP/2", r.Transport)
+				}
+			}
+		})
 	}
-	if got := testutil.ToFloat64(met.fallbacks); got != 2 {
-		t.Errorf("fallbacks = %v, want 2", got)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
 	}
-	for _, r := range n.in.seen() {
-		if r.Transport != "" {
-			t.Errorf("inbound request over %q, want HTTP/2", r.Transport)
-		}
-	}
+	return 0
 }
 
 // TestConnectUDP opens a CONNECT-UDP flow from a to b and checks that the
