@@ -177,10 +177,12 @@ func (b *bench) cpChurnScenario(ctx context.Context) error {
 		defer close(sampled)
 		cpu, rss = b.sampleIstiod(ctx, stop)
 	}()
-	wctx, cancelW := context.WithTimeout(ctx, b.cfg.Churn)
-	ms := p.run(wctx, 0, nil)
-	cancelW()
-	close(stop)
+	// The window closes after Churn; a change under way then is finished
+	// (the churn goes on until it is), the samples stop at the close.
+	windowDone := make(chan struct{})
+	timer := time.AfterFunc(b.cfg.Churn, func() { close(stop); close(windowDone) })
+	defer timer.Stop()
+	ms, api := p.run(ctx, 0, windowDone)
 	<-sampled
 	window := time.Since(start)
 	createdPerS := float64(st.created.Load()-created0) / window.Seconds()
@@ -218,7 +220,7 @@ func (b *bench) cpChurnScenario(ctx context.Context) error {
 	}
 	for _, q := range quantiles {
 		r := distRow("control-plane", kase, "pod change to every ztunnel's ACK, "+q.name, "ms", baseName, base, "under churn", ms, q.q)
-		r.Note = fmt.Sprintf("%d changes timed during the churn beside %d at rest in this run (same method); %s", len(finite(ms)), len(finite(base)), p.resolution())
+		r.Note = fmt.Sprintf("%d changes timed during the churn beside %d at rest in this run (same method; a change under way when the window closed was finished); %s; %s", len(finite(ms)), len(finite(base)), apiPart(api), p.resolution())
 		b.rep.Rows = append(b.rep.Rows, r)
 	}
 	r := newRow("control-plane", kase, "istiod-lite CPU, all replicas", "vCPU", "lower", "idle", idleCPU, "under churn", cpu)
