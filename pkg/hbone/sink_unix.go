@@ -3,7 +3,6 @@
 package hbone
 
 import (
-	"errors"
 	"io"
 	"net"
 	"syscall"
@@ -38,7 +37,7 @@ type rawSink struct {
 func (s *rawSink) write(fd uintptr) bool {
 	for {
 		s.n, s.err = syscall.Write(int(fd), s.p)
-		if !errors.Is(s.err, syscall.EINTR) {
+		if s.err != syscall.EINTR { // a bare Errno: compared, not unwrapped
 			return true // done either way: never wait for writability
 		}
 	}
@@ -52,7 +51,7 @@ func (s *rawSink) tryWrite(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if errors.Is(werr, syscall.EAGAIN) {
+	if werr == syscall.EAGAIN {
 		return 0, nil
 	}
 	if werr != nil {

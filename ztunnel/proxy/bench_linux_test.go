@@ -9,10 +9,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,9 +24,18 @@ import (
 	"testing"
 	"time"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/weftmesh/weft/pkg/api/zdsapi"
 	"github.com/weftmesh/weft/pkg/identity"
+	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/pkg/identity/identitytest"
 	"github.com/weftmesh/weft/pkg/netns"
+	"github.com/weftmesh/weft/pkg/wds"
+	"github.com/weftmesh/weft/ztunnel/inpod"
+	"github.com/weftmesh/weft/ztunnel/proxy"
+	"github.com/weftmesh/weft/ztunnel/telemetry"
+	"github.com/weftmesh/weft/ztunnel/tunnel"
 )
 
 // Benchmark parameters: 1 KiB HTTP/1.1 requests and responses at a fixed
@@ -50,6 +62,11 @@ const (
 // 1,000 requests and memory for idle connections. Run with
 //
 //	go test -run='^$' -bench=DataPath -benchtime=1x ./ztunnel/proxy
+//
+// WEFT_BENCH_SECONDS sets the length of each request/response run (3 s).
+// For profiling, WEFT_BENCH_PATHS=ztunnel (a comma-separated list) runs
+// only the named paths' request/response load and nothing else; figures
+// relative to a path not run are then meaningless and not reported.
 func BenchmarkDataPath(b *testing.B) {
 	dur := 3 * time.Second
 	if s := os.Getenv("WEFT_BENCH_SECONDS"); s != "" {
@@ -57,24 +74,11 @@ func BenchmarkDataPath(b *testing.B) {
 			dur = time.Duration(n) * time.Second
 		}
 	}
-	m := newMesh(b, map[string]string{"a": ipA, "b": ipB, "c": ipC, "d": ipD})
-	for _, n := range []string{"b", "d"} {
-		serveReqResp(b, m.top.ns[n], reqRespPort)
-		serveSink(b, m.top.ns[n], sinkPort)
+	if only := os.Getenv("WEFT_BENCH_PATHS"); only != "" {
+		benchSelected(b, strings.Split(only, ","), dur)
+		return
 	}
-	startRelays(b, m.top.ns["c"], m.top.ns["d"])
-
-	type path struct {
-		name    string
-		client  *netns.NetNS
-		reqResp string
-		sink    string
-	}
-	paths := []path{
-		{"direct", m.top.ns["c"], ipD + ":" + strconv.Itoa(reqRespPort), ipD + ":" + strconv.Itoa(sinkPort)},
-		{"tls-relay", m.top.ns["c"], "127.0.0.1:" + strconv.Itoa(relayInPort), ""},
-		{"ztunnel", m.top.ns["a"], ipB + ":" + strconv.Itoa(reqRespPort), ipB + ":" + strconv.Itoa(sinkPort)},
-	}
+	m, paths := newBenchMesh(b)
 	type result struct {
 		p50, p90, p99 time.Duration
 		cpu           time.Duration
@@ -129,6 +133,19 @@ func BenchmarkDataPath(b *testing.B) {
 	}
 	zMem := float64((memConns-memIdle)-(dMemConns-dMemIdle)) / (1 << 20)
 
+	// The same runs with the ztunnel pair and the relay pair in processes
+	// of their own: their own CPU and resident memory.
+	top := newTopology(b, map[string]string{"a": ipA, "b": ipB, "c": ipC, "d": ipD}, "a", "b")
+	for _, n := range []string{"b", "d"} {
+		serveReqResp(b, top.ns[n], reqRespPort)
+	}
+	zc := startChild(b, "ztunnel", top.prefix)
+	rc := startChild(b, "relay", top.prefix)
+	zp := measureChild(b, zc, top.ns["a"], ipB+":"+strconv.Itoa(reqRespPort), dur)
+	rp := measureChild(b, rc, top.ns["c"], "127.0.0.1:"+strconv.Itoa(relayInPort), dur)
+	procPer1k := func(r procResult) float64 { return r.cpu.Seconds() / float64(r.reqs) * 1000 }
+	mb := func(n int64) float64 { return float64(n) / (1 << 20) }
+
 	b.ReportMetric(ms(z.p50-d.p50), "added-p50-ms")
 	b.ReportMetric(ms(z.p90-d.p90), "added-p90-ms")
 	b.ReportMetric(ms(z.p99-d.p99), "added-p99-ms")
@@ -142,18 +159,102 @@ func BenchmarkDataPath(b *testing.B) {
 	b.ReportMetric(z.gbps/d.gbps, "thru-vs-direct")
 	b.ReportMetric(per1k(z), "cpu-s-per-1k-req")
 	b.ReportMetric(zMem*1000/idleConns, "MB-per-1k-conns")
+	b.ReportMetric(procPer1k(zp), "proc-cpu-s-per-1k-req")
+	b.ReportMetric(procPer1k(rp), "relay-proc-cpu-s-per-1k-req")
+	b.ReportMetric(mb(zp.rssIdle), "proc-rss-idle-MB")
+	b.ReportMetric(mb(zp.rss1k), "proc-rss-1k-conns-MB")
 
+	// At most nine lines: the testing package cuts a benchmark's log at
+	// ten.
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%-10s %10s %10s %10s %12s %14s\n", "path", "p50", "p90", "p99", "Gbit/s", "cpu-s/1k-req")
+	fmt.Fprintf(&sb, "\n%-13s %10s %10s %10s %8s %13s %9s %12s\n", "path", "p50", "p90", "p99", "Gbit/s", "cpu-s/1k-req", "RSS idle", "RSS 1k conns")
 	for _, p := range paths {
 		r := res[p.name]
-		fmt.Fprintf(&sb, "%-10s %10s %10s %10s %12.2f %14.4f\n", p.name, r.p50, r.p90, r.p99, r.gbps, per1k(r))
+		fmt.Fprintf(&sb, "%-13s %10s %10s %10s %8.2f %13.4f %9s %12s\n", p.name, r.p50, r.p90, r.p99, r.gbps, per1k(r), "-", "-")
+	}
+	for _, x := range []struct {
+		name string
+		r    procResult
+	}{{"ztunnel-proc", zp}, {"tls-relay-proc", rp}} {
+		fmt.Fprintf(&sb, "%-13s %10s %10s %10s %8s %13.4f %6.1f MB %9.1f MB\n", x.name, x.r.p50, x.r.p90, x.r.p99, "-",
+			procPer1k(x.r), mb(x.r.rssIdle), mb(x.r.rss1k))
 	}
 	fmt.Fprintf(&sb, "ztunnel added: p50 %s p90 %s p99 %s (tls relay added p99 %s); throughput %.0f%% of tls relay, %.0f%% of direct\n",
 		z.p50-d.p50, z.p90-d.p90, z.p99-d.p99, t.p99-d.p99, 100*z.gbps/t.gbps, 100*z.gbps/d.gbps)
-	fmt.Fprintf(&sb, "Go memory in use (heap+stacks): %d open connections direct %.1f → %.1f MB, through ztunnel %.1f → %.1f MB; ztunnel's share %.1f MB\n",
-		idleConns, float64(dMemIdle)/(1<<20), float64(dMemConns)/(1<<20), float64(memIdle)/(1<<20), float64(memConns)/(1<<20), zMem)
+	fmt.Fprintf(&sb, "cpu-s/1k-req: first three rows, this process's CPU (user+system, load generator and servers and every socket's kernel work included) minus the direct run's; "+
+		"-proc rows, the child process's own threads (/proc/PID/task/*/schedstat), RSS its VmRSS; "+
+		"Go memory in use (heap+stacks, not RSS) here with %d open connections: direct %.1f → %.1f MB, through ztunnel %.1f → %.1f MB, ztunnel's share %.1f MB",
+		idleConns, mb(dMemIdle), mb(dMemConns), mb(memIdle), mb(memConns), zMem)
 	b.Log(sb.String())
+}
+
+// benchPath is one way from a client namespace to the servers.
+type benchPath struct {
+	name    string
+	client  *netns.NetNS
+	reqResp string
+	sink    string
+}
+
+// newBenchMesh starts the in-process ztunnel pair, the servers in b and d
+// and the relay pair, and returns the three in-process paths.
+func newBenchMesh(b *testing.B) (*mesh, []benchPath) {
+	m := newMesh(b, map[string]string{"a": ipA, "b": ipB, "c": ipC, "d": ipD})
+	for _, n := range []string{"b", "d"} {
+		serveReqResp(b, m.top.ns[n], reqRespPort)
+		serveSink(b, m.top.ns[n], sinkPort)
+	}
+	startRelays(b, m.top.ns["c"], m.top.ns["d"])
+	return m, []benchPath{
+		{"direct", m.top.ns["c"], ipD + ":" + strconv.Itoa(reqRespPort), ipD + ":" + strconv.Itoa(sinkPort)},
+		{"tls-relay", m.top.ns["c"], "127.0.0.1:" + strconv.Itoa(relayInPort), ""},
+		{"ztunnel", m.top.ns["a"], ipB + ":" + strconv.Itoa(reqRespPort), ipB + ":" + strconv.Itoa(sinkPort)},
+	}
+}
+
+// benchSelected runs only the request/response load of the named paths
+// (direct, tls-relay, ztunnel, ztunnel-proc, tls-relay-proc), for
+// profiling (WEFT_BENCH_PATHS), and logs each path's figures.
+func benchSelected(b *testing.B, only []string, dur time.Duration) {
+	var paths []benchPath
+	if slices.ContainsFunc(only, func(s string) bool { return !strings.HasSuffix(s, "-proc") }) {
+		_, paths = newBenchMesh(b)
+	}
+	var top *topology
+	if slices.ContainsFunc(only, func(s string) bool { return strings.HasSuffix(s, "-proc") }) {
+		top = newTopology(b, map[string]string{"a": ipA, "b": ipB, "c": ipC, "d": ipD}, "a", "b")
+		for _, n := range []string{"b", "d"} {
+			serveReqResp(b, top.ns[n], reqRespPort)
+		}
+	}
+	for _, name := range only {
+		switch name {
+		case "ztunnel-proc", "tls-relay-proc":
+			kind, client, addr := "ztunnel", top.ns["a"], ipB+":"+strconv.Itoa(reqRespPort)
+			if name == "tls-relay-proc" {
+				kind, client, addr = "relay", top.ns["c"], "127.0.0.1:"+strconv.Itoa(relayInPort)
+			}
+			r := measureChild(b, startChild(b, kind, top.prefix), client, addr, dur)
+			b.Logf("%s: %d requests, p50 %s p90 %s p99 %s, its CPU %.4f s per 1,000 requests, RSS idle %.1f MB, with %d connections %.1f MB",
+				name, r.reqs, r.p50, r.p90, r.p99, r.cpu.Seconds()/float64(r.reqs)*1000, float64(r.rssIdle)/(1<<20), idleConns, float64(r.rss1k)/(1<<20))
+			continue
+		}
+		i := slices.IndexFunc(paths, func(p benchPath) bool { return p.name == name })
+		if i < 0 {
+			b.Fatalf("WEFT_BENCH_PATHS: unknown path %q", name)
+		}
+		p := paths[i]
+		if _, _, err := loadRun(p.client, p.reqResp, benchRate, benchConns, 200*time.Millisecond); err != nil {
+			b.Fatalf("%s warm-up: %v", p.name, err)
+		}
+		cpu0 := cpuTime()
+		lat, n, err := loadRun(p.client, p.reqResp, benchRate, benchConns, dur)
+		if err != nil {
+			b.Fatalf("%s: %v", p.name, err)
+		}
+		b.Logf("%s: %d requests, p50 %s p90 %s p99 %s, process CPU %.4f s per 1,000 requests (load generator and servers included)",
+			p.name, n, pct(lat, 50), pct(lat, 90), pct(lat, 99), (cpuTime()-cpu0).Seconds()/float64(n)*1000)
+	}
 }
 
 // serveReqResp is an HTTP/1.1 server answering every request with a
@@ -431,4 +532,261 @@ func pct(d []time.Duration, p int) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[(len(s)-1)*p/100]
+}
+
+// The ztunnel pair and the TLS relay pair in processes of their own, so
+// that their CPU and resident memory are theirs alone: the in-process
+// figures above charge ztunnel with the difference between two runs of
+// one process that also holds the load generator and the servers (and
+// the kernel work of their sockets), and can give Go heap only, not RSS.
+// The same test binary runs as the child (TestBenchChildProcess, selected
+// by benchChildEnv), in namespaces the benchmark made.
+const (
+	benchChildEnv   = "WEFT_BENCH_CHILD"        // "ztunnel" or "relay"
+	benchPrefixEnv  = "WEFT_BENCH_CHILD_PREFIX" // the namespaces' name prefix
+	benchChildReady = "weft-bench-child-ready"
+)
+
+// TestBenchChildProcess is the child process of BenchmarkDataPath's
+// process measurements; run directly it skips. It starts the ztunnel pair
+// (enrolling pods a and b) or the TLS relay pair (c→d) in the namespaces
+// named by benchPrefixEnv, prints benchChildReady and serves until its
+// standard input closes.
+func TestBenchChildProcess(t *testing.T) {
+	kind, prefix := os.Getenv(benchChildEnv), os.Getenv(benchPrefixEnv)
+	if kind == "" || prefix == "" {
+		t.Skip("the child process of BenchmarkDataPath")
+	}
+	open := func(name string) *netns.NetNS {
+		ns, err := netns.Open(netns.NamedDir + "/" + prefix + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ns.Close() })
+		return ns
+	}
+	if n, err := strconv.Atoi(os.Getenv("WEFT_BENCH_CHILD_GOMAXPROCS")); err == nil && n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	switch kind {
+	case "ztunnel":
+		startZtunnels(t, prefix)
+	case "relay":
+		startRelays(t, open("c"), open("d"))
+	default:
+		t.Fatalf("%s=%q: want ztunnel or relay", benchChildEnv, kind)
+	}
+	fmt.Println(benchChildReady)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// startZtunnels runs the ztunnel pair of newMesh (certificates from a test
+// CA, pods a and b enrolled, the echo service) over existing namespaces.
+func startZtunnels(t testing.TB, prefix string) {
+	certs, err := certmgr.New(certmgr.Config{Fetcher: fetcher{identitytest.NewCA("test-root")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = certs.Close() })
+	store := wds.New(wds.Config{})
+	if err := store.Apply(wds.AddressType, []*discoveryv3.Resource{
+		resource(t, "c1//Pod/demo/a", workload("a", ipA, "client", nil)),
+		resource(t, "c1//Pod/demo/b", workload("b", ipB, "server", nil)),
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Apply(wds.AuthorizationType, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	tcfg := tunnel.Config{Certs: certs, Log: log}
+	tc, err := tunnel.NewClient(tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tc.Close() })
+	ts, err := tunnel.NewServer(tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.DrainTimeout = time.Second
+	rec := telemetry.NewRecorder(telemetry.NewMetrics(), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	px, err := proxy.New(proxy.Config{
+		Store: store, Certs: certs, Tunnels: tc, Inbound: ts, Recorder: rec,
+		PreserveSource: true, ReadyTimeout: time.Second, ConnectTimeout: 2 * time.Second, Log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := inpod.NewManager(inpod.ManagerConfig{Handler: px, DrainTimeout: time.Second, Log: log})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		mgr.Close(ctx)
+	})
+	for _, p := range []struct{ name, sa string }{{"a", "client"}, {"b", "server"}} {
+		f, err := os.Open(netns.NamedDir + "/" + prefix + p.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mgr.Add(context.Background(), "uid-"+p.name, &zdsapi.WorkloadInfo{Name: p.name, Namespace: "demo", ServiceAccount: p.sa}, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// child is a running TestBenchChildProcess.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// startChild runs the test binary as a child of kind over the namespaces
+// of prefix and waits until it serves. The child ends with the benchmark.
+func startChild(t testing.TB, kind, prefix string) *child {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChildProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), benchChildEnv+"="+kind, benchPrefixEnv+"="+prefix)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin}
+	exited := make(chan struct{})
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		seen := false
+		for sc.Scan() {
+			if !seen && sc.Text() == benchChildReady {
+				seen = true
+				ready <- true
+			}
+		}
+		if !seen {
+			ready <- false
+		}
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("%s child exited before serving", kind)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s child not serving after 30s", kind)
+	}
+	return c
+}
+
+// cpu returns the CPU time the child's threads have used, from the
+// scheduler's per-thread accounting (nanoseconds, unlike /proc/PID/stat's
+// clock ticks).
+func (c *child) cpu(t testing.TB) time.Duration {
+	dir := fmt.Sprintf("/proc/%d/task", c.cmd.Process.Pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum time.Duration
+	for _, task := range tasks {
+		b, err := os.ReadFile(dir + "/" + task.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum
+}
+
+// rss returns the child's resident set size in bytes.
+func (c *child) rss(t testing.TB) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc/PID/status")
+	return 0
+}
+
+// procResult is what one child measured.
+type procResult struct {
+	p50, p90, p99  time.Duration
+	reqs           int
+	cpu            time.Duration // the child's CPU during the run
+	rssIdle, rss1k int64         // resident after warm-up, and with idleConns open
+	loadCPU        time.Duration // this process's CPU during the run (load generator, servers)
+}
+
+// measureChild warms kind's child up, then measures a request/response
+// run through it (client in ns to addr) and its memory with idleConns
+// connections open.
+func measureChild(t testing.TB, c *child, ns *netns.NetNS, addr string, dur time.Duration) procResult {
+	if _, _, err := loadRun(ns, addr, benchRate, benchConns, 200*time.Millisecond); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	var r procResult
+	runtime.GC()
+	time.Sleep(100 * time.Millisecond)
+	r.rssIdle = c.rss(t)
+	cpu0, load0 := c.cpu(t), cpuTime()
+	lat, n, err := loadRun(ns, addr, benchRate, benchConns, dur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cpu, r.loadCPU, r.reqs = c.cpu(t)-cpu0, cpuTime()-load0, n
+	r.p50, r.p90, r.p99 = pct(lat, 50), pct(lat, 90), pct(lat, 99)
+	conns := make([]net.Conn, 0, idleConns)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for range idleConns {
+		cn, err := dialIn(ns, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+		if err := roundTrip(cn, bufio.NewReader(cn)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	r.rss1k = c.rss(t)
+	return r
 }

@@ -3,7 +3,6 @@
 package proxy
 
 import (
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -36,11 +35,11 @@ func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 			bp = copyBufs.Get().(*[]byte)
 			for {
 				n, rerr = unix.Read(int(fd), *bp)
-				if !errors.Is(rerr, unix.EINTR) {
+				if rerr != unix.EINTR { // a bare Errno: compared, not unwrapped
 					break
 				}
 			}
-			if errors.Is(rerr, unix.EAGAIN) {
+			if rerr == unix.EAGAIN {
 				copyBufs.Put(bp)
 				bp = nil
 				return false
