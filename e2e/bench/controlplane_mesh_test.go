@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"strings"
@@ -8,7 +9,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/weftmesh/weft/e2e/lab"
 	"github.com/weftmesh/weft/istiod-lite/model"
 	"github.com/weftmesh/weft/istiod-lite/xds"
 )
@@ -150,5 +154,38 @@ func TestMergeRunningMeshRows(t *testing.T) {
 	want := []string{"other", "control-plane rows from a separate quick run of 2026-11-27 13:30 UTC (200 s)"}
 	if diff := cmp.Diff(want, r.Notes); diff != "" {
 		t.Errorf("Merge notes (-want +got):\n%s", diff)
+	}
+}
+
+func TestChurnDriver(t *testing.T) {
+	cs := fake.NewClientset()
+	b := &bench{c: &lab.Cluster{Plan: lab.Plan{Nodes: []lab.NodePlan{{Name: "node-1"}, {Name: "node-2"}}}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	var st churnStats
+	b.churn(ctx, cs, 100, 200*time.Millisecond, &st)
+	created, deleted := st.created.Load(), st.deleted.Load()
+	// About 60 created in 0.6 s and those older than 0.2 s deleted; a busy
+	// machine may fall behind, so the bounds are loose.
+	if created < 20 || created > 61 || deleted < 5 || deleted >= created || st.errors.Load() != 0 {
+		first, _ := st.firstErr.Load().(string)
+		t.Fatalf("created %d, deleted %d, errors %d (%s)", created, deleted, st.errors.Load(), first)
+	}
+	l, err := cs.CoreV1().Pods(nsChurn).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(l.Items)) != created-deleted {
+		t.Errorf("%d pods left, want created−deleted = %d", len(l.Items), created-deleted)
+	}
+	nodes := map[string]int{}
+	for _, p := range l.Items {
+		nodes[p.Spec.NodeName]++
+		if p.Spec.TerminationGracePeriodSeconds == nil || *p.Spec.TerminationGracePeriodSeconds != 0 {
+			t.Errorf("pod %s has a grace period", p.Name)
+		}
+	}
+	if len(l.Items) > 3 && len(nodes) != 2 {
+		t.Errorf("pods on nodes %v, want both", nodes)
 	}
 }
