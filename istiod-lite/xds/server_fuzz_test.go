@@ -18,7 +18,9 @@ import (
 	"github.com/weftmesh/weft/istiod-lite/model"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -203,7 +205,8 @@ func snapshot(s *Server, id string) (ClientStatus, bool) {
 // Through DeltaAggregatedResources with an in-memory stream: every response
 // is of a served type the client asked for, carries only resources it
 // subscribed to (by name, alias or wildcard), removes only names it knew,
-// carries its own connection's nonce, and the stream ends cleanly.
+// carries its own connection's nonce, and the stream ends cleanly. The
+// state-of-the-world stream (DiscoveryRequest) is refused as unimplemented.
 func FuzzDeltaRequests(f *testing.F) {
 	f.Add([]byte{0, 1})                                    // address wildcard with a node
 	f.Add([]byte{0, 0x11, 0, 0, 0x02, 0, 0x08 | 0x02, 0})  // subscribe uid(0), ACK, NACK
@@ -375,5 +378,9 @@ func fuzzStream(t *testing.T, script []byte) {
 	}
 	if got := len(srv.connList()); got != 0 {
 		t.Fatalf("%d connections left registered after the stream ended", got)
+	}
+	// State-of-the-world DiscoveryRequests are not served at all.
+	if err := srv.StreamAggregatedResources(nil); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("StreamAggregatedResources: %v, want Unimplemented", err)
 	}
 }
