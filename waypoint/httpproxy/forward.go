@@ -129,6 +129,9 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 	if perTry == 0 {
 		perTry = d.Timeouts.GetBackendRequest().AsDuration()
 	}
+	// The attempts share the request's header, cleaned once (mirrors,
+	// which run beside them, copied it already).
+	removeHopByHop(r.Header)
 	h2 := multiplexed(snap, t, r)
 	rt := h.cfg.HTTP1
 	if h2 {
@@ -168,7 +171,7 @@ func (h *Handler) forward(ctx context.Context, w *countingWriter, r *http.Reques
 		if perTry > 0 {
 			tctx, cancelTry = context.WithTimeout(tctx, perTry)
 		}
-		out, oerr := outgoing(tctx, r, ep, replay)
+		out, oerr := outgoingShared(tctx, r, r.Header, ep, replay)
 		if oerr != nil {
 			done(0, oerr)
 			cancelTry()
@@ -267,13 +270,28 @@ func grpcRetry(p *retry.Policy, attempt int, resp *http.Response) bool {
 	return p.ShouldRetryGRPC(attempt, code)
 }
 
-// outgoing builds the upstream request for one attempt.
+// outgoing builds the upstream request for one attempt of a mirror: its
+// headers are a copy, without the hop-by-hop ones.
 func outgoing(ctx context.Context, r *http.Request, ep netip.AddrPort, replay *retry.Body) (*http.Request, error) {
-	out := r.Clone(ctx)
+	h := r.Header.Clone()
+	removeHopByHop(h)
+	return outgoingShared(ctx, r, h, ep, replay)
+}
+
+// outgoingShared builds the upstream request for one attempt with
+// header h, which it shares (it is not copied per attempt): the caller
+// must have removed the hop-by-hop headers and must not change h while
+// the attempt may read it.
+func outgoingShared(ctx context.Context, r *http.Request, h http.Header, ep netip.AddrPort, replay *retry.Body) (*http.Request, error) {
+	out := r.WithContext(ctx)
+	out.Header = h
+	out.Trailer = nil
+	if r.Trailer != nil {
+		out.Trailer = r.Trailer.Clone()
+	}
 	out.RequestURI = ""
 	out.URL = &url.URL{Scheme: "http", Host: ep.String(), Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.Host = r.Host
-	removeHopByHop(out.Header)
 	out.Close = false
 	switch {
 	case r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody):
