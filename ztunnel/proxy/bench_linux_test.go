@@ -7,13 +7,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"sort"
@@ -24,18 +23,9 @@ import (
 	"testing"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-
-	"github.com/weftmesh/weft/pkg/api/zdsapi"
 	"github.com/weftmesh/weft/pkg/identity"
-	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/pkg/identity/identitytest"
 	"github.com/weftmesh/weft/pkg/netns"
-	"github.com/weftmesh/weft/pkg/wds"
-	"github.com/weftmesh/weft/ztunnel/inpod"
-	"github.com/weftmesh/weft/ztunnel/proxy"
-	"github.com/weftmesh/weft/ztunnel/telemetry"
-	"github.com/weftmesh/weft/ztunnel/tunnel"
 )
 
 // Benchmark parameters: 1 KiB HTTP/1.1 requests and responses at a fixed
@@ -139,8 +129,8 @@ func BenchmarkDataPath(b *testing.B) {
 	for _, n := range []string{"b", "d"} {
 		serveReqResp(b, top.ns[n], reqRespPort)
 	}
-	zc := startChild(b, "ztunnel", top.prefix)
-	rc := startChild(b, "relay", top.prefix)
+	zc := startProc(b, "ztunnel", top.prefix)
+	rc := startProc(b, "relay", top.prefix)
 	zp := measureChild(b, zc, top.ns["a"], ipB+":"+strconv.Itoa(reqRespPort), dur)
 	rp := measureChild(b, rc, top.ns["c"], "127.0.0.1:"+strconv.Itoa(relayInPort), dur)
 	procPer1k := func(r procResult) float64 { return r.cpu.Seconds() / float64(r.reqs) * 1000 }
@@ -234,7 +224,7 @@ func benchSelected(b *testing.B, only []string, dur time.Duration) {
 			if name == "tls-relay-proc" {
 				kind, client, addr = "relay", top.ns["c"], "127.0.0.1:"+strconv.Itoa(relayInPort)
 			}
-			r := measureChild(b, startChild(b, kind, top.prefix), client, addr, dur)
+			r := measureChild(b, startProc(b, kind, top.prefix), client, addr, dur)
 			b.Logf("%s: %d requests, p50 %s p90 %s p99 %s, its CPU %.4f s per 1,000 requests, RSS idle %.1f MB, with %d connections %.1f MB",
 				name, r.reqs, r.p50, r.p90, r.p99, r.cpu.Seconds()/float64(r.reqs)*1000, float64(r.rssIdle)/(1<<20), idleConns, float64(r.rss1k)/(1<<20))
 			continue
@@ -536,171 +526,50 @@ func pct(d []time.Duration, p int) time.Duration {
 
 // The ztunnel pair and the TLS relay pair in processes of their own, so
 // that their CPU and resident memory are theirs alone: the in-process
-// figures above charge ztunnel with the difference between two runs of
-// one process that also holds the load generator and the servers (and
-// the kernel work of their sockets), and can give Go heap only, not RSS.
-// The same test binary runs as the child (TestBenchChildProcess, selected
-// by benchChildEnv), in namespaces the benchmark made.
-const (
-	benchChildEnv   = "WEFT_BENCH_CHILD"        // "ztunnel" or "relay"
-	benchPrefixEnv  = "WEFT_BENCH_CHILD_PREFIX" // the namespaces' name prefix
-	benchChildReady = "weft-bench-child-ready"
-)
+// figures charge ztunnel with the difference between two runs of one
+// process that also holds the load generator and the servers (and the
+// kernel work of their sockets), and can give Go heap only, not RSS. The
+// ztunnel process is process_linux_test.go's (two ztunnel nodes, the
+// client pod's and the server pod's); the relay process is
+// TestBenchRelayProcess below, started the same way.
 
-// TestBenchChildProcess is the child process of BenchmarkDataPath's
-// process measurements; run directly it skips. It starts the ztunnel pair
-// (enrolling pods a and b) or the TLS relay pair (c→d) in the namespaces
-// named by benchPrefixEnv, prints benchChildReady and serves until its
-// standard input closes.
-func TestBenchChildProcess(t *testing.T) {
-	kind, prefix := os.Getenv(benchChildEnv), os.Getenv(benchPrefixEnv)
-	if kind == "" || prefix == "" {
-		t.Skip("the child process of BenchmarkDataPath")
+// relayEnv carries the JSON relaySpec to a relay process.
+const relayEnv = "WEFT_BENCH_RELAY"
+
+// relaySpec names the namespaces of a relay process: the relay pair runs
+// from Prefix+"c" to Prefix+"d", as startRelays runs it.
+type relaySpec struct{ Prefix string }
+
+// TestBenchRelayProcess is the TLS relay pair process of BenchmarkDataPath;
+// it skips unless the benchmark started it. It serves until its standard
+// input closes.
+func TestBenchRelayProcess(t *testing.T) {
+	raw := os.Getenv(relayEnv)
+	if raw == "" {
+		t.Skip("the relay process of BenchmarkDataPath (started by it)")
+	}
+	var spec relaySpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
 	}
 	open := func(name string) *netns.NetNS {
-		ns, err := netns.Open(netns.NamedDir + "/" + prefix + name)
+		ns, err := netns.Open(netns.NamedDir + "/" + spec.Prefix + name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = ns.Close() })
 		return ns
 	}
-	if n, err := strconv.Atoi(os.Getenv("WEFT_BENCH_CHILD_GOMAXPROCS")); err == nil && n > 0 {
-		runtime.GOMAXPROCS(n)
-	}
-	switch kind {
-	case "ztunnel":
-		startZtunnels(t, prefix)
-	case "relay":
-		startRelays(t, open("c"), open("d"))
-	default:
-		t.Fatalf("%s=%q: want ztunnel or relay", benchChildEnv, kind)
-	}
-	fmt.Println(benchChildReady)
+	startRelays(t, open("c"), open("d"))
+	fmt.Println("weft-helper ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
-// startZtunnels runs the ztunnel pair of newMesh (certificates from a test
-// CA, pods a and b enrolled, the echo service) over existing namespaces.
-func startZtunnels(t testing.TB, prefix string) {
-	certs, err := certmgr.New(certmgr.Config{Fetcher: fetcher{identitytest.NewCA("test-root")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = certs.Close() })
-	store := wds.New(wds.Config{})
-	if err := store.Apply(wds.AddressType, []*discoveryv3.Resource{
-		resource(t, "c1//Pod/demo/a", workload("a", ipA, "client", nil)),
-		resource(t, "c1//Pod/demo/b", workload("b", ipB, "server", nil)),
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Apply(wds.AuthorizationType, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	tcfg := tunnel.Config{Certs: certs, Log: log}
-	tc, err := tunnel.NewClient(tcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tc.Close() })
-	ts, err := tunnel.NewServer(tcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.DrainTimeout = time.Second
-	rec := telemetry.NewRecorder(telemetry.NewMetrics(), slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	px, err := proxy.New(proxy.Config{
-		Store: store, Certs: certs, Tunnels: tc, Inbound: ts, Recorder: rec,
-		PreserveSource: true, ReadyTimeout: time.Second, ConnectTimeout: 2 * time.Second, Log: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr := inpod.NewManager(inpod.ManagerConfig{Handler: px, DrainTimeout: time.Second, Log: log})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		mgr.Close(ctx)
-	})
-	for _, p := range []struct{ name, sa string }{{"a", "client"}, {"b", "server"}} {
-		f, err := os.Open(netns.NamedDir + "/" + prefix + p.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mgr.Add(context.Background(), "uid-"+p.name, &zdsapi.WorkloadInfo{Name: p.name, Namespace: "demo", ServiceAccount: p.sa}, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// child is a running TestBenchChildProcess.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-}
-
-// startChild runs the test binary as a child of kind over the namespaces
-// of prefix and waits until it serves. The child ends with the benchmark.
-func startChild(t testing.TB, kind, prefix string) *child {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChildProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), benchChildEnv+"="+kind, benchPrefixEnv+"="+prefix)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		seen := false
-		for sc.Scan() {
-			if !seen && sc.Text() == benchChildReady {
-				seen = true
-				ready <- true
-			}
-		}
-		if !seen {
-			ready <- false
-		}
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("%s child exited before serving", kind)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s child not serving after 30s", kind)
-	}
-	return c
-}
-
-// cpu returns the CPU time the child's threads have used, from the
+// procCPU returns the CPU time process pid's threads have used, from the
 // scheduler's per-thread accounting (nanoseconds, unlike /proc/PID/stat's
 // clock ticks).
-func (c *child) cpu(t testing.TB) time.Duration {
-	dir := fmt.Sprintf("/proc/%d/task", c.cmd.Process.Pid)
+func procCPU(t testing.TB, pid int) time.Duration {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -724,9 +593,9 @@ func (c *child) cpu(t testing.TB) time.Duration {
 	return sum
 }
 
-// rss returns the child's resident set size in bytes.
-func (c *child) rss(t testing.TB) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+// procRSS returns process pid's resident set size in bytes.
+func procRSS(t testing.TB, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -743,6 +612,16 @@ func (c *child) rss(t testing.TB) int64 {
 	return 0
 }
 
+// startProc starts the ztunnel process ("ztunnel") or the relay process
+// ("relay") over the namespaces of prefix.
+func startProc(t testing.TB, kind, prefix string) *helperProcess {
+	if kind == "relay" {
+		return startHelper(t, "TestBenchRelayProcess", relayEnv, relaySpec{Prefix: prefix})
+	}
+	return startZtunnel(t, childSpec{Prefix: prefix,
+		Clients: []childPod{{Name: "a", IP: ipA, SA: "client"}}, Servers: []childPod{{Name: "b", IP: ipB, SA: "server"}}})
+}
+
 // procResult is what one child measured.
 type procResult struct {
 	p50, p90, p99  time.Duration
@@ -755,20 +634,21 @@ type procResult struct {
 // measureChild warms kind's child up, then measures a request/response
 // run through it (client in ns to addr) and its memory with idleConns
 // connections open.
-func measureChild(t testing.TB, c *child, ns *netns.NetNS, addr string, dur time.Duration) procResult {
+func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, dur time.Duration) procResult {
 	if _, _, err := loadRun(ns, addr, benchRate, benchConns, 200*time.Millisecond); err != nil {
 		t.Fatalf("warm-up: %v", err)
 	}
 	var r procResult
 	runtime.GC()
 	time.Sleep(100 * time.Millisecond)
-	r.rssIdle = c.rss(t)
-	cpu0, load0 := c.cpu(t), cpuTime()
+	pid := c.cmd.Process.Pid
+	r.rssIdle = procRSS(t, pid)
+	cpu0, load0 := procCPU(t, pid), cpuTime()
 	lat, n, err := loadRun(ns, addr, benchRate, benchConns, dur)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.cpu, r.loadCPU, r.reqs = c.cpu(t)-cpu0, cpuTime()-load0, n
+	r.cpu, r.loadCPU, r.reqs = procCPU(t, pid)-cpu0, cpuTime()-load0, n
 	r.p50, r.p90, r.p99 = pct(lat, 50), pct(lat, 90), pct(lat, 99)
 	conns := make([]net.Conn, 0, idleConns)
 	defer func() {
@@ -787,6 +667,6 @@ func measureChild(t testing.TB, c *child, ns *netns.NetNS, addr string, dur time
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	r.rss1k = c.rss(t)
+	r.rss1k = procRSS(t, pid)
 	return r
 }
