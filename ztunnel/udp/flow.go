@@ -68,6 +68,7 @@ type flow struct {
 	target  netip.AddrPort // tunnel target (endpoint address)
 	pending [][]byte       // datagrams waiting for the upstream
 	failed  string         // drop reason once setup failed
+	failErr string         // why, for the flow dump
 	closed  bool
 	done    chan struct{}
 	onClose []func()
@@ -165,9 +166,12 @@ func (f *flow) ready(up upstream, path, peer string, target netip.AddrPort) bool
 
 // fail records that the flow cannot be carried: its datagrams are dropped
 // for reason until it expires.
-func (f *flow) fail(reason string) {
+func (f *flow) fail(reason string, err error) {
 	f.mu.Lock()
 	f.failed = reason
+	if err != nil {
+		f.failErr = err.Error()
+	}
 	n := len(f.pending)
 	f.pending = nil
 	f.mu.Unlock()
@@ -283,6 +287,7 @@ type FlowInfo struct {
 	Path      string    `json:"path,omitempty"`
 	Peer      string    `json:"peerIdentity,omitempty"`
 	Failed    string    `json:"failed,omitempty"`
+	Error     string    `json:"error,omitempty"`
 	BytesSent int64     `json:"bytesSent"`
 	BytesRecv int64     `json:"bytesRecv"`
 	Opened    time.Time `json:"opened"`
@@ -293,7 +298,7 @@ func (f *flow) info(pod string) FlowInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fi := FlowInfo{Pod: pod, Direction: f.direction, Src: f.src.String(), Dst: f.dst.String(), Path: f.path,
-		Peer: f.peer, Failed: f.failed, Opened: f.opened, LastSeen: f.last.get(),
+		Peer: f.peer, Failed: f.failed, Error: f.failErr, Opened: f.opened, LastSeen: f.last.get(),
 		BytesSent: f.bytesSent.Load(), BytesRecv: f.bytesRecv.Load()}
 	if f.target.IsValid() {
 		fi.Target = f.target.String()

@@ -86,7 +86,7 @@ func (s *Service) openOutbound(pf *podFlows, f *flow) {
 	log := s.cfg.Log.With("pod", pf.pod.Namespace+"/"+pf.pod.Name, "src", f.src.String(), "dst", f.dst.String())
 	fail := func(reason string, err error) {
 		log.Debug("udp flow refused", "reason", reason, "error", err)
-		f.fail(reason)
+		f.fail(reason, err)
 	}
 	ctx, cancel := s.connectCtx(f)
 	defer cancel()
@@ -94,7 +94,7 @@ func (s *Service) openOutbound(pf *podFlows, f *flow) {
 	// socket the flow's later datagrams.
 	app, err := pf.sockets.DialFrom(ctx, f.dst, f.src)
 	if err != nil {
-		fail(dropWriteFailed, fmt.Errorf("reply socket: %w", err))
+		fail(dropConnectFailed, fmt.Errorf("reply socket from %s: %w", f.dst, err))
 		return
 	}
 	if !f.setApp(app) {

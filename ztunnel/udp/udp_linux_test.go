@@ -325,7 +325,7 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 		}()
 	}
 
-	appPC, err := nsC.ListenPacket(ctx, nil, "udp4", clientIP+":0")
+	appPC, err := nsC.ListenPacket(ctx, nil, "udp4", ":0")
 	if err != nil {
 		t.Fatal(err)
 	}
