@@ -31,12 +31,14 @@ import (
 const (
 	// DefaultMaxConnsPerPod is the default cap per pod and direction:
 	// twice pkg/hbone's per-client-identity stream cap (10,000), and a
-	// fifth of the node cap, so at least five pods must misbehave to
-	// exhaust a node.
+	// third of the node cap, so one runaway pod cannot exhaust its node.
 	DefaultMaxConnsPerPod = 20000
-	// DefaultMaxConnsPerNode is the default cap across all pods (see
-	// TestMemory50k for the memory it bounds).
-	DefaultMaxConnsPerNode = 100000
+	// DefaultMaxConnsPerNode is the default cap across all pods. ztunnel
+	// holds about 13.5 KiB of RSS per proxied connection (12.5 KiB of Go
+	// heap and stacks; TestMemory50k), so 60,000 connections take about
+	// 800 MiB, inside the DaemonSet's 1 GiB memory limit with room for
+	// the garbage collector, and the 50,000 of the memory test fit.
+	DefaultMaxConnsPerNode = 60000
 
 	// refusalLogEvery is the least time between two refusal log lines of
 	// one pod.

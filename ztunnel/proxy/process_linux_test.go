@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +30,7 @@ import (
 	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/proxy"
+	"github.com/weftmesh/weft/ztunnel/telemetry"
 	"github.com/weftmesh/weft/ztunnel/tunnel"
 )
 
@@ -79,6 +83,12 @@ func TestZtunnelProcess(t *testing.T) {
 		raiseFDLimit(t, spec.FDs)
 	}
 	log := slog.New(slog.DiscardHandler)
+	var rec *telemetry.Recorder
+	if os.Getenv("WEFT_PROXY_TEST_LOG") != "" {
+		// Debugging: ztunnel's logs and access log on stderr.
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		rec = telemetry.NewRecorder(nil, log)
+	}
 	certs, err := certmgr.New(certmgr.Config{Fetcher: fetcher{identitytest.NewCA("process-root")}})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +116,7 @@ func TestZtunnelProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		px, err := proxy.New(proxy.Config{
-			Store: store, Certs: certs, Tunnels: tc, Inbound: ts, PreserveSource: true,
+			Store: store, Certs: certs, Tunnels: tc, Inbound: ts, Recorder: rec, PreserveSource: true,
 			ReadyTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, Log: log,
 			MaxConnsPerPod: spec.MaxConnsPerPod, MaxConnsPerNode: spec.MaxConnsPerNode,
 		})
@@ -125,7 +135,7 @@ func TestZtunnelProcess(t *testing.T) {
 			}
 		}
 	}
-	fmt.Println("weft-ztunnel ready")
+	fmt.Println("weft-helper ready")
 	// The parent ends this process with SIGKILL; stdin closing ends it too.
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -139,7 +149,7 @@ func TestZtunnelProcess(t *testing.T) {
 				m.Open = append(m.Open, px.OpenConns())
 			}
 			b, _ := json.Marshal(m)
-			fmt.Printf("weft-ztunnel mem %s\n", b)
+			fmt.Printf("weft-helper mem %s\n", b)
 		}
 	}
 }
@@ -177,8 +187,10 @@ func raiseFDLimit(t testing.TB, n uint64) {
 	}
 }
 
-// ztunnelProcess is a running ztunnel process.
-type ztunnelProcess struct {
+// helperProcess is a running helper process: the test binary running one
+// test function, taking commands on stdin and answering with
+// "weft-helper <kind> ..." lines on stdout.
+type helperProcess struct {
 	cmd  *exec.Cmd
 	in   io.WriteCloser
 	out  *bufio.Scanner
@@ -187,14 +199,22 @@ type ztunnelProcess struct {
 
 // startZtunnel starts the ztunnel process for spec and waits until it
 // serves its pods; it is killed when the test ends.
-func startZtunnel(t testing.TB, spec childSpec) *ztunnelProcess {
+func startZtunnel(t testing.TB, spec childSpec) *helperProcess {
+	t.Helper()
+	return startHelper(t, "TestZtunnelProcess", childEnv, spec)
+}
+
+// startHelper runs test in a new process of the test binary with the JSON
+// of spec in env, and waits for its "ready" line; it is killed when the
+// test ends.
+func startHelper(t testing.TB, test, env string, spec any) *helperProcess {
 	t.Helper()
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestZtunnelProcess$", "-test.count=1", "-test.timeout=10m")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), env+"="+string(raw))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -207,33 +227,38 @@ func startZtunnel(t testing.TB, spec childSpec) *ztunnelProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	z := &ztunnelProcess{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	z := &helperProcess{cmd: cmd, in: in, out: bufio.NewScanner(out)}
 	z.out.Buffer(make([]byte, 64<<10), 1<<20)
 	t.Cleanup(z.kill)
 	if _, err := z.line("ready"); err != nil {
-		t.Fatalf("ztunnel process: %v", err)
+		t.Fatalf("%s process: %v", test, err)
 	}
 	return z
 }
 
-// line reads the process's output up to its next "weft-ztunnel <kind>"
+// line reads the process's output up to its next "weft-helper <kind>"
 // line and returns the rest of that line.
-func (z *ztunnelProcess) line(kind string) (string, error) {
+func (z *helperProcess) line(kind string) (string, error) {
 	for z.out.Scan() {
-		if rest, ok := strings.CutPrefix(z.out.Text(), "weft-ztunnel "+kind); ok {
+		if rest, ok := strings.CutPrefix(z.out.Text(), "weft-helper "+kind); ok {
 			return strings.TrimSpace(rest), nil
 		}
 	}
 	return "", fmt.Errorf("ended before %q: %v", kind, z.out.Err())
 }
 
-// mem asks the process for its memory.
-func (z *ztunnelProcess) mem(t testing.TB) childMem {
-	t.Helper()
-	if _, err := io.WriteString(z.in, "mem\n"); err != nil {
-		t.Fatal(err)
+// ask sends cmd and returns the rest of the "weft-helper <kind>" answer.
+func (z *helperProcess) ask(cmd, kind string) (string, error) {
+	if _, err := io.WriteString(z.in, cmd+"\n"); err != nil {
+		return "", err
 	}
-	rest, err := z.line("mem")
+	return z.line(kind)
+}
+
+// mem asks a ztunnel process for its memory.
+func (z *helperProcess) mem(t testing.TB) childMem {
+	t.Helper()
+	rest, err := z.ask("mem", "mem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +271,7 @@ func (z *ztunnelProcess) mem(t testing.TB) childMem {
 
 // kill ends the process with SIGKILL, as a crash or the OOM killer would,
 // and waits for it. It is idempotent.
-func (z *ztunnelProcess) kill() {
+func (z *helperProcess) kill() {
 	if z.dead {
 		return
 	}
@@ -254,4 +279,96 @@ func (z *ztunnelProcess) kill() {
 	_ = z.cmd.Process.Kill()
 	_ = z.in.Close()
 	_ = z.cmd.Wait()
+}
+
+// holderEnv carries the JSON holderSpec to a holder process.
+const holderEnv = "WEFT_PROXY_TEST_HOLDER"
+
+// holderSpec describes a holder process: the application ends of many
+// connections, held idle outside the ztunnel process so that they do not
+// count in its memory (and spread over processes, for the fd limit).
+type holderSpec struct {
+	// Prefix, Client and Server name the client's and the server's
+	// namespaces; Addr is where the client connects (the server's
+	// address and port 8080, where the holder listens).
+	Prefix, Client, Server, Addr string
+}
+
+// TestHolderProcess is a holder process of TestMemory50k; it skips unless
+// the test started it. Commands: "dial N" opens N connections from the
+// client namespace to Addr ("weft-helper dialed OK ERROR"); "accepted"
+// reports how many the server side holds ("weft-helper accepted N").
+func TestHolderProcess(t *testing.T) {
+	raw := os.Getenv(holderEnv)
+	if raw == "" {
+		t.Skip("a holder process of TestMemory50k (started by it)")
+	}
+	var spec holderSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	client, err := netns.Open(netns.NamedDir + "/" + spec.Prefix + spec.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := netns.Open(netns.NamedDir + "/" + spec.Prefix + spec.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := server.Listen(context.Background(), nil, "tcp4", "0.0.0.0:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	var accepted atomic.Int64
+	go func() { // lives as long as the process
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			accepted.Add(1)
+		}
+	}()
+	fmt.Println("weft-helper ready")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		cmd, arg, _ := strings.Cut(sc.Text(), " ")
+		switch cmd {
+		case "dial":
+			n, _ := strconv.Atoi(arg)
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			var first atomic.Value
+			const dialers = 4
+			for d := range dialers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := d; i < n; i += dialers {
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						c, err := client.Dial(ctx, nil, "tcp4", spec.Addr)
+						cancel()
+						if err != nil {
+							failed.Add(1)
+							first.CompareAndSwap(nil, err.Error())
+							continue
+						}
+						mu.Lock()
+						held = append(held, c)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			e, _ := first.Load().(string)
+			fmt.Printf("weft-helper dialed %d %q\n", int64(n)-failed.Load(), e)
+		case "accepted":
+			fmt.Printf("weft-helper accepted %d\n", accepted.Load())
+		}
+	}
 }
