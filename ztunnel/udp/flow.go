@@ -279,6 +279,8 @@ func (f *flow) close() {
 // other ztunnel's verified identity; bytes sent go towards the destination
 // application.
 type FlowInfo struct {
+	// Workload is the pod's WDS uid (<cluster>//Pod/<ns>/<name>).
+	Workload  string    `json:"workload"`
 	Pod       string    `json:"pod"`
 	Direction string    `json:"direction"`
 	Src       string    `json:"src"`
@@ -294,10 +296,10 @@ type FlowInfo struct {
 	LastSeen  time.Time `json:"lastSeen"`
 }
 
-func (f *flow) info(pod string) FlowInfo {
+func (f *flow) info(workload, pod string) FlowInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fi := FlowInfo{Pod: pod, Direction: f.direction, Src: f.src.String(), Dst: f.dst.String(), Path: f.path,
+	fi := FlowInfo{Workload: workload, Pod: pod, Direction: f.direction, Src: f.src.String(), Dst: f.dst.String(), Path: f.path,
 		Peer: f.peer, Failed: f.failed, Error: f.failErr, Opened: f.opened, LastSeen: f.last.get(),
 		BytesSent: f.bytesSent.Load(), BytesRecv: f.bytesRecv.Load()}
 	if f.target.IsValid() {

@@ -188,8 +188,9 @@ func (s *Service) Flows() []FlowInfo {
 	out := []FlowInfo{}
 	for _, pf := range pfs {
 		name := pf.pod.Namespace + "/" + pf.pod.Name
+		uid := s.cfg.ClusterID + "//Pod/" + name
 		for _, f := range pf.snapshot() {
-			out = append(out, f.info(name))
+			out = append(out, f.info(uid, name))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
