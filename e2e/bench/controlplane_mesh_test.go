@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -178,14 +179,38 @@ func TestChurnDriver(t *testing.T) {
 	if int64(len(l.Items)) != created-deleted {
 		t.Errorf("%d pods left, want created−deleted = %d", len(l.Items), created-deleted)
 	}
-	nodes := map[string]int{}
+	ips := map[string]bool{}
 	for _, p := range l.Items {
-		nodes[p.Spec.NodeName]++
 		if p.Spec.TerminationGracePeriodSeconds == nil || *p.Spec.TerminationGracePeriodSeconds != 0 {
 			t.Errorf("pod %s has a grace period", p.Name)
 		}
+		if p.Spec.NodeName != churnNode || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || !podReady(&p) {
+			t.Errorf("pod %s: node %q, phase %s, IP %q, ready %t; want running and ready on %s", p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.PodIP, podReady(&p), churnNode)
+		}
+		if ips[p.Status.PodIP] {
+			t.Errorf("IP %s given twice", p.Status.PodIP)
+		}
+		ips[p.Status.PodIP] = true
 	}
-	if len(l.Items) > 3 && len(nodes) != 2 {
-		t.Errorf("pods on nodes %v, want both", nodes)
+	if got := []string{churnIP(0), churnIP(257), churnIP(1<<16 + 1)}; !cmp.Equal(got, []string{"198.18.0.0", "198.18.1.1", "198.19.0.1"}) {
+		t.Errorf("churn IPs %v", got)
+	}
+}
+
+func TestFakeNode(t *testing.T) {
+	cs := fake.NewClientset()
+	ctx, cancel := context.WithCancel(context.Background())
+	done, err := fakeNode(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	n, err := cs.CoreV1().Nodes().Get(context.Background(), churnNode, metav1.GetOptions{})
+	if err != nil || len(n.Spec.Taints) != 1 || len(n.Status.Conditions) != 1 || n.Status.Conditions[0].Status != corev1.ConditionTrue {
+		t.Fatalf("node %+v, %v", n, err)
+	}
+	if _, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(context.Background(), churnNode, metav1.GetOptions{}); err != nil {
+		t.Errorf("lease: %v", err)
 	}
 }
