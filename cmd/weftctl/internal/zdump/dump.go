@@ -14,6 +14,7 @@ import (
 	"github.com/weftmesh/weft/pkg/xds"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
+	"github.com/weftmesh/weft/ztunnel/udp"
 )
 
 // Dump is one ztunnel's /config_dump, decoded. The proto sections keep
@@ -25,6 +26,7 @@ type Dump struct {
 	Certificates  []certmgr.Status
 	WorkloadState []inpod.State
 	Connections   []telemetry.ConnState
+	UDPFlows      []udp.FlowInfo
 	XDS           *xds.Status
 	Config        map[string]any
 }
@@ -45,6 +47,7 @@ type rawDump struct {
 	Certificates  []certmgr.Status      `json:"certificates"`
 	WorkloadState []inpod.State         `json:"workloadState"`
 	Connections   []telemetry.ConnState `json:"connections"`
+	UDPFlows      []udp.FlowInfo        `json:"udpFlows"`
 	XDS           *xds.Status           `json:"xds"`
 	Config        map[string]any        `json:"config"`
 }
@@ -56,7 +59,7 @@ func Parse(body []byte) (*Dump, error) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("decode config_dump: %w", err)
 	}
-	d := &Dump{Certificates: r.Certificates, WorkloadState: r.WorkloadState, Connections: r.Connections, XDS: r.XDS, Config: r.Config}
+	d := &Dump{Certificates: r.Certificates, WorkloadState: r.WorkloadState, Connections: r.Connections, UDPFlows: r.UDPFlows, XDS: r.XDS, Config: r.Config}
 	var err error
 	if d.Workloads, err = decodeAll("workloads", r.Workloads, func() *workloadapi.Workload { return &workloadapi.Workload{} }); err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ import (
 	"github.com/weftmesh/weft/pkg/xds"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
+	"github.com/weftmesh/weft/ztunnel/udp"
 )
 
 var regenFixture = flag.Bool("regen-fixture", false, "rewrite testdata/config_dump.json from the types ztunnel serves")
@@ -101,6 +102,16 @@ func TestRegenFixture(t *testing.T) {
 			{Workload: "Kubernetes//Pod/demo/client-7d9f", Direction: "outbound", Local: "10.244.1.5:41234", Remote: "10.96.0.20:80", RemoteTarget: "10.244.1.6:15008", Protocol: "HBONE", SrcIdentity: "spiffe://cluster.local/ns/demo/sa/client", DstIdentity: "spiffe://cluster.local/ns/demo/sa/echo", BytesSent: 120, BytesRecv: 4096, Started: started},
 			{Workload: "Kubernetes//Pod/demo/echo-1", Direction: "inbound", Local: "10.244.1.6:8080", Remote: "10.244.1.5:41234", RemoteTarget: "10.244.1.6:8080", Protocol: "HBONE", SrcIdentity: "spiffe://cluster.local/ns/demo/sa/client", DstIdentity: "spiffe://cluster.local/ns/demo/sa/echo", BytesSent: 4096, BytesRecv: 120, Started: started},
 			{Workload: "Kubernetes//Pod/demo/client-7d9f", Direction: "outbound", Local: "10.244.1.5:41236", Remote: "10.244.2.7:8080", RemoteTarget: "10.244.2.7:15008", Protocol: "HBONE_QUIC", SrcIdentity: "spiffe://cluster.local/ns/demo/sa/client", DstIdentity: "spiffe://cluster.local/ns/demo/sa/echo", BytesSent: 64, BytesRecv: 512, Started: started.Add(time.Minute)},
+		},
+		"udpFlows": []udp.FlowInfo{
+			{Workload: "Kubernetes//Pod/demo/client-7d9f", Pod: "demo/client-7d9f", Direction: "outbound", Src: "10.244.1.5:5000", Dst: "10.244.2.7:9001",
+				Target: "10.244.2.7:9001", Path: "tunnel", Peer: "spiffe://cluster.local/ns/demo/sa/echo", BytesSent: 40, BytesRecv: 300, Opened: started, LastSeen: started.Add(time.Second)},
+			{Workload: "Kubernetes//Pod/demo/client-7d9f", Pod: "demo/client-7d9f", Direction: "outbound", Src: "10.244.1.5:5001", Dst: "192.0.2.10:123",
+				Target: "192.0.2.10:123", Path: "passthrough", BytesSent: 48, BytesRecv: 48, Opened: started, LastSeen: started},
+			{Workload: "Kubernetes//Pod/demo/client-7d9f", Pod: "demo/client-7d9f", Direction: "outbound", Src: "10.244.1.5:5002", Dst: "10.244.1.6:9001",
+				Failed: "no_quic", Error: "workload does not advertise quic", Opened: started, LastSeen: started},
+			{Workload: "Kubernetes//Pod/demo/echo-1", Pod: "demo/echo-1", Direction: "inbound", Src: "10.244.3.9:0", Dst: "10.244.1.6:9001",
+				Target: "10.244.1.6:9001", Path: "tunnel", Peer: "spiffe://cluster.local/ns/legacy/sa/default", BytesSent: 10, BytesRecv: 10, Opened: started, LastSeen: started},
 		},
 		"xds": xds.Status{Connected: true, Streams: 1, Types: map[string]xds.TypeStatus{
 			"type.googleapis.com/istio.workload.Address":       {Wildcard: true, Resources: 6, Nonce: "n7", Version: "2026-11-27T08:59:00Z/12", ACKs: 7},

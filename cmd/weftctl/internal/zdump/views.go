@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/ztunnel/telemetry"
+	"github.com/weftmesh/weft/ztunnel/udp"
 )
 
 // Filter narrows a view. Empty fields match everything.
@@ -260,7 +261,8 @@ func Certificates(d *Dump, now time.Time) (printer.TableData, []CertRow) {
 // REMOTE REMOTE TARGET PROTOCOL TRANSPORT (wide: SOURCE IDENTITY
 // DESTINATION IDENTITY BYTES SENT BYTES RECV STARTED; the identities are
 // the SPIFFE IDs of the mTLS leg, "-" for plaintext). PROTOCOL is Istio's
-// (HBONE or TCP); TRANSPORT is HBONE's ("h2" or "quic", "-" for TCP). The
+// (HBONE or TCP), or UDP for a UDP flow; TRANSPORT is HBONE's ("h2" or
+// "quic"; "-" for TCP and UDP outside the mesh). The
 // workload is shown as name.namespace when the dump knows its uid.
 func Connections(d *Dump, f Filter) (printer.TableData, []telemetry.ConnState) {
 	t := printer.TableData{
@@ -268,7 +270,7 @@ func Connections(d *Dump, f Filter) (printer.TableData, []telemetry.ConnState) {
 		WideHeader: []string{"SOURCE IDENTITY", "DESTINATION IDENTITY", "BYTES SENT", "BYTES RECV", "STARTED"},
 	}
 	out := []telemetry.ConnState{}
-	conns := append([]telemetry.ConnState{}, d.Connections...)
+	conns := append(append([]telemetry.ConnState{}, d.Connections...), udpConns(d.UDPFlows)...)
 	sort.SliceStable(conns, func(i, j int) bool { return conns[i].Workload < conns[j].Workload })
 	for _, c := range conns {
 		name, ns := c.Workload, ""
@@ -290,10 +292,41 @@ func Connections(d *Dump, f Filter) (printer.TableData, []telemetry.ConnState) {
 	return t, out
 }
 
+// udpConns shows the UDP flows that carry traffic as connections:
+// PROTOCOL UDP, TRANSPORT quic through a CONNECT-UDP tunnel (REMOTE TARGET
+// the tunnel's address), "-" when passed straight to a destination outside
+// the mesh. Refused flows are left out, as refused TCP connections are.
+func udpConns(flows []udp.FlowInfo) []telemetry.ConnState {
+	var out []telemetry.ConnState
+	for _, f := range flows {
+		if f.Failed != "" || f.Path == "" {
+			continue
+		}
+		c := telemetry.ConnState{Workload: f.Workload, Direction: f.Direction, Protocol: "UDP",
+			BytesSent: f.BytesSent, BytesRecv: f.BytesRecv, Started: f.Opened}
+		if f.Direction == "inbound" {
+			c.Local, c.Remote, c.RemoteTarget, c.SrcIdentity = f.Dst, f.Src, f.Target, f.Peer
+		} else {
+			c.Local, c.Remote, c.RemoteTarget, c.DstIdentity = f.Src, f.Dst, f.Target, f.Peer
+			if ap, err := netip.ParseAddrPort(f.Target); err == nil && f.Path == "tunnel" {
+				c.RemoteTarget = netip.AddrPortFrom(ap.Addr(), 15008).String()
+			}
+		}
+		if f.Path == "tunnel" {
+			c.Protocol = "UDP_QUIC"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // splitProtocol splits the connection table's protocol into Istio's
-// protocol and HBONE's transport: "HBONE" is HTTP/2, "HBONE_QUIC" HTTP/3.
+// protocol and HBONE's transport: "HBONE" is HTTP/2, "HBONE_QUIC" HTTP/3;
+// "UDP_QUIC" is a UDP flow through a CONNECT-UDP tunnel.
 func splitProtocol(p string) (protocol, transport string) {
 	switch p {
+	case "UDP_QUIC":
+		return "UDP", "quic"
 	case "HBONE":
 		return "HBONE", "h2"
 	case "HBONE_QUIC":
