@@ -32,14 +32,21 @@ func TestResetWritersKeepConnWindow(t *testing.T) {
 			}
 		}
 	})
-	ts := newSetup(t, h, nil, nil)
+	// A dialer or writer left without a reader waits for the client's
+	// keepalive tick; a long one (30 s) makes that wait stand far above a
+	// slow round's (-race on a loaded machine takes a few seconds).
+	const tick = 30 * time.Second
+	ts := newSetup(t, h, nil, func(cfg *PoolConfig) {
+		cfg.Limits.PingInterval = 2 * tick
+		cfg.Limits.PingTimeout = 4 * tick
+	})
 	for round := range 10 {
 		start := time.Now()
 		var wg sync.WaitGroup
 		for i := range 8 {
 			s := ts.dial(t, nil)
 			wg.Go(func() {
-				_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_ = s.SetReadDeadline(time.Now().Add(tick / 2))
 				// Read while the server writes, so that its writers are
 				// busy sending when the reset arrives.
 				if _, err := io.CopyN(io.Discard, s, int64(256<<10+(round*8+i)*49999)); err != nil {
@@ -51,8 +58,9 @@ func TestResetWritersKeepConnWindow(t *testing.T) {
 		wg.Wait()
 		// Every stream dialled in the round waits for its response while
 		// other streams hold the read role; a dialer left without a reader
-		// waits for the keepalive tick (5 s).
-		if d := time.Since(start); d > 2*time.Second {
+		// waits for the keepalive tick (up to 30 s; 5-20 s per round with
+		// the default 5 s tick before the fix, under 2 s after it).
+		if d := time.Since(start); d > tick/3 {
 			t.Errorf("round %d took %s: a dialer or writer waited for a reader", round, d)
 		}
 	}
@@ -71,7 +79,10 @@ func TestResetWritersKeepConnWindow(t *testing.T) {
 		t.Fatal("no connection")
 	}
 	var granted, usable int64
-	for range 600 { // until the last frames and updates have landed (the keepalive tick reads an idle client connection)
+	for range 600 { // until the last frames and updates have landed
+		// Nothing reads an idle client connection but the keepalive tick:
+		// ask for a reader, as the tick would.
+		cli.needReader()
 		time.Sleep(20 * time.Millisecond)
 		cli.mu.Lock()
 		granted = cli.recvWindow
