@@ -148,9 +148,10 @@ func TestControlPlaneDefaults(t *testing.T) {
 }
 
 func TestMergeRunningMeshRows(t *testing.T) {
-	r := &Report{Rows: []Row{{Scenario: "latency"}}, Notes: []string{"not measured yet: p99 propagation", "other"}}
+	r := &Report{Rows: []Row{{Scenario: "latency"}, {Scenario: "control-plane", Case: "5000 pods, 1,000 services"}}, Notes: []string{"not measured yet: p99 propagation", "other"}}
 	o := &Report{Mode: "quick", Started: time.Date(2026, 11, 27, 13, 30, 0, 0, time.UTC), Duration: 200,
-		Rows: []Row{{Scenario: "control-plane", Case: "running mesh, 2 ztunnels, at rest"}}}
+		Rows:  []Row{{Scenario: "control-plane", Case: "running mesh, 2 ztunnels, at rest"}},
+		Notes: []string{"control plane: not run in this mode"}}
 	r.Merge(o)
 	want := []string{"other", "control-plane rows from a separate quick run of 2026-11-27 13:30 UTC (200 s)"}
 	if diff := cmp.Diff(want, r.Notes); diff != "" {

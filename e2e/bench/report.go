@@ -174,7 +174,13 @@ func (r *Report) Merge(other *Report) {
 	}
 	r.Notes = append(notes, fmt.Sprintf("%s rows from a separate %s run of %s (%.0f s)", strings.Join(names, ", "), mode,
 		other.Started.Format("2006-01-02 15:04 UTC"), other.Duration))
-	r.Notes = append(r.Notes, other.Notes...)
+	scale := hasScaleRows(r.Rows)
+	for _, n := range other.Notes {
+		if scale && strings.HasPrefix(n, "control plane: not run") {
+			continue // r has the scale rows other did not run
+		}
+		r.Notes = append(r.Notes, n)
+	}
 	r.Rows = append(r.Rows, other.Rows...)
 }
 
@@ -183,6 +189,16 @@ func (r *Report) Merge(other *Report) {
 func hasRunningMeshRows(rows []Row) bool {
 	for _, r := range rows {
 		if r.Scenario == "control-plane" && (strings.HasPrefix(r.Case, "running mesh") || strings.HasSuffix(r.Case, "`kubectl label ns`")) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasScaleRows reports whether rows hold BenchmarkScale's rows.
+func hasScaleRows(rows []Row) bool {
+	for _, r := range rows {
+		if r.Scenario == "control-plane" && !hasRunningMeshRows([]Row{r}) {
 			return true
 		}
 	}
