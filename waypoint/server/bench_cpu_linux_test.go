@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"net/http"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,6 +27,7 @@ func BenchmarkWaypointCPUPOST(b *testing.B) { benchCPU(b, postKiB) }
 func benchCPU(b *testing.B, send func(c *http.Client, hostPort string) (*http.Response, error)) {
 	m := newMesh(b)
 	via, direct := m.httpClient(false), m.directClient(b)
+	var goroutines, allocs [2]uint64 // during the direct and the waypoint run
 	run := func(c *http.Client, url string, n int) time.Duration {
 		var wg sync.WaitGroup
 		work := make(chan struct{}, n)
@@ -56,12 +58,34 @@ func benchCPU(b *testing.B, send func(c *http.Client, hostPort string) (*http.Re
 	run(via, echoVIP, 100)
 	b.ResetTimer()
 	n := b.N
+	g0, a0 := schedCounters()
 	d := run(direct, "10.0.1.1:8080", n)
+	g1, a1 := schedCounters()
 	v := run(via, echoVIP, n)
+	g2, a2 := schedCounters()
+	goroutines, allocs = [2]uint64{g1 - g0, g2 - g1}, [2]uint64{a1 - a0, a2 - a1}
 	per1k := func(t time.Duration) float64 { return float64(t.Milliseconds()) * 1000 / float64(n) }
 	b.ReportMetric(per1k(d), "direct-cpu-ms/1k-req")
 	b.ReportMetric(per1k(v), "waypoint-cpu-ms/1k-req")
 	b.ReportMetric(per1k(v)-per1k(d), "added-cpu-ms/1k-req")
+	// Load-independent: what the waypoint hop adds in goroutines started
+	// and bytes allocated per request.
+	b.ReportMetric((float64(goroutines[1])-float64(goroutines[0]))/float64(n), "added-goroutines/req")
+	b.ReportMetric((float64(allocs[1])-float64(allocs[0]))/float64(n), "added-B/req")
+}
+
+// schedCounters reads the goroutines created and the heap bytes
+// allocated so far.
+func schedCounters() (goroutines, allocBytes uint64) {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		goroutines = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		allocBytes = s[1].Value.Uint64()
+	}
+	return goroutines, allocBytes
 }
 
 // cpuTime is the process's user and system CPU time.
