@@ -16,6 +16,9 @@ import (
 type Server struct {
 	srv  *http.Server
 	ln   *connListener
+	h    http.Handler
+	log  *slog.Logger
+	h1   h1Conns
 	once sync.Once
 	done chan struct{}
 }
@@ -26,7 +29,7 @@ func NewServer(h http.Handler, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{ln: newConnListener(), done: make(chan struct{})}
+	s := &Server{ln: newConnListener(), h: h, log: log, done: make(chan struct{})}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
@@ -51,9 +54,21 @@ func NewServer(h http.Handler, log *slog.Logger) *Server {
 var http2Config = http.HTTP2Config{MaxReceiveBufferPerStream: 4 << 20, MaxReceiveBufferPerConnection: 16 << 20}
 
 // ServeFlow serves c until the HTTP server is done with it (the client
-// closed it, it idled out, or ctx ended).
+// closed it, it idled out, or ctx ended): plain HTTP/1.1 requests in this
+// goroutine (serveH1), and from the first request that is not plain
+// (HTTP/2, an upgrade) on, net/http's server.
 func (s *Server) ServeFlow(ctx context.Context, f *flow.Flow, c net.Conn) {
-	fc := &flowConn{Conn: c, flow: f, closed: make(chan struct{})}
+	select {
+	case <-s.ln.closed:
+		_ = c.Close()
+		return
+	default:
+	}
+	rest := serveH1(flow.NewContext(ctx, f), &s.h1, c, s.h, s.log)
+	if rest == nil {
+		return
+	}
+	fc := &flowConn{Conn: rest, flow: f, closed: make(chan struct{})}
 	if !s.ln.push(fc) {
 		return
 	}
@@ -69,6 +84,7 @@ func (s *Server) ServeFlow(ctx context.Context, f *flow.Flow, c net.Conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
+		s.h1.shutdown()
 		err = s.srv.Shutdown(ctx)
 		if err != nil {
 			_ = s.srv.Close()

@@ -1,0 +1,286 @@
+package httpproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The waypoint serves plain HTTP/1.1 requests on a tunnel with a loop of
+// its own (serveH1) rather than net/http's server: net/http costs, per
+// request, a goroutine that reads the connection in the background (on an
+// HBONE stream it takes the connection's read role and must be kicked out
+// of it when the handler returns) and three read deadlines (three timers
+// on an HBONE stream); the loop here reads the next request where it
+// serves it and keeps one timer per tunnel. Parsing is net/http's
+// (http.ReadRequest); the loop owns only framing the response.
+//
+// The loop serves a request only if its head is plain: HTTP/1.1, not
+// CONNECT, no Upgrade, no Expect other than 100-continue, and the head fits
+// in the read buffer. At the first request that is not (or at HTTP/2's
+// preface) it hands the rest of the tunnel, with the bytes it buffered, to
+// net/http's server, which serves upgrades, h2c and the rest.
+
+// h1BufSize is the read and write buffer size of a tunnel; a request head
+// must fit in the read buffer to be served by the loop.
+const h1BufSize = 8 << 10
+
+// h1HeaderTimeout bounds reading a request head once its first byte came;
+// h1IdleTimeout bounds waiting for the next request (as the net/http
+// server's ReadHeaderTimeout and IdleTimeout).
+const (
+	h1HeaderTimeout = 30 * time.Second
+	h1IdleTimeout   = 10 * time.Minute
+)
+
+// maxDiscard is how much of an unread request body is read away to keep
+// the connection; past it, the connection is closed (as net/http does).
+const maxDiscard = 256 << 10
+
+var (
+	h1Readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, h1BufSize) }}
+	h1Writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h1BufSize) }}
+)
+
+// h1Conns tracks the tunnels the loop serves, so that a shutdown closes
+// the idle ones at once and the busy ones after their request.
+type h1Conns struct {
+	mu       sync.Mutex
+	conns    map[*h1Conn]struct{}
+	shutting atomic.Bool
+}
+
+// h1Conn is one tunnel the loop serves; busy while a request is read or
+// served.
+type h1Conn struct {
+	c    net.Conn
+	busy atomic.Bool
+}
+
+func (cs *h1Conns) add(c net.Conn) *h1Conn {
+	hc := &h1Conn{c: c}
+	cs.mu.Lock()
+	if cs.conns == nil {
+		cs.conns = map[*h1Conn]struct{}{}
+	}
+	cs.conns[hc] = struct{}{}
+	cs.mu.Unlock()
+	return hc
+}
+
+func (cs *h1Conns) remove(hc *h1Conn) {
+	cs.mu.Lock()
+	delete(cs.conns, hc)
+	cs.mu.Unlock()
+}
+
+// shutdown makes every loop end after its request and closes the idle
+// tunnels now.
+func (cs *h1Conns) shutdown() {
+	cs.shutting.Store(true)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for hc := range cs.conns {
+		if !hc.busy.Load() {
+			_ = hc.c.Close()
+		}
+	}
+}
+
+// serveH1 serves plain HTTP/1.1 requests on c with h until c ends (it
+// returns nil, c closed) or a request needs net/http's server (it returns
+// a connection that replays what was buffered; c is not closed).
+func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *slog.Logger) net.Conn {
+	hc := cs.add(c)
+	defer cs.remove(hc)
+	br := h1Readers.Get().(*bufio.Reader)
+	br.Reset(c)
+	bw := h1Writers.Get().(*bufio.Writer)
+	bw.Reset(c)
+	defer func() {
+		bw.Reset(nil)
+		h1Writers.Put(bw)
+	}()
+	// One timer per tunnel bounds idle waits and head reads; firing, it
+	// closes the tunnel.
+	timer := time.AfterFunc(h1IdleTimeout, func() { _ = c.Close() })
+	defer timer.Stop()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	remote := c.RemoteAddr().String()
+	w := &h1Writer{bw: bw, header: http.Header{}}
+	for {
+		hc.busy.Store(false)
+		if cs.shutting.Load() {
+			break
+		}
+		timer.Reset(h1IdleTimeout)
+		plain, err := peekHead(br, timer)
+		hc.busy.Store(true)
+		if err != nil {
+			break
+		}
+		if !plain {
+			timer.Stop()
+			return &replayConn{Conn: c, br: br}
+		}
+		req, err := http.ReadRequest(br)
+		timer.Stop()
+		if err != nil {
+			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
+			break
+		}
+		if !serveOne(ctx, w, br, req, remote, h, log) {
+			break
+		}
+	}
+	_ = c.Close()
+	br.Reset(nil)
+	h1Readers.Put(br)
+	return nil
+}
+
+// serveOne serves req and reports whether the connection can carry the
+// next request.
+func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, req *http.Request, remote string, h http.Handler, log *slog.Logger) (keep bool) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req = req.WithContext(rctx)
+	req.RemoteAddr = remote
+	body := &h1Body{rc: req.Body, w: w}
+	if req.Body != nil && req.Body != http.NoBody {
+		body.expect = req.Header.Get("Expect") != ""
+		req.Body = body
+	}
+	req.Header.Del("Expect")
+	w.reset(req)
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				log.Error("panic serving a request", "panic", p, "method", req.Method, "path", req.URL.Path)
+			}
+			keep = false
+		}
+	}()
+	h.ServeHTTP(w, req)
+	if err := w.finish(); err != nil || w.closeAfter {
+		return false
+	}
+	if !body.done() {
+		if body.expect && !body.sentContinue {
+			return false // the client waits for a 100 Continue never sent
+		}
+		n, err := io.CopyN(io.Discard, body.rc, maxDiscard+1)
+		if n > maxDiscard || (err != nil && err != io.EOF) {
+			return false
+		}
+	}
+	return br.Buffered() > 0 || ctx.Err() == nil
+}
+
+// peekHead waits for the next request's head in br and reports whether
+// the loop can serve it. Once its first byte came, the head must arrive
+// within h1HeaderTimeout.
+func peekHead(br *bufio.Reader, timer *time.Timer) (plain bool, err error) {
+	if _, err := br.Peek(1); err != nil {
+		return false, err
+	}
+	timer.Reset(h1HeaderTimeout)
+	for {
+		// HTTP/2's preface, "PRI * HTTP/2.0\r\n\r\n...", reads as a head that
+		// is not HTTP/1.1.
+		b, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+			return plainHead(b[:i+2]), nil
+		}
+		if len(b) >= br.Size() {
+			return false, nil // a head larger than the buffer: net/http's
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			return false, err
+		}
+	}
+}
+
+// plainHead reports whether a request head (request line and header
+// lines, each ending in CRLF) is one the loop serves.
+func plainHead(head []byte) bool {
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	if !bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasPrefix(line, []byte("CONNECT ")) {
+		return false
+	}
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, ok := bytes.Cut(l, []byte(":"))
+		if !ok {
+			return false // let net/http's parser answer
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("Upgrade")), bytes.EqualFold(name, []byte("HTTP2-Settings")):
+			return false
+		case bytes.EqualFold(name, []byte("Expect")):
+			if !bytes.EqualFold(bytes.TrimSpace(value), []byte("100-continue")) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// h1Body is a request body served by the loop: it sends 100 Continue at
+// the first read of a client that expects it, and remembers its end.
+type h1Body struct {
+	rc           io.ReadCloser
+	w            *h1Writer
+	expect       bool
+	sentContinue bool
+	eof          bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.expect && !b.sentContinue {
+		b.sentContinue = true
+		if !b.w.committed {
+			_, _ = b.w.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := b.w.bw.Flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error { return nil }
+
+func (b *h1Body) done() bool { return b.eof || b.rc == nil || b.rc == http.NoBody }
+
+// replayConn reads what br buffered before reading its connection.
+type replayConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// CloseWrite half-closes the tunnel (used by upgraded connections).
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+var errHijack = errors.New("httpproxy: hijacking is served by net/http only")

@@ -1,0 +1,215 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// h1Test runs serveH1 on one end of a pipe; the test talks on the other.
+type h1Test struct {
+	client net.Conn
+	br     *bufio.Reader
+	rest   chan net.Conn // what serveH1 returned
+}
+
+func startH1(t *testing.T, h http.Handler) *h1Test {
+	t.Helper()
+	client, server := net.Pipe()
+	ht := &h1Test{client: client, br: bufio.NewReader(client), rest: make(chan net.Conn, 1)}
+	cs := &h1Conns{}
+	go func() { ht.rest <- serveH1(context.Background(), cs, server, h, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
+	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
+	return ht
+}
+
+func (ht *h1Test) send(t *testing.T, raw string) {
+	t.Helper()
+	go func() { _, _ = io.WriteString(ht.client, raw) }()
+}
+
+func (ht *h1Test) read(t *testing.T, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(ht.br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestH1ResponseFraming(t *testing.T) {
+	big := strings.Repeat("x", h1Pending+1)
+	tests := []struct {
+		name, method string
+		h            http.HandlerFunc
+		wantCode     int
+		wantBody     string
+		wantLength   int64
+		wantTE       []string
+		wantTrailer  http.Header
+	}{
+		{"small body gets a length", "GET", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello") },
+			200, "hello", 5, nil, nil},
+		{"no body", "GET", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(403) }, 403, "", 0, nil, nil},
+		{"large body is chunked", "GET", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, big) },
+			200, big, -1, []string{"chunked"}, nil},
+		{"flushed body is chunked", "GET", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "a")
+			_ = http.NewResponseController(w).Flush()
+			_, _ = io.WriteString(w, "b")
+		}, 200, "ab", -1, []string{"chunked"}, nil},
+		{"declared length", "GET", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Length", "3")
+			_, _ = io.WriteString(w, "abc")
+		}, 200, "abc", 3, nil, nil},
+		{"trailers", "GET", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Trailer", "X-Sum")
+			_, _ = io.WriteString(w, "abc")
+			w.Header().Set("X-Sum", "3")
+			w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+		}, 200, "abc", -1, []string{"chunked"}, http.Header{"X-Sum": {"3"}, "X-Late": {"yes"}}},
+		{"HEAD keeps the length", "HEAD", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Length", "10")
+		}, 200, "", 10, nil, nil},
+		{"no content", "GET", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }, 204, "", 0, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ht := startH1(t, tt.h)
+			ht.send(t, tt.method+" /x HTTP/1.1\r\nHost: a\r\n\r\n")
+			resp, body := ht.read(t, tt.method)
+			if resp.StatusCode != tt.wantCode || body != tt.wantBody || resp.ContentLength != tt.wantLength {
+				t.Errorf("got %d, %d bytes, length %d, want %d, %d bytes, length %d", resp.StatusCode, len(body), resp.ContentLength,
+					tt.wantCode, len(tt.wantBody), tt.wantLength)
+			}
+			if d := cmp.Diff(tt.wantTE, resp.TransferEncoding); d != "" {
+				t.Errorf("transfer encoding (-want +got):\n%s", d)
+			}
+			if tt.wantTrailer != nil {
+				if d := cmp.Diff(tt.wantTrailer, resp.Trailer); d != "" {
+					t.Errorf("trailers (-want +got):\n%s", d)
+				}
+			}
+			if resp.Header.Get("Date") == "" {
+				t.Error("no Date header")
+			}
+		})
+	}
+}
+
+// TestH1KeepAliveAndPipelining: requests written back to back, one of
+// them with a body the handler leaves unread, are answered in order on
+// the same connection.
+func TestH1KeepAliveAndPipelining(t *testing.T) {
+	ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/read" {
+			b, _ := io.ReadAll(r.Body)
+			_, _ = io.WriteString(w, "read "+string(b))
+			return
+		}
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.Path)
+	}))
+	ht.send(t, "POST /unread HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"+
+		"POST /read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
+		"GET /last HTTP/1.1\r\nHost: a\r\n\r\n")
+	var got []string
+	for range 3 {
+		_, body := ht.read(t, "GET")
+		got = append(got, body)
+	}
+	if d := cmp.Diff([]string{"POST /unread", "read abc", "GET /last"}, got); d != "" {
+		t.Errorf("responses (-want +got):\n%s", d)
+	}
+}
+
+func TestH1ExpectContinue(t *testing.T) {
+	ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, "got "+string(b))
+	}))
+	ht.send(t, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+	line, err := ht.br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("first line %q (%v), want a 100 Continue", line, err)
+	}
+	if blank, _ := ht.br.ReadString('\n'); blank != "\r\n" {
+		t.Fatalf("100 Continue not ended: %q", blank)
+	}
+	ht.send(t, "body")
+	if _, body := ht.read(t, "POST"); body != "got body" {
+		t.Errorf("body %q", body)
+	}
+}
+
+func TestH1ConnectionClose(t *testing.T) {
+	ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "bye") }))
+	ht.send(t, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	resp, body := ht.read(t, "GET")
+	if body != "bye" || !resp.Close {
+		t.Errorf("got %q close=%v, want the response to close", body, resp.Close)
+	}
+	if rest := <-ht.rest; rest != nil {
+		t.Error("the loop handed the connection on instead of closing it")
+	}
+}
+
+// TestH1HandsOff: an upgrade, HTTP/2's preface and HTTP/1.0 go to
+// net/http's server with every byte the loop buffered.
+func TestH1HandsOff(t *testing.T) {
+	for name, raw := range map[string]string{
+		"upgrade":  "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"connect":  "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+		"h2":       "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"http/1.0": "GET / HTTP/1.0\r\n\r\n",
+		"expect":   "PUT / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ht := startH1(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served by the loop") }))
+			ht.send(t, raw)
+			rest := <-ht.rest
+			if rest == nil {
+				t.Fatal("connection closed, not handed off")
+			}
+			b := make([]byte, len(raw))
+			if _, err := io.ReadFull(rest, b); err != nil || string(b) != raw {
+				t.Errorf("handed-off connection reads %q (%v), want %q", b, err, raw)
+			}
+		})
+	}
+}
+
+func TestH1BadRequestAndAbort(t *testing.T) {
+	t.Run("bad request", func(t *testing.T) {
+		ht := startH1(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		ht.send(t, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n")
+		if resp, _ := ht.read(t, "GET"); resp.StatusCode != 400 {
+			t.Errorf("status %d, want 400", resp.StatusCode)
+		}
+	})
+	t.Run("aborted handler closes", func(t *testing.T) {
+		ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "partial")
+			panic(http.ErrAbortHandler)
+		}))
+		ht.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if rest := <-ht.rest; rest != nil {
+			t.Error("connection handed off after an abort")
+		}
+		if _, err := http.ReadResponse(ht.br, nil); err == nil {
+			t.Error("an aborted response parsed as complete")
+		}
+	})
+}

@@ -1,0 +1,282 @@
+package httpproxy
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// h1Writer is the http.ResponseWriter of the HTTP/1.1 loop (serveH1). It
+// holds the status, headers and up to h1Pending bytes of body until the
+// handler flushes, writes more, or returns: a response complete by then
+// gets a Content-Length and leaves in one write; a longer or flushed one
+// is chunked (unless the handler set a Content-Length), with trailers
+// (declared in "Trailer" or set with http.TrailerPrefix) after its last
+// chunk. HEAD, 1xx, 204 and 304 responses carry no body. It is reused
+// across the requests of a connection and is not safe for concurrent
+// use, as no ResponseWriter is.
+type h1Writer struct {
+	bw     *bufio.Writer
+	header http.Header
+
+	req         *http.Request
+	status      int
+	wroteHeader bool
+	committed   bool
+	noBody      bool // HEAD, or a status without a body
+	chunked     bool
+	length      int64 // declared Content-Length, or -1
+	written     int64
+	pending     []byte
+	closeAfter  bool
+	err         error
+}
+
+// h1Pending is how much body the writer holds before it sends the head.
+const h1Pending = 4 << 10
+
+var (
+	_ http.ResponseWriter = (*h1Writer)(nil)
+	_ http.Flusher        = (*h1Writer)(nil)
+)
+
+func (w *h1Writer) reset(r *http.Request) {
+	clear(w.header)
+	w.req, w.status, w.wroteHeader, w.committed, w.noBody, w.chunked = r, 0, false, false, false, false
+	w.length, w.written, w.pending, w.closeAfter, w.err = -1, 0, w.pending[:0], r.Close, nil
+}
+
+func (w *h1Writer) Header() http.Header { return w.header }
+
+func (w *h1Writer) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response leaves now; the final one follows.
+		w.bw.WriteString("HTTP/1.1 ")
+		w.bw.WriteString(strconv.Itoa(code))
+		w.bw.WriteString(" ")
+		w.bw.WriteString(http.StatusText(code))
+		w.bw.WriteString("\r\n")
+		writeHeaderLines(w.bw, w.header, nil)
+		w.bw.WriteString("\r\n")
+		w.err = w.bw.Flush()
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("httpproxy: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	w.wroteHeader, w.status = true, code
+	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified ||
+		code == http.StatusSwitchingProtocols
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.length = n
+		} else {
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+func (w *h1Writer) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.noBody {
+		if w.req.Method == http.MethodHead {
+			return len(p), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if !w.committed {
+		if len(w.pending)+len(p) <= h1Pending {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.commit(false)
+	}
+	w.writeBody(p)
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// Flush sends what the writer holds.
+func (w *h1Writer) Flush() { _ = w.FlushError() }
+
+// FlushError sends what the writer holds; http.ResponseController uses
+// it.
+func (w *h1Writer) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(false)
+	}
+	if w.err == nil {
+		w.err = w.bw.Flush()
+	}
+	return w.err
+}
+
+// Hijack is not served by the loop: requests that upgrade go to net/http.
+func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, nil, errHijack }
+
+// commit writes the status line and headers, choosing the body's framing,
+// then the body held so far. final says the handler has returned.
+func (w *h1Writer) commit(final bool) {
+	w.committed = true
+	trailers := hasTrailers(w.header)
+	switch {
+	case w.noBody:
+		if w.req.Method == http.MethodHead || w.status == http.StatusNotModified {
+			break // a Content-Length the handler set describes the GET's body
+		}
+		w.header.Del("Content-Length")
+		w.header.Del("Transfer-Encoding")
+	case w.length >= 0 && !trailers:
+	case final && !trailers:
+		w.length = int64(len(w.pending))
+		w.header["Content-Length"] = []string{strconv.Itoa(len(w.pending))}
+	default:
+		w.chunked, w.length = true, -1
+		w.header.Del("Content-Length")
+		w.header["Transfer-Encoding"] = []string{"chunked"}
+	}
+	if w.closeAfter {
+		w.header["Connection"] = []string{"close"}
+	} else if headerHasToken(w.header, "Connection", "close") {
+		w.closeAfter = true
+	}
+	if _, ok := w.header["Date"]; !ok {
+		w.header["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+	}
+	bw := w.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(w.status))
+	bw.WriteString(" ")
+	bw.WriteString(http.StatusText(w.status))
+	bw.WriteString("\r\n")
+	writeHeaderLines(bw, w.header, nil)
+	bw.WriteString("\r\n")
+	if len(w.pending) > 0 {
+		w.writeBody(w.pending)
+		w.pending = w.pending[:0]
+	}
+}
+
+func (w *h1Writer) writeBody(p []byte) {
+	if len(p) == 0 || w.err != nil {
+		return
+	}
+	if w.chunked {
+		w.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		w.bw.WriteString("\r\n")
+		w.bw.Write(p)
+		_, w.err = w.bw.WriteString("\r\n")
+		return
+	}
+	_, w.err = w.bw.Write(p)
+}
+
+// finish completes the response after the handler returned: the head if
+// not sent, the last chunk and trailers, and a flush. A body shorter than
+// its Content-Length closes the connection.
+func (w *h1Writer) finish() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(true)
+	}
+	if w.chunked && w.err == nil {
+		w.bw.WriteString("0\r\n")
+		writeTrailers(w.bw, w.header)
+		_, w.err = w.bw.WriteString("\r\n")
+	}
+	if !w.noBody && w.length >= 0 && w.written < w.length {
+		w.closeAfter = true
+	}
+	if w.err == nil {
+		w.err = w.bw.Flush()
+	}
+	return w.err
+}
+
+// hasTrailers reports whether h declares trailers or holds some to send.
+func hasTrailers(h http.Header) bool {
+	if _, ok := h["Trailer"]; ok {
+		return true
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeHeaderLines writes h's fields but those with http.TrailerPrefix,
+// each value with CR and LF replaced by spaces, as net/http writes them.
+func writeHeaderLines(bw *bufio.Writer, h http.Header, only map[string]bool) {
+	for k, vs := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) || (only != nil && !only[k]) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// writeTrailers writes the trailers: the declared fields' values and the
+// fields set with http.TrailerPrefix.
+func writeTrailers(bw *bufio.Writer, h http.Header) {
+	var declared map[string]bool
+	for _, v := range h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
+				if declared == nil {
+					declared = map[string]bool{}
+				}
+				declared[k] = true
+			}
+		}
+	}
+	if declared != nil {
+		writeHeaderLines(bw, h, declared)
+	}
+	for k, vs := range h {
+		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
+		if !ok || name == "" {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(name)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
