@@ -9,8 +9,9 @@
 // advertises QUIC gets a CONNECT-UDP flow to its ztunnel, a destination
 // outside the mesh is reached directly from the pod's netns (source port
 // translated), and anything else is dropped and counted. Replies reach the
-// application from the original destination address, through a
-// transparent socket bound to it.
+// application from the original destination address and port, written
+// through a raw socket (no socket could bind that address when the pod
+// holds the same port on its wildcard address).
 //
 // Inbound (Service.HandleUDP, the tunnel server's CONNECT-UDP hook): the
 // target must be the receiving pod; L4 authorization applies as for TCP
@@ -19,5 +20,6 @@
 // socket in the destination netns; the port is not preserved, as for TCP).
 //
 // Flows expire after IdleTimeout without traffic either way, and each pod
-// has at most MaxFlowsPerPod. Every socket carries ztunnel's mark 0x539.
+// has at most MaxFlowsPerPod. Every socket but the raw one carries
+// ztunnel's mark 0x539.
 package udp

@@ -45,9 +45,10 @@ func (u connUp) recv(_ context.Context, b []byte) ([]byte, error) {
 }
 func (u connUp) close() error { return u.c.Close() }
 
-// flow is one UDP flow. Outbound: app is the transparent socket bound to
-// the original destination and connected to the application; inbound: it
-// is bound to the client's address and connected to the application.
+// flow is one UDP flow. Outbound: app writes to the application from the
+// original destination (the pod's raw socket) and the listener hands the
+// flow every datagram the application sends; inbound: app is a transparent
+// socket bound to the client's address and connected to the application.
 type flow struct {
 	direction string
 	src, dst  netip.AddrPort // as the application on the client side sent it
@@ -61,7 +62,7 @@ type flow struct {
 	bytesSent, bytesRecv atomic.Int64
 
 	mu      sync.Mutex
-	app     net.Conn
+	app     appSide
 	up      upstream
 	path    string
 	peer    string         // the other side's identity (tunnel flows)
@@ -180,8 +181,15 @@ func (f *flow) fail(reason string, err error) {
 	}
 }
 
-// setApp installs the application-side socket.
-func (f *flow) setApp(c net.Conn) bool {
+// appSide is where a flow writes to the application: a replyConn for
+// outbound flows, a transparent socket for inbound ones.
+type appSide interface {
+	Write(b []byte) (int, error)
+	Close() error
+}
+
+// setApp installs the application side.
+func (f *flow) setApp(c appSide) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -219,24 +227,6 @@ func (f *flow) pumpUp(up upstream) {
 			return
 		}
 		f.toApp(b)
-	}
-}
-
-// pumpApp carries datagrams the application sends on the flow's own
-// socket (TPROXY finds it for a flow's later datagrams) upstream.
-func (f *flow) pumpApp(app net.Conn) {
-	buf := make([]byte, maxDatagram)
-	for {
-		n, err := app.Read(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			f.close()
-			return
-		}
-		f.fromApp(buf[:n])
 	}
 }
 

@@ -81,7 +81,7 @@ func (s *Service) toWorkload(w *wds.Workload, target netip.AddrPort) (route, str
 	return route{dst: w, target: target}, "", nil
 }
 
-// openOutbound opens the flow's application socket and its upstream.
+// openOutbound opens the flow's upstream.
 func (s *Service) openOutbound(pf *podFlows, f *flow) {
 	log := s.cfg.Log.With("pod", pf.pod.Namespace+"/"+pf.pod.Name, "src", f.src.String(), "dst", f.dst.String())
 	fail := func(reason string, err error) {
@@ -90,22 +90,16 @@ func (s *Service) openOutbound(pf *podFlows, f *flow) {
 	}
 	ctx, cancel := s.connectCtx(f)
 	defer cancel()
-	// Replies come from the original destination; TPROXY also hands this
-	// socket the flow's later datagrams.
-	app, err := pf.sockets.DialFrom(ctx, f.dst, f.src)
-	if err != nil {
-		fail(dropConnectFailed, fmt.Errorf("reply socket from %s: %w", f.dst, err))
+	if pf.raw == nil {
+		fail(dropConnectFailed, errors.New("no raw socket in the pod to answer from the original destination"))
 		return
 	}
-	if !f.setApp(app) {
-		_ = app.Close()
-		return
-	}
+	// Replies come from the original destination.
+	f.setApp(replyConn{w: pf.raw, from: f.dst, to: f.src})
 	srcW := s.cfg.Store.WorkloadByUID(s.cfg.ClusterID + "//Pod/" + pf.pod.Namespace + "/" + pf.pod.Name)
 	r, reason, err := s.resolve(srcW, f.dst)
 	if err != nil {
 		fail(reason, err)
-		go f.pumpApp(app) // keeps counting drops until the flow expires
 		return
 	}
 	var up upstream
@@ -118,7 +112,6 @@ func (s *Service) openOutbound(pf *podFlows, f *flow) {
 				reason = dropDenied
 			}
 			fail(reason, err)
-			go f.pumpApp(app)
 			return
 		}
 		up, path, peer = tunnelUp{dc}, pathTunnel, dc.PeerIdentity()
@@ -126,7 +119,6 @@ func (s *Service) openOutbound(pf *podFlows, f *flow) {
 		c, err := pf.sockets.Dial(ctx, r.target)
 		if err != nil {
 			fail(dropConnectFailed, err)
-			go f.pumpApp(app)
 			return
 		}
 		up = connUp{c}
@@ -137,7 +129,6 @@ func (s *Service) openOutbound(pf *podFlows, f *flow) {
 	}
 	log.Debug("udp flow opened", "path", path, "target", r.target.String())
 	go f.pumpUp(up)
-	go f.pumpApp(app)
 }
 
 // isDenied reports a CONNECT-UDP refused by the destination's policy.

@@ -35,6 +35,9 @@ type flowKey struct{ src, dst netip.AddrPort }
 type podFlows struct {
 	pod     *inpod.Pod
 	sockets sockets
+	// raw answers the application from original destinations; nil when
+	// it could not be opened (outbound flows then fail).
+	raw rawWriter
 
 	mu       sync.Mutex
 	outbound map[flowKey]*flow
@@ -109,6 +112,15 @@ func (s *Service) ServePod(pod *inpod.Pod, stop <-chan struct{}) {
 		s.mu.Unlock()
 	}()
 	log := s.cfg.Log.With("pod", pod.Namespace+"/"+pod.Name)
+	raw, err := pf.sockets.Raw()
+	if err != nil {
+		log.Warn("no raw socket in pod; its captured udp is dropped", "error", err)
+	} else {
+		pf.mu.Lock()
+		pf.raw = raw
+		pf.mu.Unlock()
+		defer func() { _ = raw.Close() }()
+	}
 	ln, err := pf.sockets.Listen(pod.Context())
 	if err != nil {
 		log.Warn("no udp listener in pod; its captured udp is dropped", "error", err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -97,4 +98,55 @@ func parseOrigDst(oob []byte) (netip.AddrPort, error) {
 		}
 	}
 	return netip.AddrPort{}, fmt.Errorf("datagram without its original destination")
+}
+
+func (s netnsSockets) Raw() (rawWriter, error) {
+	var fd int
+	err := s.ns.Do(func() error {
+		var err error
+		// IPPROTO_RAW: send only, IP_HDRINCL implied.
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		if err != nil {
+			return fmt.Errorf("raw socket: %w", err)
+		}
+		// Deliberately unmarked: a reply marked 0x539 would set connmark
+		// 0x111 on the application's flow in PREROUTING, and its next
+		// datagrams would then bypass capture. Replies leave through lo,
+		// which the capture rules skip anyway.
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rawSocket{fd: fd}, nil
+}
+
+// rawSocket is a send-only IPv4 raw socket.
+type rawSocket struct {
+	mu     sync.RWMutex
+	fd     int
+	closed bool
+}
+
+func (r *rawSocket) WriteFromTo(src, dst netip.AddrPort, payload []byte) error {
+	pkt, err := udpPacket(src, dst, payload)
+	if err != nil {
+		return err
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return net.ErrClosed
+	}
+	return unix.Sendto(r.fd, pkt, 0, &unix.SockaddrInet4{Addr: dst.Addr().As4()})
+}
+
+func (r *rawSocket) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return unix.Close(r.fd)
 }

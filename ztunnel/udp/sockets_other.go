@@ -19,3 +19,5 @@ func (netnsSockets) DialFrom(context.Context, netip.AddrPort, netip.AddrPort) (n
 func (netnsSockets) Dial(context.Context, netip.AddrPort) (net.Conn, error) {
 	return nil, ErrNotSupported
 }
+
+func (netnsSockets) Raw() (rawWriter, error) { return nil, ErrNotSupported }

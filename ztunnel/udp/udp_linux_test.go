@@ -325,6 +325,14 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 		}()
 	}
 
+	// The client pod also serves on the port it sends to (as the lab's
+	// echo pods do): replies from the original destination must not need
+	// to bind it.
+	busy, err := nsC.ListenPacket(ctx, nil, "udp4", ":7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	appPC, err := nsC.ListenPacket(ctx, nil, "udp4", ":0")
 	if err != nil {
 		t.Fatal(err)
