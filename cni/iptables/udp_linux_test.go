@@ -16,18 +16,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// udpSockopts returns a Control setting SO_MARK 0x539, IP_TRANSPARENT,
-// SO_REUSEADDR and (for the listener) IP_RECVORIGDSTADDR, as ztunnel's
-// UDP sockets have them.
-func udpSockopts(origDst bool) func(string, string, syscall.RawConn) error {
+// udpSockopts returns a Control setting IP_TRANSPARENT, SO_REUSEADDR, SO_MARK
+// 0x539 (unless unmarked) and (for the listener) IP_RECVORIGDSTADDR.
+func udpSockopts(origDst bool, unmarked ...bool) func(string, string, syscall.RawConn) error {
 	return func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			for _, o := range [][3]int{
-				{unix.SOL_SOCKET, unix.SO_MARK, ZtunnelMark},
-				{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
-				{unix.SOL_IP, unix.IP_TRANSPARENT, 1},
-			} {
+			opts := [][3]int{{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1}, {unix.SOL_IP, unix.IP_TRANSPARENT, 1}}
+			if len(unmarked) == 0 || !unmarked[0] {
+				opts = append(opts, [3]int{unix.SOL_SOCKET, unix.SO_MARK, ZtunnelMark})
+			}
+			for _, o := range opts {
 				if serr = unix.SetsockoptInt(int(fd), o[0], o[1], o[2]); serr != nil {
 					return
 				}
@@ -131,8 +130,10 @@ func TestKernelUDPCapture(t *testing.T) {
 		t.Fatalf("listener got %q from %s to %s, want %q from %s to %s", payload, src, orig, "hello", appAddr, dst)
 	}
 
-	// The reply comes from the original destination.
-	d := &net.Dialer{Control: udpSockopts(false), LocalAddr: net.UDPAddrFromAddrPort(dst)}
+	// The reply comes from the original destination. It is unmarked, as
+	// ztunnel's replies are: a marked one would set connmark 0x111 on the
+	// application's flow, and its next datagrams would skip capture.
+	d := &net.Dialer{Control: udpSockopts(false, true), LocalAddr: net.UDPAddrFromAddrPort(dst)}
 	flowC, err := ns.Dial(ctx, d, "udp4", appAddr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +153,8 @@ func TestKernelUDPCapture(t *testing.T) {
 		t.Fatalf("application got %q from %s, want %q from %s", buf[:n], got, "reply", dst)
 	}
 
-	// The flow's next datagram is delivered to the connected flow socket.
+	// The flow's next datagram is still captured: TPROXY hands it to the
+	// connected socket of the flow.
 	if _, err := app.WriteToUDPAddrPort([]byte("again"), dst); err != nil {
 		t.Fatal(err)
 	}
