@@ -101,8 +101,9 @@ func (cs *h1Conns) shutdown() {
 func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *slog.Logger) net.Conn {
 	hc := cs.add(c)
 	defer cs.remove(hc)
+	src := &tunnelReader{c: c}
 	br := h1Readers.Get().(*bufio.Reader)
-	br.Reset(c)
+	br.Reset(src)
 	bw := h1Writers.Get().(*bufio.Writer)
 	bw.Reset(c)
 	defer func() {
@@ -138,7 +139,7 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
 			break
 		}
-		if !serveOne(ctx, w, br, req, remote, h, log) {
+		if !serveOne(ctx, w, br, src, req, remote, h, log) {
 			break
 		}
 	}
@@ -150,7 +151,8 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 
 // serveOne serves req and reports whether the connection can carry the
 // next request.
-func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, req *http.Request, remote string, h http.Handler, log *slog.Logger) (keep bool) {
+func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, src *tunnelReader, req *http.Request, remote string,
+	h http.Handler, log *slog.Logger) (keep bool) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req = req.WithContext(rctx)
@@ -169,6 +171,19 @@ func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, req *http.Requ
 			}
 			keep = false
 		}
+	}()
+	// A request still running after watchAfter watches its client: one
+	// that goes away cancels it (as net/http's server does for every
+	// request with a goroutine of its own).
+	src.arm()
+	watch := time.AfterFunc(watchAfter, func() {
+		if body.done() && br.Buffered() == 0 {
+			src.watch(cancel)
+		}
+	})
+	defer func() {
+		watch.Stop()
+		src.unwatch()
 	}()
 	h.ServeHTTP(w, req)
 	if err := w.finish(); err != nil || w.closeAfter {
@@ -243,7 +258,7 @@ type h1Body struct {
 	w            *h1Writer
 	expect       bool
 	sentContinue bool
-	eof          bool
+	eof          atomic.Bool
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -258,14 +273,99 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
-		b.eof = true
+		b.eof.Store(true)
 	}
 	return n, err
 }
 
 func (b *h1Body) Close() error { return nil }
 
-func (b *h1Body) done() bool { return b.eof || b.rc == nil || b.rc == http.NoBody }
+func (b *h1Body) done() bool { return b.rc == nil || b.rc == http.NoBody || b.eof.Load() }
+
+// watchAfter is how long a request runs before its client is watched.
+const watchAfter = 50 * time.Millisecond
+
+// tunnelReader is the source of a tunnel's read buffer. While a request
+// runs, watch reads the tunnel in a goroutine of its own to learn that the
+// client went away; a byte it reads meanwhile (the next request) is kept
+// for the buffer.
+type tunnelReader struct {
+	c       net.Conn
+	mu      sync.Mutex
+	stopped bool          // no watch until the next arm
+	watched chan struct{} // closed when the watching read returned
+	kept    []byte
+	err     error
+	one     [1]byte
+}
+
+func (t *tunnelReader) Read(p []byte) (int, error) {
+	t.mu.Lock()
+	if len(t.kept) > 0 {
+		n := copy(p, t.kept)
+		t.kept = t.kept[n:]
+		t.mu.Unlock()
+		return n, nil
+	}
+	err := t.err
+	t.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return t.c.Read(p)
+}
+
+// watch starts reading the tunnel; if the read fails (the client closed
+// or reset it), gone is called. Called at most once per request, from a
+// timer; unwatch ends it.
+func (t *tunnelReader) watch(gone func()) {
+	t.mu.Lock()
+	if t.stopped || t.watched != nil {
+		t.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	t.watched = done
+	t.mu.Unlock()
+	go func() { // owned by unwatch, which waits for it
+		defer close(done)
+		n, err := t.c.Read(t.one[:])
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if n > 0 {
+			t.kept = append(t.kept[:0], t.one[0])
+		}
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			t.err = err
+			gone()
+		}
+	}()
+}
+
+// arm allows one watch for the request about to be served.
+func (t *tunnelReader) arm() {
+	t.mu.Lock()
+	t.stopped = false
+	t.mu.Unlock()
+}
+
+// unwatch stops a watching read, if one was started, and waits for it.
+func (t *tunnelReader) unwatch() {
+	t.mu.Lock()
+	t.stopped = true
+	done := t.watched
+	t.mu.Unlock()
+	if done == nil {
+		return
+	}
+	_ = t.c.SetReadDeadline(time.Unix(1, 0))
+	<-done
+	_ = t.c.SetReadDeadline(time.Time{})
+	t.mu.Lock()
+	t.watched = nil
+	t.mu.Unlock()
+}
 
 // replayConn reads what br buffered before reading its connection.
 type replayConn struct {

@@ -213,3 +213,37 @@ func TestH1BadRequestAndAbort(t *testing.T) {
 		}
 	})
 }
+
+// TestH1ClientGoneCancels: a client that goes away while its request runs
+// cancels the request's context; one that sends its next request early
+// is served after it.
+func TestH1ClientGoneCancels(t *testing.T) {
+	cancelled := make(chan bool, 1)
+	ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			select {
+			case <-r.Context().Done():
+				cancelled <- true
+			case <-time.After(5 * time.Second):
+				cancelled <- false
+			}
+			return
+		}
+		time.Sleep(2 * watchAfter)
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	ht.send(t, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(watchAfter + 20*time.Millisecond) // the watch reads the next request's first byte
+	ht.send(t, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, want := range []string{"/slow", "/next"} {
+		if _, body := ht.read(t, "GET"); body != want {
+			t.Fatalf("body %q, want %q", body, want)
+		}
+	}
+	ht.send(t, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(2 * watchAfter)
+	_ = ht.client.Close()
+	if !<-cancelled {
+		t.Error("the request's context was not cancelled when its client went away")
+	}
+}
