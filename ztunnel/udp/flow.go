@@ -58,6 +58,9 @@ type flow struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	last   lastActive
+	// authz is what an inbound flow was authorized on, to re-check it
+	// when policies change; nil for outbound flows.
+	authz *authzInput
 	// bytesSent (towards the destination application) and bytesRecv.
 	bytesSent, bytesRecv atomic.Int64
 

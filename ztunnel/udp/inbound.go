@@ -75,6 +75,7 @@ func (s *Service) handle(ctx context.Context, pod *inpod.Pod, req UDPRequest) {
 		return
 	}
 	f := newFlow(directionInbound, netip.AddrPortFrom(src, 0), target, s.cfg.Metrics)
+	f.authz = &authzInput{src: src, target: target, peer: peer}
 	pf := s.podFlows(pod)
 	if ok, reason := s.add(pf, f, nil); !ok {
 		refuse(http.StatusServiceUnavailable, reason, fmt.Errorf("flow not admitted: %s", reason))
@@ -154,6 +155,13 @@ func (i *inboundFlow) fromApp(app net.Conn) {
 		}
 		f.countReceived(pathTunnel, n)
 	}
+}
+
+// authzInput is what an inbound flow's authorization looked at.
+type authzInput struct {
+	src    netip.Addr
+	target netip.AddrPort
+	peer   identity.ID
 }
 
 // localWorkload finds the workload at ip and checks it is pod, waiting

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/pkg/wds"
 	"github.com/weftmesh/weft/ztunnel/inpod"
 )
 
@@ -138,6 +139,7 @@ func (s *Service) ServePod(pod *inpod.Pod, stop <-chan struct{}) {
 	defer tick.Stop()
 	defer pf.closeAll()
 	for {
+		changed := s.cfg.Store.Changed()
 		select {
 		case <-stop:
 			return
@@ -145,6 +147,30 @@ func (s *Service) ServePod(pod *inpod.Pod, stop <-chan struct{}) {
 			return
 		case <-tick.C:
 			pf.expire(time.Now().Add(-s.cfg.IdleTimeout))
+		case <-changed:
+			s.recheck(pf)
+		}
+	}
+}
+
+// recheck closes the pod's inbound flows that its policies, as they now
+// are, refuse: as for TCP, a new DENY ends open flows too.
+func (s *Service) recheck(pf *podFlows) {
+	for _, f := range pf.snapshot() {
+		in := f.authz
+		if in == nil {
+			continue
+		}
+		w := s.cfg.Store.WorkloadByIP(wds.NetAddr{Network: s.cfg.Network, IP: in.target.Addr()})
+		err := errors.New("destination workload is gone")
+		if w != nil {
+			err = s.authorize(w, in.src, in.target, in.peer)
+		}
+		if err != nil {
+			s.cfg.Log.Info("closing udp flow refused by current policy", "pod", pf.pod.Namespace+"/"+pf.pod.Name,
+				"peer", in.peer.String(), "target", in.target.String(), "error", err)
+			s.cfg.Metrics.drop(directionInbound, dropDenied)
+			f.close()
 		}
 	}
 }

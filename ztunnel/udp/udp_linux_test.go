@@ -402,6 +402,28 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 		t.Errorf("no_quic drops = %v, want >= 1", n)
 	}
 
+	// A DENY on 7000 closes the open inbound flow to it (not only new ones).
+	exchange(serverIP+":7000", "still open", 5)
+	deny7000 := &securityapi.Authorization{Name: "deny-7000", Namespace: "ns1", Scope: securityapi.Scope_NAMESPACE, Action: securityapi.Action_DENY,
+		Rules: []*securityapi.Rule{{Clauses: []*securityapi.Clause{{Matches: []*securityapi.Match{{DestinationPorts: []uint32{7000}}}}}}}}
+	if err := store.Apply(wds.AuthorizationType, []*discoveryv3.Resource{anyRes(t, "ns1/deny-7000", deny7000)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	inboundTo7000 := func() bool {
+		for _, fi := range svc.Flows() {
+			if fi.Direction == "inbound" && fi.Dst == serverIP+":7000" {
+				return true
+			}
+		}
+		return false
+	}
+	for end := time.Now().Add(3 * time.Second); inboundTo7000() && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if inboundTo7000() {
+		t.Errorf("inbound flow to 7000 still open after a DENY: %+v", svc.Flows())
+	}
+
 	// Idle flows expire.
 	deadline := time.Now().Add(5 * time.Second)
 	for len(svc.Flows()) > 0 && time.Now().Before(deadline) {
