@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 )
 
 var isAlreadyExists = apierrors.IsAlreadyExists
@@ -166,7 +167,7 @@ func fakeNode(ctx context.Context, cs kubernetes.Interface) (<-chan struct{}, er
 	if _, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil && !isAlreadyExists(err) {
 		return nil, fmt.Errorf("create node %s: %w", churnNode, err)
 	}
-	beat := func() error {
+	beatOnce := func() error {
 		now := metav1.Now()
 		n, err := cs.CoreV1().Nodes().Get(ctx, churnNode, metav1.GetOptions{})
 		if err != nil {
@@ -190,6 +191,8 @@ func fakeNode(ctx context.Context, cs kubernetes.Interface) (<-chan struct{}, er
 		_, err = leases.Update(ctx, old, metav1.UpdateOptions{})
 		return err
 	}
+	// The node controller updates a new node too: retry on a conflict.
+	beat := func() error { return retry.RetryOnConflict(retry.DefaultRetry, beatOnce) }
 	if err := beat(); err != nil {
 		return nil, fmt.Errorf("fake node %s: %w", churnNode, err)
 	}
