@@ -124,7 +124,7 @@ func workload(name, ip string, quic bool) *wl.Workload {
 
 // newNet builds the two pods, serves both with a QUIC-enabled Server and
 // returns the pieces a client needs. handleUDP may be nil.
-func newNet(t *testing.T, handleUDP func(context.Context, *inpod.Pod, *hbone3.UDPRequest)) *testNet {
+func newNet(t testing.TB, handleUDP func(context.Context, *inpod.Pod, *hbone3.UDPRequest)) *testNet {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -203,7 +203,7 @@ func newNet(t *testing.T, handleUDP func(context.Context, *inpod.Pod, *hbone3.UD
 }
 
 // client returns a QUIC-enabled Client with its own metrics registry.
-func (n *testNet) client(t *testing.T, certs proxy.Certificates) (*Client, *Metrics) {
+func (n *testNet) client(t testing.TB, certs proxy.Certificates) (*Client, *Metrics) {
 	t.Helper()
 	met, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -229,7 +229,7 @@ func (n *testNet) request(expected ...identity.ID) proxy.TunnelRequest {
 	}
 }
 
-func echo(t *testing.T, c net.Conn) {
+func echo(t testing.TB, c net.Conn) {
 	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	if _, err := c.Write([]byte("ping")); err != nil {
