@@ -138,7 +138,7 @@ func below(n *atomic.Int64, limit int64) bool {
 // refusalLogEvery ago; the next line says how many were not logged.
 func (p *podCaps) refuse(direction, reason string) {
 	p.caps.rec.Refused(direction, reason)
-	n := p.refused.Add(1)
+	p.refused.Add(1)
 	now := p.caps.now().UnixNano()
 	last := p.lastLog.Load()
 	if last != 0 && now-last < int64(refusalLogEvery) {
@@ -147,7 +147,7 @@ func (p *podCaps) refuse(direction, reason string) {
 	if !p.lastLog.CompareAndSwap(last, now) {
 		return // another refusal is logging this second
 	}
-	n = p.refused.Swap(0)
+	n := p.refused.Swap(0)
 	limit := p.caps.perPod
 	if reason == reasonNodeCap {
 		limit = p.caps.perNode

@@ -21,6 +21,17 @@
 // application's connection is closed, and the access log records "connection
 // closed due to policy change" with the reason.
 //
+// ztunnel caps the connections it carries (caps.go): per pod and
+// direction (MaxConnsPerPod) and per node (MaxConnsPerNode). A connection
+// over a cap is refused at once: the application's connection is reset,
+// an HBONE CONNECT is answered 503; refusals are counted in
+// weft_ztunnel_connections_refused_total{direction,reason} and logged at
+// most once a second per pod.
+//
+// The sockets ztunnel shares with applications close with a reset unless
+// the connection ended cleanly (linger.go), so a crashed ztunnel never
+// ends an application's connection with a clean end of stream.
+//
 // The proxy fails closed: without a certificate or configuration for a pod,
 // its connections wait a bounded time and are then refused, never sent in
 // plaintext.
