@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/pkg/identity/identitytest"
 	"github.com/weftmesh/weft/pkg/zds"
+	"github.com/weftmesh/weft/ztunnel/proxy"
 )
 
 func freeAddr(t *testing.T) string {
@@ -119,5 +120,16 @@ func TestValidate(t *testing.T) {
 	cfg.XDSAddress = "nohost"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "xds-address") {
 		t.Errorf("bad xds address: %v", err)
+	}
+	cfg = Defaults()
+	cfg.NodeName = "n"
+	if cfg.MaxConnsPerPod != proxy.DefaultMaxConnsPerPod || cfg.MaxConnsPerNode != proxy.DefaultMaxConnsPerNode {
+		t.Errorf("default caps %d/%d, want the proxy's %d/%d", cfg.MaxConnsPerPod, cfg.MaxConnsPerNode, proxy.DefaultMaxConnsPerPod, proxy.DefaultMaxConnsPerNode)
+	}
+	for _, bad := range [][2]int{{0, 10}, {10, 0}, {-1, 10}} {
+		cfg.MaxConnsPerPod, cfg.MaxConnsPerNode = bad[0], bad[1]
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max-connections-per-pod") {
+			t.Errorf("caps %v: %v, want an error naming the settings", bad, err)
+		}
 	}
 }
