@@ -31,9 +31,26 @@ type corkConn struct {
 	corked bool
 	buf    *[]byte
 	err    error
+	raw    *rawIO // socket I/O without the runtime's syscall bookkeeping, if available
 }
 
-func newCorkConn(nc net.Conn) *corkConn { return &corkConn{Conn: nc} }
+func newCorkConn(nc net.Conn) *corkConn { return &corkConn{Conn: nc, raw: newRawIO(nc)} }
+
+// Read reads from the socket (through raw when available).
+func (cc *corkConn) Read(p []byte) (int, error) {
+	if cc.raw != nil {
+		return cc.raw.read(p)
+	}
+	return cc.Conn.Read(p)
+}
+
+// write writes p to the socket (through raw when available).
+func (cc *corkConn) write(p []byte) (int, error) {
+	if cc.raw != nil {
+		return cc.raw.write(p)
+	}
+	return cc.Conn.Write(p)
+}
 
 // corkOf returns the corkConn under nc, if nc is a tls.Conn over one.
 func corkOf(nc net.Conn) *corkConn {
@@ -55,7 +72,7 @@ func (cc *corkConn) Write(p []byte) (int, error) {
 		return 0, cc.err
 	}
 	if !cc.corked {
-		return cc.Conn.Write(p)
+		return cc.write(p)
 	}
 	if cc.buf == nil {
 		cc.buf = corkBufs.Get().(*[]byte)
@@ -97,7 +114,7 @@ func (cc *corkConn) flushLocked() error {
 	if cc.buf == nil || len(*cc.buf) == 0 {
 		return nil
 	}
-	_, err := cc.Conn.Write(*cc.buf)
+	_, err := cc.write(*cc.buf)
 	*cc.buf = (*cc.buf)[:0]
 	if err != nil {
 		cc.err = err

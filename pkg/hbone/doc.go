@@ -26,7 +26,10 @@
 // concurrent writers are batched into large TLS writes. A write that spans
 // several TLS records leaves in one system call (cork.go), and a large DATA
 // payload goes to TLS from the writer's buffer with only the part filling
-// its header's record copied. Windows are large (stream
+// its header's record copied. Socket reads and writes under TLS and into
+// spliced TCP connections are made without the runtime's system-call
+// bookkeeping (rawio_unix.go), so a burst of traffic after an idle spell
+// does not wake the runtime's sysmon thread. Windows are large (stream
 // 4 MiB, connection 16 MiB) and frames up to 1 MiB are accepted; frames
 // sent never exceed what the peer's SETTINGS allow (16 KiB until it says
 // otherwise). Choosing this over x/net/http2's Framer was done by

@@ -36,10 +36,15 @@ type rawSink struct {
 
 func (s *rawSink) write(fd uintptr) bool {
 	for {
-		s.n, s.err = syscall.Write(int(fd), s.p)
-		if s.err != syscall.EINTR { // a bare Errno: compared, not unwrapped
-			return true // done either way: never wait for writability
+		n, e := rawWrite(int(fd), s.p)
+		if e == syscall.EINTR {
+			continue
 		}
+		s.n, s.err = n, nil
+		if e != 0 {
+			s.err = e
+		}
+		return true // done either way: never wait for writability
 	}
 }
 

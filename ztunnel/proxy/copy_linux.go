@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,7 @@ func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 		err := rc.Read(func(fd uintptr) bool {
 			bp = copyBufs.Get().(*[]byte)
 			for {
-				n, rerr = unix.Read(int(fd), *bp)
+				n, rerr = rawRead(int(fd), *bp)
 				if rerr != unix.EINTR { // a bare Errno: compared, not unwrapped
 					break
 				}
@@ -70,4 +71,17 @@ func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 			return total, io.ErrShortWrite
 		}
 	}
+}
+
+// rawRead is read(2) on a non-blocking socket without the runtime's
+// system-call bookkeeping: the call never blocks (the poller waits for
+// readiness), and skipping entersyscall keeps the first read after an idle
+// spell from waking the runtime's sysmon thread (see pkg/hbone's
+// rawio_unix.go, which does the same for the tunnel side).
+func rawRead(fd int, p []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
 }
