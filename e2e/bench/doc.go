@@ -12,7 +12,12 @@
 //   - data-plane cost: ztunnel and waypoint CPU and resident memory from
 //     /proc per 1,000 rps, idle and holding many connections, against the
 //     relay pair and nginx doing the same job;
-//   - control plane: istiod-lite at 1,000 and 5,000 pods through
+//   - control plane on the running mesh: a pod change to every ztunnel's
+//     ACK (read from istiod-lite's debug view of each connection's held
+//     and unacknowledged versions), `kubectl label ns` to every pod's
+//     traffic in mTLS, and the same propagation and istiod-lite's CPU and
+//     memory under pod churn at 20/s, beside at rest and idle;
+//   - control plane at scale: istiod-lite at 1,000 and 5,000 pods through
 //     e2e/controlplane's BenchmarkScale, when asked for.
 //
 // Run writes a human table, a JSON report (Report) and docs/performance.md
