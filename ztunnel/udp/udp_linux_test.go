@@ -43,7 +43,7 @@ const (
 	serverIP = "10.98.0.2"
 )
 
-func needKernel(t *testing.T) {
+func needKernel(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces, iptables and transparent sockets")
@@ -54,7 +54,7 @@ func needKernel(t *testing.T) {
 }
 
 // podPair makes two pod namespaces joined by a veth pair.
-func podPair(t *testing.T) (c, s *netns.NetNS) {
+func podPair(t testing.TB) (c, s *netns.NetNS) {
 	t.Helper()
 	mk := func() *netns.NetNS {
 		ns, err := netns.New()
@@ -109,7 +109,7 @@ func podPair(t *testing.T) (c, s *netns.NetNS) {
 // capture installs, by hand, the in-pod rules this package relies on (the
 // connmark part of the TCP rule set and the UDP capture: cni/iptables's
 // inpod-udp golden).
-func capture(t *testing.T, ns *netns.NetNS) {
+func capture(t testing.TB, ns *netns.NetNS) {
 	t.Helper()
 	rules := [][]string{
 		{"-t", "mangle", "-A", "PREROUTING", "-m", "mark", "--mark", "0x539/0xfff", "-j", "CONNMARK", "--set-xmark", "0x111/0xfff"},
@@ -150,7 +150,7 @@ func capture(t *testing.T, ns *netns.NetNS) {
 	}
 }
 
-func anyRes(t *testing.T, name string, m proto.Message) *discoveryv3.Resource {
+func anyRes(t testing.TB, name string, m proto.Message) *discoveryv3.Resource {
 	t.Helper()
 	a, err := anypb.New(m)
 	if err != nil {
@@ -181,7 +181,7 @@ func (h *podHandler) ServePod(p *inpod.Pod) {
 	<-p.Draining()
 }
 
-func (h *podHandler) pod(t *testing.T, name string) *inpod.Pod {
+func (h *podHandler) pod(t testing.TB, name string) *inpod.Pod {
 	t.Helper()
 	for range 100 {
 		h.mu.Lock()
@@ -225,10 +225,19 @@ func (p *poolTunnels) ConnectUDP(ctx context.Context, _ *inpod.Pod, dst *wds.Wor
 // address, answered, and the reply reaches the application from the
 // original destination. A DENY policy on a port refuses that flow, and a
 // destination without QUIC is dropped and counted.
-func TestFlowsThroughTheMesh(t *testing.T) {
-	needKernel(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// mesh is two pod namespaces with capture, a Service serving both pods,
+// the server pod's CONNECT-UDP server on 15008 and echo applications on
+// 7000 and 7001 (7001 denied by policy).
+type mesh struct {
+	nsC, nsS *netns.NetNS
+	store    *wds.Store
+	svc      *Service
+	metrics  *Metrics
+}
+
+func newMesh(t testing.TB, idle time.Duration) *mesh {
+	t.Helper()
+	ctx := context.Background()
 	nsC, nsS := podPair(t)
 	capture(t, nsC)
 	capture(t, nsS)
@@ -258,18 +267,18 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(func() { _ = pool.Close() })
 
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
-	svc, err := New(Config{Store: store, Tunnels: &poolTunnels{pool: pool}, Metrics: metrics, IdleTimeout: 2 * time.Second,
+	svc, err := New(Config{Store: store, Tunnels: &poolTunnels{pool: pool}, Metrics: metrics, IdleTimeout: idle,
 		Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &podHandler{pods: map[string]*inpod.Pod{}}
 	m := inpod.NewManager(inpod.ManagerConfig{Handler: svc.Wrap(h), DrainTimeout: 200 * time.Millisecond})
-	defer m.Close(context.Background())
+	t.Cleanup(func() { m.Close(context.Background()) })
 	for _, p := range []struct {
 		name string
 		ns   *netns.NetNS
@@ -294,16 +303,16 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer qpc.Close()
+	t.Cleanup(func() { _ = qpc.Close() })
 	srv := &hbone3.Server{TLSConfig: serverTLS,
 		HandleStream: func(_ context.Context, r *hbone3.Request) { _ = r.Reject(http.StatusNotImplemented) },
 		HandleUDP:    func(ctx context.Context, r *hbone3.UDPRequest) { svc.HandleUDP(ctx, serverPod, r) },
 		DrainTimeout: 100 * time.Millisecond,
 	}
-	srvCtx, stopSrv := context.WithCancel(ctx)
+	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan struct{})
 	go func() { defer close(srvDone); _ = srv.Serve(srvCtx, qpc) }()
-	defer func() { stopSrv(); <-srvDone }()
+	t.Cleanup(func() { stopSrv(); <-srvDone })
 
 	// Echo applications in the server pod on 7000 and 7001; they answer
 	// with the address they saw.
@@ -312,7 +321,7 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer pc.Close()
+		t.Cleanup(func() { _ = pc.Close() })
 		go func() {
 			buf := make([]byte, 2048)
 			for {
@@ -325,6 +334,15 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 		}()
 	}
 
+	return &mesh{nsC: nsC, nsS: nsS, store: store, svc: svc, metrics: metrics}
+}
+
+func TestFlowsThroughTheMesh(t *testing.T) {
+	needKernel(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mm := newMesh(t, 2*time.Second)
+	nsC, store, svc, metrics := mm.nsC, mm.store, mm.svc, mm.metrics
 	// The client pod also serves on the port it sends to (as the lab's
 	// echo pods do): replies from the original destination must not need
 	// to bind it.
@@ -431,5 +449,74 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 	}
 	if fl := svc.Flows(); len(fl) != 0 {
 		t.Errorf("flows left after the idle timeout: %+v", fl)
+	}
+}
+
+// BenchmarkUDPRoundTrip measures one datagram's round trip from an
+// application in the client pod to the echo in the server pod through
+// both ztunnels (capture, CONNECT-UDP over QUIC, delivery), beside the
+// same round trip sent directly (a socket the capture skips) in the same
+// run; x-direct is the ratio.
+func BenchmarkUDPRoundTrip(b *testing.B) {
+	needKernel(b)
+	mm := newMesh(b, time.Minute)
+	ctx := context.Background()
+	dst := netip.MustParseAddrPort(serverIP + ":7000")
+	open := func(lc *net.ListenConfig) *net.UDPConn {
+		pc, err := mm.nsC.ListenPacket(ctx, lc, "udp4", ":0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = pc.Close() })
+		return pc.(*net.UDPConn)
+	}
+	meshC, directC := open(nil), open(&net.ListenConfig{Control: markControl})
+	// The direct baseline's echo: a marked socket on 7002, so neither
+	// pod's capture touches the exchange.
+	directEcho, err := mm.nsS.ListenPacket(ctx, &net.ListenConfig{Control: markControl}, "udp4", serverIP+":7002")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = directEcho.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := directEcho.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = directEcho.WriteTo(buf[:n], from)
+		}
+	}()
+	directDst := netip.MustParseAddrPort(serverIP + ":7002")
+	buf := make([]byte, 2048)
+	msg := make([]byte, 64)
+	rtt := func(c *net.UDPConn, dst netip.AddrPort) time.Duration {
+		start := time.Now()
+		for {
+			if _, err := c.WriteToUDPAddrPort(msg, dst); err != nil {
+				b.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err == nil {
+				return time.Since(start)
+			}
+		}
+	}
+	rtt(meshC, dst) // opens the flow and its tunnel
+	rtt(directC, directDst)
+	var meshT, directT time.Duration
+	b.ResetTimer()
+	for range b.N {
+		meshT += rtt(meshC, dst)
+		directT += rtt(directC, directDst)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(meshT.Nanoseconds())/n, "mesh-ns/rt")
+	b.ReportMetric(float64(directT.Nanoseconds())/n, "direct-ns/rt")
+	b.ReportMetric(float64(meshT)/float64(directT), "x-direct")
+	if got := testutil.ToFloat64(mm.metrics.opened.WithLabelValues("outbound", "tunnel")); got != 1 {
+		b.Fatalf("mesh round trips used %v tunnel flows, want 1", got)
 	}
 }
