@@ -290,7 +290,7 @@ func TestZtunnelDaemonSet(t *testing.T) {
 	if diff := cmp.Diff([]corev1.Capability{"ALL"}, sc.Capabilities.Drop); diff != "" {
 		t.Errorf("dropped capabilities (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]corev1.Capability{"NET_ADMIN", "SYS_ADMIN"}, sc.Capabilities.Add); diff != "" {
+	if diff := cmp.Diff([]corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "NET_RAW"}, sc.Capabilities.Add); diff != "" {
 		t.Errorf("added capabilities (-want +got):\n%s", diff)
 	}
 	if mp, ok := hostPathMount(p, c, "/var/run/ztunnel"); !ok || mp != "/var/run/ztunnel" {
