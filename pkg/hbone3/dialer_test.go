@@ -165,3 +165,69 @@ func TestDialerDoesNotFallBackOnRefusal(t *testing.T) {
 		t.Error("a refusal marked the destination as blocked")
 	}
 }
+
+// TestDialerRecoversFromReplacedServer: the QUIC server behind a pooled
+// connection is replaced by a new one on the same address (a ztunnel
+// restart) that does not know the connection and drops its packets. The
+// next dial falls back to HTTP/2 instead of waiting for the dead
+// connection, and after the fallback period QUIC works again over a new
+// connection rather than the dead one.
+func TestDialerRecoversFromReplacedServer(t *testing.T) {
+	m := newMesh()
+	tcpAddr := h2Echo(t, m)
+	pc1, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(tcpAddr))
+	if err != nil {
+		t.Skipf("udp port %d in use: %v", tcpAddr.Port(), err)
+	}
+	ctx1, stop1 := context.WithCancel(context.Background())
+	done1 := make(chan error, 1)
+	go func() {
+		done1 <- (&Server{TLSConfig: m.serverTLS(t, serverID), HandleStream: echoStreams, DrainTimeout: time.Millisecond}).Serve(ctx1, pc1)
+	}()
+
+	q := newPool(t, PoolConfig{TLSConfig: m.clientTLS(t, clientID), HandshakeTimeout: 500 * time.Millisecond})
+	h2, err := hbone.NewPool(hbone.PoolConfig{TLSConfig: func(k hbone.Key) (*tls.Config, error) { return m.clientTLS(t, clientID)(k) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	now := time.Unix(1000, 0)
+	d := &Dialer{QUIC: q, H2: h2, FallbackPeriod: time.Minute, Now: func() time.Time { return now }}
+	key := hbone.NewKey(clientID, []string{serverID}, tcpAddr, netip.Addr{})
+	dial := func(want string) {
+		t.Helper()
+		s, transport, err := d.Dial(testCtx(t), key, "10.0.0.5:80", nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if transport != want {
+			t.Fatalf("transport %s, want %s", transport, want)
+		}
+		roundTrip(t, s, want)
+	}
+	dial(TransportQUIC)
+
+	// Replace the server: the old one stops without telling the client
+	// (its socket closes under it), the new one binds the same port.
+	_ = pc1.Close()
+	stop1()
+	<-done1
+	pc2, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(tcpAddr))
+	if err != nil {
+		t.Fatalf("rebind udp %s: %v", tcpAddr, err)
+	}
+	defer pc2.Close()
+	ctx2, stop2 := context.WithCancel(context.Background())
+	defer stop2()
+	go func() {
+		_ = (&Server{TLSConfig: m.serverTLS(t, serverID), HandleStream: echoStreams, DrainTimeout: time.Millisecond}).Serve(ctx2, pc2)
+	}()
+
+	start := time.Now()
+	dial(TransportH2)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("fallback took %s", took)
+	}
+	now = now.Add(2 * time.Minute)
+	dial(TransportQUIC)
+}

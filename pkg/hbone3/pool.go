@@ -53,10 +53,11 @@ type Pool struct {
 	cfg PoolConfig
 	log *slog.Logger
 
-	mu     sync.Mutex
-	conns  map[hbone.Key]*poolConn
-	dials  map[hbone.Key]*dialing
-	closed bool
+	mu      sync.Mutex
+	conns   map[hbone.Key]*poolConn
+	dials   map[hbone.Key]*dialing
+	retired map[*poolConn]struct{} // out of conns, streams still open
+	closed  bool
 }
 
 // poolConn is one QUIC connection with its HTTP/3 client.
@@ -92,7 +93,8 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{cfg: cfg, log: log, conns: map[hbone.Key]*poolConn{}, dials: map[hbone.Key]*dialing{}}, nil
+	return &Pool{cfg: cfg, log: log, conns: map[hbone.Key]*poolConn{}, dials: map[hbone.Key]*dialing{},
+		retired: map[*poolConn]struct{}{}}, nil
 }
 
 // ErrClosed is returned by Dial after Close.
@@ -180,6 +182,12 @@ func (p *Pool) open(ctx context.Context, key hbone.Key, c *poolConn, req *http.R
 		if err == nil {
 			str.CancelRead(codeRequestCancel)
 			str.CancelWrite(codeRequestCancel)
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// No answer in time: the connection may be dead without
+			// knowing it (its server restarted on the same address and
+			// drops its packets), so later dials make a new one.
+			p.retire(key, c)
 		}
 		return nil, fmt.Errorf("hbone3 dial %s: no response: %w", key.DstAddr, ctx.Err())
 	}
@@ -309,6 +317,28 @@ func (p *Pool) drop(key hbone.Key, c *poolConn) {
 	_ = c.pc.Close()
 }
 
+// retire takes c out of the pool without closing it: later dials for key
+// make a new connection while c's open streams go on. c is closed when it
+// ends by itself (its idle timeout, if its peer is gone) or with the pool.
+func (p *Pool) retire(key hbone.Key, c *poolConn) {
+	p.mu.Lock()
+	if p.conns[key] != c || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.conns, key)
+	p.retired[c] = struct{}{}
+	p.mu.Unlock()
+	p.log.Debug("hbone3 connection retired: no answer in time", "dst", key.DstAddr)
+	go func() {
+		<-c.qc.Context().Done()
+		p.mu.Lock()
+		delete(p.retired, c)
+		p.mu.Unlock()
+		_ = c.pc.Close()
+	}()
+}
+
 // Close closes every connection (streams on them end) and makes later
 // Dials fail with ErrClosed. It is idempotent.
 func (p *Pool) Close() error {
@@ -316,10 +346,15 @@ func (p *Pool) Close() error {
 	p.closed = true
 	conns := p.conns
 	p.conns = map[hbone.Key]*poolConn{}
+	retired := p.retired
+	p.retired = map[*poolConn]struct{}{}
 	p.mu.Unlock()
 	for _, c := range conns {
 		_ = c.qc.CloseWithError(0, "pool closed")
 		_ = c.pc.Close()
+	}
+	for c := range retired {
+		_ = c.qc.CloseWithError(0, "pool closed")
 	}
 	return nil
 }
