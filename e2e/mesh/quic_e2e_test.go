@@ -97,14 +97,12 @@ func (e *meshEnv) dropUDPHBONE(ctx context.Context, t *testing.T) {
 	}
 }
 
-// TestQUICTransport: in a namespace labelled weft.dev/hbone-transport=quic,
-// cross-node TCP between enrolled pods (to the service VIP and to the pod
-// IP) goes through HBONE over QUIC, an L4 DENY blocks it, and nothing
-// crosses the underlay in plaintext; with UDP 15008 dropped on the
-// underlay the same traffic falls back to HBONE over HTTP/2.
-func TestQUICTransport(t *testing.T) {
-	e := requireEnv(t)
-	ctx := testCtx(t)
+// quicSetup creates the QUIC namespace with an echo server and a client
+// pod on two nodes and a service for the server, starts the plaintext
+// watch of the two, and returns them with the call arguments of each
+// target (service VIP, pod IP).
+func (e *meshEnv) quicSetup(ctx context.Context, t *testing.T) (client, server corev1.Pod, targets map[string][]string) {
+	t.Helper()
 	client0, server0 := e.clientAndServer(ctx, t)
 	clientNode, serverNode := client0.Spec.NodeName, server0.Spec.NodeName
 
@@ -124,8 +122,8 @@ spec:
   ports:
   - {name: http, port: 80, targetPort: 8080}
 `)
-	server := e.startPod(ctx, t, quicNamespace, "quic-echo", "quic-echo", serverNode, nil)
-	client := e.startPod(ctx, t, quicNamespace, "quic-client", "quic-client", clientNode, nil)
+	server = e.startPod(ctx, t, quicNamespace, "quic-echo", "quic-echo", serverNode, nil)
+	client = e.startPod(ctx, t, quicNamespace, "quic-client", "quic-client", clientNode, nil)
 	for _, p := range []corev1.Pod{server, client} {
 		if p.Annotations[redirectionAnnot] != "enabled" {
 			t.Fatalf("pod %s not enrolled: annotations %v", p.Name, p.Annotations)
@@ -136,11 +134,51 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets := map[string][]string{
+	targets = map[string][]string{
 		"service VIP": {"--url", "http://" + net.JoinHostPort(strings.TrimSpace(vip), "80") + "/quic"},
 		"pod IP":      {"--url", httpURL(server, "/quic")},
 	}
-	zc, zs := e.ztunnelOn(ctx, t, clientNode), e.ztunnelOn(ctx, t, serverNode)
+	return client, server, targets
+}
+
+// callAll calls every target from client once (retrying while the mesh
+// converges, for up to within) and checks that server's ztunnel carried
+// each call inbound over transport, and client's ztunnel outbound.
+func (e *meshEnv) callAll(ctx context.Context, t *testing.T, client, server corev1.Pod, targets map[string][]string, transport string, within time.Duration) {
+	t.Helper()
+	zc, zs := e.ztunnelOn(ctx, t, client.Spec.NodeName), e.ztunnelOn(ctx, t, server.Spec.NodeName)
+	for name, args := range targets {
+		inBefore := e.tunnels(ctx, t, zs, "inbound", transport)
+		outBefore := e.tunnels(ctx, t, zc, "outbound", transport)
+		eventually(ctx, t, within, name+" over "+transport, func() error {
+			rep, err := e.call(ctx, client, args...)
+			if err != nil {
+				return err
+			}
+			if rep.Pod.Name != server.Name {
+				return fmt.Errorf("answered by %s, want %s", rep.Pod.Name, server.Name)
+			}
+			if n := e.tunnels(ctx, t, zs, "inbound", transport); n <= inBefore {
+				return fmt.Errorf("server's ztunnel counts no new inbound %s tunnel (%v)", transport, n)
+			}
+			return nil
+		})
+		if n := e.tunnels(ctx, t, zc, "outbound", transport); n <= outBefore {
+			t.Errorf("%s: client's ztunnel counts no new outbound %s tunnel (%v)", name, transport, n)
+		}
+	}
+}
+
+// TestQUICTransport: in a namespace labelled weft.dev/hbone-transport=quic,
+// cross-node TCP between enrolled pods (to the service VIP and to the pod
+// IP) goes through HBONE over QUIC, an L4 DENY blocks it, and nothing
+// crosses the underlay in plaintext; with UDP 15008 dropped on the
+// underlay the same traffic falls back to HBONE over HTTP/2.
+func TestQUICTransport(t *testing.T) {
+	e := requireEnv(t)
+	ctx := testCtx(t)
+	client, server, targets := e.quicSetup(ctx, t)
+	zc, zs := e.ztunnelOn(ctx, t, client.Spec.NodeName), e.ztunnelOn(ctx, t, server.Spec.NodeName)
 	eventually(ctx, t, time.Minute, "the client's ztunnel sees the server advertise QUIC", func() error {
 		ok, err := e.advertisesQUIC(ctx, t, zc, quicNamespace, server.Name)
 		if err == nil && !ok {
@@ -149,33 +187,7 @@ spec:
 		return err
 	})
 
-	// callAll calls every target once (retrying while the mesh converges)
-	// and checks that the server's ztunnel carried each call inbound over
-	// transport, and the client's outbound.
-	callAll := func(t *testing.T, transport string, within time.Duration) {
-		t.Helper()
-		for name, args := range targets {
-			inBefore := e.tunnels(ctx, t, zs, "inbound", transport)
-			outBefore := e.tunnels(ctx, t, zc, "outbound", transport)
-			eventually(ctx, t, within, name+" over "+transport, func() error {
-				rep, err := e.call(ctx, client, args...)
-				if err != nil {
-					return err
-				}
-				if rep.Pod.Name != server.Name {
-					return fmt.Errorf("answered by %s, want %s", rep.Pod.Name, server.Name)
-				}
-				if n := e.tunnels(ctx, t, zs, "inbound", transport); n <= inBefore {
-					return fmt.Errorf("server's ztunnel counts no new inbound %s tunnel (%v)", transport, n)
-				}
-				return nil
-			})
-			if n := e.tunnels(ctx, t, zc, "outbound", transport); n <= outBefore {
-				t.Errorf("%s: client's ztunnel counts no new outbound %s tunnel (%v)", name, transport, n)
-			}
-		}
-	}
-	callAll(t, "quic", 30*time.Second)
+	e.callAll(ctx, t, client, server, targets, "quic", 30*time.Second)
 
 	t.Run("L4 DENY over QUIC", func(t *testing.T) {
 		e.applyYAML(ctx, t, `apiVersion: security.istio.io/v1
@@ -199,7 +211,7 @@ spec:
 	t.Run("UDP 15008 dropped: fallback to HTTP/2", func(t *testing.T) {
 		fallbacks := e.fallbacks(ctx, t, zc)
 		e.dropUDPHBONE(ctx, t)
-		callAll(t, "h2", 30*time.Second)
+		e.callAll(ctx, t, client, server, targets, "h2", 30*time.Second)
 		if n := e.fallbacks(ctx, t, zc); n <= fallbacks {
 			t.Errorf("client's ztunnel counts no QUIC fallback (%v)", n)
 		}
@@ -214,4 +226,48 @@ spec:
 			t.Errorf("server's ztunnel counted %v QUIC tunnels while UDP 15008 is dropped", n-quic)
 		}
 	})
+}
+
+// TestQUICZtunnelRollingRestart: after a rolling restart of the ztunnel
+// DaemonSet (new ztunnels bind UDP 15008 beside the draining ones), calls
+// between the QUIC namespace's pods work throughout the end of it and go
+// over QUIC again.
+func TestQUICZtunnelRollingRestart(t *testing.T) {
+	e := requireEnv(t)
+	ctx := testCtx(t)
+	client, server, targets := e.quicSetup(ctx, t)
+	e.callAll(ctx, t, client, server, targets, "quic", 30*time.Second)
+	args := targets["pod IP"]
+	start := time.Now()
+	if _, err := e.kubectl(ctx, nil, "-n", "weft-system", "rollout", "restart", "daemonset/ztunnel"); err != nil {
+		t.Fatal(err)
+	}
+	rolled := make(chan error, 1)
+	go func() {
+		_, err := e.kubectl(ctx, nil, "-n", "weft-system", "rollout", "status", "daemonset/ztunnel", "--timeout=3m")
+		rolled <- err
+	}()
+	var ok, failed int
+	var rollErr error
+loop:
+	for {
+		select {
+		case rollErr = <-rolled:
+			break loop
+		default:
+		}
+		if _, err := e.call(ctx, client, args...); err != nil {
+			failed++
+		} else {
+			ok++
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if rollErr != nil {
+		t.Fatalf("ztunnel rollout: %v", rollErr)
+	}
+	t.Logf("ztunnel rolling restart took %s; calls meanwhile: %d ok, %d failed", time.Since(start).Round(100*time.Millisecond), ok, failed)
+	// A QUIC attempt that failed during the hand-over sends the address to
+	// HTTP/2 for a minute (the fallback period); QUIC must be back after.
+	e.callAll(ctx, t, client, server, targets, "quic", 90*time.Second)
 }
