@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/weftmesh/weft/pkg/identity"
@@ -322,4 +323,14 @@ func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.done)
 	return err
+}
+
+// SyscallConn exposes the accepted socket, so that pkg/hbone's data path
+// reads and writes it with raw system calls as it does outbound sockets.
+func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not a socket")
+	}
+	return sc.SyscallConn()
 }
