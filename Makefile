@@ -50,9 +50,11 @@ lint:
 ## test: the whole suite CI runs
 test: test-unit fuzz-smoke e2e
 
-## test-unit: unit, component and real-kernel tests (real-kernel ones need root)
+## test-unit: unit, component and real-kernel tests (real-kernel ones need root);
+## the 50,000-connection memory test runs without -race (its goroutine cap)
 test-unit:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run '^TestMemory50k$$' ./ztunnel/proxy
 
 ## fuzz-smoke: every fuzz target for $(FUZZTIME); `make fuzz FUZZTIME=5m` for longer runs.
 ## A failing input fails it; the engine's own "context deadline exceeded" on a
@@ -103,6 +105,8 @@ bench-micro: build
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./pkg/... ./istiod-lite/ca ./istiod-lite/l7 ./waypoint/...
 	$(GO) test -run='^TestBenchReport$$' -v -count=1 ./pkg/hbone -args -hbone.report
 	$(GO) test -run='^$$' -bench=DataPath -benchtime=1x -count=1 ./ztunnel/proxy
+	$(GO) test -run='^$$' -bench=Linger -count=1 ./ztunnel/proxy
+	$(GO) test -run='^$$' -bench=Transports -benchtime=30x -count=1 ./ztunnel/tunnel
 	$(GO) test -run='^$$' -bench='WaypointHop|WaypointCPU' -benchtime=3000x -count=1 ./waypoint/server
 	$(GO) test -run='^$$' -bench=KernelInPodApply -benchtime=10x -count=1 ./cni/iptables
 
