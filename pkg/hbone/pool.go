@@ -93,8 +93,8 @@ type Pool struct {
 }
 
 type poolEntry struct {
-	conns   []*pooledConn
-	dialing *dialCall
+	conns []*pooledConn
+	dials []*dialCall // connection attempts in flight
 }
 
 type pooledConn struct {
@@ -106,7 +106,16 @@ type dialCall struct {
 	done chan struct{}
 	pc   *pooledConn
 	err  error
+	// waiters counts the acquires waiting for this attempt (under p.mu).
+	waiters int
 }
+
+// maxDialsPerKey bounds the connection attempts in flight for one key. A
+// burst of streams needing many connections dials them in parallel up to
+// this, so it waits for about one handshake rather than one per
+// connection; beyond it, waiters share the attempts already in flight and
+// retry when they end.
+const maxDialsPerKey = 16
 
 // NewPool returns a Pool. It starts no goroutine until the first Dial.
 func NewPool(cfg PoolConfig) (*Pool, error) {
@@ -199,8 +208,10 @@ func (p *Pool) release(pc *pooledConn) {
 	p.mu.Unlock()
 }
 
-// acquire reserves a stream slot on a connection for key, dialling one if
-// every connection is full. At most one dial per key is in flight.
+// acquire reserves a stream slot on a connection for key. When every
+// connection is full it waits for a connection attempt, starting one for
+// each MaxStreamsPerConn waiters (at most maxDialsPerKey in flight), so a
+// burst of new streams is not served one handshake after another.
 func (p *Pool) acquire(ctx context.Context, key Key) (*pooledConn, error) {
 	p.mu.Lock()
 	for {
@@ -220,27 +231,47 @@ func (p *Pool) acquire(ctx context.Context, key Key) (*pooledConn, error) {
 				return pc, nil
 			}
 		}
-		call := e.dialing
-		if call == nil {
-			call = &dialCall{done: make(chan struct{})}
-			e.dialing = call
-			go p.dial(key, e, call)
-		}
+		call := p.joinDial(key, e)
 		p.mu.Unlock()
 		select {
 		case <-call.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if call.err != nil {
-			return nil, call.err
+			p.mu.Lock()
+			call.waiters--
+			p.mu.Unlock()
+			return nil, fmt.Errorf("hbone: waiting for a connection to %s: %w", key.DstAddr, ctx.Err())
 		}
 		p.mu.Lock()
+		call.waiters--
+		if call.err != nil {
+			p.mu.Unlock()
+			return nil, call.err
+		}
 		if p.capacity(call.pc) == 0 {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("hbone: %s allows no streams on a new connection: %w", key.DstAddr, ErrRefused)
 		}
 	}
+}
+
+// joinDial counts the caller as waiting for a connection attempt of e:
+// one in flight with room for it (each attempt is expected to carry
+// MaxStreamsPerConn streams), a new one, or, at maxDialsPerKey, the one
+// with the fewest waiters. Called with p.mu held.
+func (p *Pool) joinDial(key Key, e *poolEntry) *dialCall {
+	var best *dialCall
+	for _, c := range e.dials {
+		if best == nil || c.waiters < best.waiters {
+			best = c
+		}
+	}
+	if best == nil || (best.waiters >= p.cfg.MaxStreamsPerConn && len(e.dials) < maxDialsPerKey) {
+		best = &dialCall{done: make(chan struct{})}
+		e.dials = append(e.dials, best)
+		go p.dial(key, e, best)
+	}
+	best.waiters++
+	return best
 }
 
 // capacity returns how many streams pc may carry now (0 when it is going
@@ -258,7 +289,7 @@ func (p *Pool) capacity(pc *pooledConn) int {
 func (p *Pool) dial(key Key, e *poolEntry, call *dialCall) {
 	c, err := p.connect(key)
 	p.mu.Lock()
-	e.dialing = nil
+	e.dials = slices.DeleteFunc(e.dials, func(d *dialCall) bool { return d == call })
 	if err == nil {
 		if p.closed {
 			err = errors.New("hbone: pool closed")
@@ -360,7 +391,7 @@ func (p *Pool) forget(key Key, c *conn) {
 		return
 	}
 	e.conns = slices.DeleteFunc(e.conns, func(pc *pooledConn) bool { return pc.c == c })
-	if len(e.conns) == 0 && e.dialing == nil {
+	if len(e.conns) == 0 && len(e.dials) == 0 {
 		delete(p.entries, key)
 	}
 }
