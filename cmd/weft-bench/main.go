@@ -6,7 +6,7 @@
 // mode, the control plane at scale, prints a table and
 // writes _output/bench/report.json and docs/performance.md.
 //
-//	weft-bench [--quick] [--reps N] [--control-plane[=false]] [--only SCENARIO]... [--out DIR] [--docs FILE]
+//	weft-bench [--quick] [--reps N] [--control-plane[=false]] [--profile[=false]] [--only SCENARIO]... [--out DIR] [--docs FILE]
 //	weft-bench --control-plane-only [--out DIR] [--docs FILE]
 //	weft-bench --from-json _output/bench/report.json [--merge OTHER.json]... [--docs FILE]
 //
@@ -41,12 +41,12 @@ func run() error {
 		return err
 	}
 	fs := flag.NewFlagSet("weft-bench", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "development mode: short windows, 3 repetitions, no control plane (under 5 minutes after the lab is up)")
+	quick := fs.Bool("quick", false, "development mode: 3 repetitions of short windows, no control plane at scale, no profiles (under 5 minutes in all, lab start and teardown included)")
 	reps := fs.Int("reps", 0, "repetitions per case (default 5, or 3 with --quick; at least 3)")
 	cp := fs.Bool("control-plane", false, "run the control-plane scale benchmark (default: on in the full mode, off with --quick)")
 	pin := fs.Bool("pin", true, "pin the load generator away from the proxies")
-	profile := fs.Bool("profile", true, "take CPU profiles of the waypoint and a ztunnel under load (into OUT/profiles)")
-	out := fs.String("out", filepath.Join(root, "_output", "bench"), "directory for report.json")
+	profile := fs.Bool("profile", false, "take CPU profiles of the waypoint and a ztunnel under load (into OUT/profiles; default: on in the full mode, off with --quick)")
+	out := fs.String("out", filepath.Join(root, "_output", "bench"), "directory for report.json, profiles/ and the lab's binaries (bin/)")
 	docs := fs.String("docs", filepath.Join(root, "docs", "performance.md"), "Markdown page to write (empty skips it)")
 	cpOnly := fs.Bool("control-plane-only", false, "run only the control-plane scale benchmark (no data-plane lab)")
 	fromJSON := fs.String("from-json", "", "render the table and the page from an existing report.json, without a lab")
@@ -82,8 +82,11 @@ func run() error {
 		cfg.Reps = *reps
 	}
 	fs.Visit(func(f *flag.Flag) { // only when given: the mode decides otherwise
-		if f.Name == "control-plane" {
+		switch f.Name {
+		case "control-plane":
 			cfg.ControlPlane = *cp
+		case "profile":
+			cfg.Profile = *profile
 		}
 	})
 	cfg.ControlPlaneOnly = *cpOnly
@@ -91,7 +94,7 @@ func run() error {
 	if *cpOnly {
 		cfg.ControlPlane = true
 	}
-	cfg.Pin, cfg.Profile, cfg.OutDir, cfg.Docs = *pin, *profile, *out, *docs
+	cfg.Pin, cfg.OutDir, cfg.Docs = *pin, *out, *docs
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

@@ -136,3 +136,55 @@ func TestMerge(t *testing.T) {
 		t.Errorf("Merge notes (-want +got):\n%s\nrows %d", diff, len(r.Rows))
 	}
 }
+
+func TestQuickMode(t *testing.T) {
+	full, quick := Defaults("/r", false), Defaults("/r", true)
+	if err := quick.Validate(); err != nil {
+		t.Fatalf("quick mode does not validate: %v", err)
+	}
+	// Every scenario keeps its baseline and the issue's 3 repetitions; the
+	// windows and setup waits are what get shorter.
+	if quick.Reps < 3 || quick.HoldReps < 3 || quick.Profile || quick.ControlPlane {
+		t.Errorf("quick mode: %d repetitions, %d held-connection passes, profiles %t, control plane at scale %t; want ≥ 3, ≥ 3, off, off",
+			quick.Reps, quick.HoldReps, quick.Profile, quick.ControlPlane)
+	}
+	if !full.Profile || !full.ControlPlane || full.HeldConns != 10000 {
+		t.Errorf("full mode lost profiles, the control plane at scale or its 10,000 held connections: %+v", full)
+	}
+	t.Logf("scheduled load: quick %s, full %s", quick.scheduled(), full.scheduled())
+	// The lab's setup and teardown take about a minute and a half on the
+	// 2-core lab machine: what the quick mode schedules must leave room.
+	if got := quick.scheduled(); got > 150*time.Second {
+		t.Errorf("quick mode schedules %s of load; want at most 2m30s to finish under 5 minutes", got)
+	}
+	if got, was := quick.scheduled(), full.scheduled(); got*10 > was {
+		t.Errorf("quick mode schedules %s, the full mode %s: want a tenth or less", got, was)
+	}
+	bad := quick
+	bad.HoldReps = 1
+	if bad.Validate() == nil {
+		t.Error("1 held-connections pass validated: the issue asks for at least 3 repetitions")
+	}
+}
+
+func TestTimed(t *testing.T) {
+	full := &Report{Mode: "full", Duration: 3401, Machine: Machine{LoadStart: "9.1 8 7", LoadEnd: "5 4 3"}}
+	tests := []struct {
+		r          *Report
+		mode, want string
+	}{
+		{full, "full", "This run took 56 min 41 s from the harness's start to its report (load average 9.1 8 7 at the start, 5 4 3 at the end)"},
+		{full, "quick", quickTimed},
+		{&Report{Mode: "quick", Duration: 52}, "quick", "This run took 52 s"},
+	}
+	for _, tc := range tests {
+		if got := timed(tc.r, tc.mode, quickTimed); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("timed(%s run, %s) = %q; want prefix %q", tc.r.Mode, tc.mode, got, tc.want)
+		}
+	}
+	for n, want := range map[int]string{999: "999", 2000: "2,000", 10000: "10,000", 1234567: "1,234,567"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q; want %q", n, got, want)
+		}
+	}
+}

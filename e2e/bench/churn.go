@@ -250,7 +250,7 @@ func (b *bench) cpChurnScenario(ctx context.Context) error {
 		stopBeat()
 		<-beating
 	}()
-	idle := max(b.cfg.Idle, 5*time.Second)
+	idle := b.cfg.ChurnIdle
 	ictx, cancel := context.WithTimeout(ctx, idle)
 	idleCPU, idleRSS := b.sampleIstiod(ictx, nil)
 	cancel()

@@ -20,6 +20,44 @@ var peerFigures = []struct{ what, value string }{
 	{"Istio waypoint (Envoy): memory per 1,000 rps", "60 MB"},
 }
 
+// fullTimed and quickTimed are the last end-to-end timings of each mode,
+// for a page made from a run of the other mode. A mode's time is the
+// command's wall time from its start to the page written: the harness's
+// go build of the lab binaries (cached), the lab's start, Weft's install,
+// the deployments, every scenario, the lab's teardown and, in the full
+// mode, the scale benchmark's labs.
+const (
+	fullTimed  = "Timed end to end on 2026-11-27: about an hour on the shared 2-core machine."
+	quickTimed = "Under 5 minutes from the command's start to the page written, lab start and teardown included."
+)
+
+// timed states how long a mode takes: this run's own duration when the
+// page comes from that mode, else the last timing.
+func timed(r *Report, mode, last string) string {
+	if r.Mode != mode || r.Duration <= 0 {
+		return last
+	}
+	return fmt.Sprintf("This run took %s from the harness's start to its report (load average %s at the start, %s at the end), lab start and teardown included; `go run` adds its own build of weft-bench before that (seconds with a warm build cache).", minutes(r.Duration), r.Machine.LoadStart, r.Machine.LoadEnd)
+}
+
+// minutes renders seconds as "4 min 38 s" (or "52 s").
+func minutes(s float64) string {
+	d := int(math.Round(s))
+	if d < 60 {
+		return fmt.Sprintf("%d s", d)
+	}
+	return fmt.Sprintf("%d min %d s", d/60, d%60)
+}
+
+// thousands renders n with a comma between thousands ("10,000").
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
 // WriteMarkdown writes docs/performance.md from r.
 func WriteMarkdown(path string, r *Report) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -40,8 +78,11 @@ func Markdown(r *Report) string {
 	w("Weft's whole-mesh benchmark: every figure below was measured beside its baseline in the same run, on the lab (a real 2-node Kubernetes cluster made of network namespaces on one machine). ")
 	w("This page comes from a **%s** run of %s (commit %s, %.0f s in all).\n\n", r.Mode, r.Started.Format("2006-01-02 15:04 UTC"), r.Machine.Commit, r.Duration)
 	w("## Running it\n\n")
-	w("- `make bench` — the full run: `go run ./cmd/weft-bench` (as root, under the lab lock). %d repetitions, %s warm-up and %s windows, 10,000 held connections, and the control-plane scale benchmark at 1,000 and 5,000 pods; estimated at about an hour on 2 cores (45 minutes of data-plane scenarios from the quick mode's per-run timings, plus two scale-benchmark labs, plus about 2 minutes of running-mesh control-plane scenarios: measured 174 s for a full-mode run of those three alone, the lab's build, start and teardown included); the full mode has not been timed end to end yet.\n", Defaults("", false).Reps, Defaults("", false).Warmup, Defaults("", false).Window)
-	w("- `go run ./cmd/weft-bench --quick` — for development: 3 repetitions of 1 s windows, one held-connections pass, the running-mesh control-plane rows scaled down (%d changes, %d pods, %s of churn), no control plane at scale; under 5 minutes once the lab is up (about 3 more to start it).\n", Defaults("", true).PropChanges, Defaults("", true).EnrollPods, Defaults("", true).Churn)
+	d, q := Defaults("", false), Defaults("", true)
+	w("- `make bench` — the full run: `go run ./cmd/weft-bench` (as root, under the lab lock). %d repetitions, %s warm-up and %s windows, %s held connections, CPU profiles, then the control-plane scale benchmark at 1,000 and 5,000 pods (a lab each). %s\n",
+		d.Reps, d.Warmup, d.Window, thousands(d.HeldConns), timed(r, "full", fullTimed))
+	w("- `go run ./cmd/weft-bench --quick` — for development: every scenario with its baseline and %d repetitions, on %s windows after %s warm-ups (so a 100 rps run has %.0f measured requests, and its p99 is its slowest request or nearly: read the quick mode's tails as a smoke test), idle windows of %s, %s held connections (%d passes), the running-mesh control-plane rows scaled down (%d changes, %d pods, %s of churn after %s idle), no CPU profiles (`--profile` adds them) and no control plane at scale. %s\n",
+		q.Reps, q.Window, q.Warmup, 100*q.Window.Seconds(), q.Idle, thousands(q.HeldConns), q.HoldReps, q.PropChanges, q.EnrollPods, q.Churn, q.ChurnIdle, timed(r, "quick", quickTimed))
 	w("- `go run ./cmd/weft-bench --quick --only cp-propagation` (repeatable: `cp-enroll`, `cp-churn`, or any data-plane scenario) runs the named scenarios only.\n")
 	w("- `go run ./cmd/weft-bench --from-json _output/bench/report.json` re-renders the table and this page without a lab.\n\n")
 	w("Needs root, Debian's `nginx-light` (or `nginx`) for the nginx row (skipped with a note without it), `taskset` (util-linux) and `curl`.\n\n")
@@ -65,11 +106,10 @@ func Markdown(r *Report) string {
 	w("- **Throughput** reads a byte stream from the server for the window and counts only bytes received. **Connection rate** runs %d closed loops each opening a connection, sending one small request and reading its answer, in two variants: the client closes after the answer, or the request carries `Connection: close` and the server closes first; a request without an answer in 2 s counts as failed.\n\n", r.Method.ConnWorkers)
 
 	w("- **Control plane at scale.** e2e/controlplane's BenchmarkScale, once per size in a lab of its own: the pods (status set through the API, no kubelet), 1,000 Services in 50 namespaces, a cold start of the benchmark's istiod-lite against them, 10 synthetic xDS clients and 200 pod changes timed to every client's ACK. Its baseline is Istio's istiod measured with 5,000 pods on this kind of machine (the benchmark's own constants); there is none at 1,000 pods or for propagation.\n")
-	d, q := Defaults("", false), Defaults("", true)
 	w("- **Control plane on the running mesh** (the data-plane lab, the real ztunnel of each node):\n")
 	w("  - *Pod change to every ztunnel's ACK* (`cp-propagation`): a running pod is relabelled (`version`, so its workload's canonical revision, content and version change), alternating a pod on each node, %s apart so istiod-lite's debounce never merges two; the time runs from just before the API call to the first poll of the loopback `/debug/clients?versions` of both istiod-lite replicas (reached inside their network namespaces; each ztunnel is connected to one) showing every ztunnel holding a new version of that workload with no response carrying it still unacknowledged (the xDS server lists, per connection, the resources of responses not yet ACKed). Polls every %s; each figure is an upper bound, the resolution (poll interval + a poll's median time) is in each row's note. %d changes (%d in the quick mode); p50/p90/p99/max over all of them, the spread being the same percentile's max − min over %d consecutive blocks. No in-run baseline: the ratio is left empty (n/a); BenchmarkScale's synthetic-client rows are the nearest figure.\n", changeGap, ackPoll, d.PropChanges, q.PropChanges, distBlocks)
 	w("  - *`kubectl label ns` to mTLS* (`cp-enroll`): %d running pods (%d in the quick mode; `weft-load sleep`, bare pods alternating over both nodes) in a namespace not enrolled, each first shown to reach the mesh's server in plaintext; then `kubectl label namespace … %s=ambient`, and sweeps that list the pods (redirected = the node agent's `%s` annotation), open a new connection from every redirected pod not yet confirmed to the mesh's server, and read both ztunnels' metrics: a pod's traffic is in mTLS once its ztunnel counted an HBONE connection from it (`istio_tcp_connections_opened_total`, reporter `source`, `mutual_tls`, the pod as `source_workload`). Reported: the time until every pod is redirected, until every pod is in mTLS, and the per-pod distribution; the sweep's length is the resolution. No in-run baseline, and the peers publish no such figure.\n", d.EnrollPods, q.EnrollPods, ambientLabel, redirectionAnnot)
-	w("  - *Under churn* (`cp-churn`): a driver with a client of its own creates a pod every 1/%g s in an enrolled namespace and deletes each %s after its creation (no grace period); the pods are bound to a Node the benchmark registers and no kubelet runs (Ready and Lease kept fresh), their status (Running, Ready, an IP) set through the API as BenchmarkScale does, since real pods at this rate overloaded the lab's kubelets on this 2-core machine (a first run achieved 4.9 creates/s, none of its pods got an IP, and the load average reached 166); calls run concurrently, up to %d in flight each way (a tick finding them all busy is skipped and counted); once deletes run, for %s (%s in the quick mode), pod changes are timed to every ztunnel's ACK as above, beside the at-rest figures of the same run (the baseline, so these rows have a ratio), and istiod-lite's CPU (both replicas together, from `/proc`, per second) and resident memory (per replica) are sampled, beside %s idle just before the churn. The achieved create and delete rates are in the notes.\n\n", d.ChurnRate, d.ChurnLife, churnInFlight, d.Churn, q.Churn, "a window of at least 5 s")
+	w("  - *Under churn* (`cp-churn`): a driver with a client of its own creates a pod every 1/%g s in an enrolled namespace and deletes each %s after its creation (no grace period); the pods are bound to a Node the benchmark registers and no kubelet runs (Ready and Lease kept fresh), their status (Running, Ready, an IP) set through the API as BenchmarkScale does, since real pods at this rate overloaded the lab's kubelets on this 2-core machine (a first run achieved 4.9 creates/s, none of its pods got an IP, and the load average reached 166); calls run concurrently, up to %d in flight each way (a tick finding them all busy is skipped and counted); once deletes run, for %s (%s in the quick mode), pod changes are timed to every ztunnel's ACK as above, beside the at-rest figures of the same run (the baseline, so these rows have a ratio), and istiod-lite's CPU (both replicas together, from `/proc`, per second) and resident memory (per replica) are sampled, beside a window of %s idle (%s in the quick mode) just before the churn. The achieved create and delete rates are in the notes.\n\n", d.ChurnRate, d.ChurnLife, churnInFlight, d.Churn, q.Churn, d.ChurnIdle, q.ChurnIdle)
 	w("## Machine and noise\n\n")
 	m := r.Machine
 	w("%d × %s, %d MiB, kernel %s, %s", m.CPUs, m.CPUModel, m.MemoryMB, m.Kernel, m.Go)

@@ -62,7 +62,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Quick {
 		mode = "quick"
 	}
-	b := &bench{cfg: cfg, log: log, binDir: filepath.Join(cfg.Root, "_output", "bench", "bin"),
+	out := cfg.OutDir
+	if out == "" {
+		out = filepath.Join(cfg.Root, "_output", "bench")
+	}
+	// The binaries go beside the report, so that two runs with different
+	// output directories never replace each other's lab binaries.
+	b := &bench{cfg: cfg, log: log, binDir: filepath.Join(out, "bin"),
 		rep: &Report{Mode: mode, Started: time.Now().UTC(), Machine: machineFacts(cfg.Root)}}
 	b.rep.Method = Method{Reps: cfg.Reps, WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), HeldConns: cfg.HeldConns, ConnWorkers: cfg.ConnRateWorkers}
 	if cfg.ControlPlaneOnly {
@@ -80,10 +86,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	err := b.scenarios(ctx)
 	if err == nil && cfg.Profile {
-		out := cfg.OutDir
-		if out == "" {
-			out = filepath.Join(cfg.Root, "_output", "bench")
-		}
 		if perr := b.profiles(ctx, out); perr != nil {
 			b.rep.Notes = append(b.rep.Notes, "profiles: "+perr.Error())
 		}

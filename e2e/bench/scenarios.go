@@ -62,13 +62,15 @@ func (b *bench) scenarios(ctx context.Context) error {
 // that leaves a proxy stuck is visible rather than colouring the next.
 func (b *bench) probe(ctx context.Context, after string) {
 	const limit = 30 * time.Second
+	// At least 5 requests, however short the probe.
+	rate := fmt.Sprintf("--rate=%g", math.Max(20, math.Ceil(5/b.cfg.Probe.Seconds())))
 	for _, n := range b.pathNames() {
 		p := b.topo.paths[n]
 		start := time.Now()
 		var last string
 		for {
 			var res loadgen.LatencyResult
-			err := b.load(ctx, p, &res, "latency", "--addr="+p.HTTP, "--rate=20", "--conns=1", "--warmup=0s", "--duration=250ms")
+			err := b.load(ctx, p, &res, "latency", "--addr="+p.HTTP, rate, "--conns=1", "--warmup=0s", "--duration="+b.cfg.Probe.String())
 			if err == nil && res.Errors == 0 && res.Unsent == 0 {
 				break
 			}
@@ -197,7 +199,8 @@ func (b *bench) holdScenario(ctx context.Context) error {
 	role := map[string]string{pathMesh: roleZtunnel, pathRelay: roleRelay}
 	rss, cpu, perConn := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	opened := map[string]int{}
-	const settle, window = time.Second, 2 * time.Second
+	window := b.cfg.HoldWindow
+	settle := window / 2
 	for rep := range b.cfg.HoldReps {
 		for _, n := range alternate(names, rep) {
 			open, c, err := b.holding(ctx, b.topo.paths[n], settle, window)
@@ -223,9 +226,6 @@ func (b *bench) holdScenario(ctx context.Context) error {
 		newRow("dataplane-cost", kase, "vCPU per proxy while holding", "vCPU", "lower", roleRelay, cpu[pathRelay], roleZtunnel, cpu[pathMesh]),
 	} {
 		r.Note = note
-		if b.cfg.HoldReps < 3 {
-			r.Note += fmt.Sprintf("; %d repetition(s) in this mode, no spread", b.cfg.HoldReps)
-		}
 		b.rep.Rows = append(b.rep.Rows, r)
 	}
 	return nil
