@@ -65,7 +65,9 @@ type PoolConfig struct {
 	Dial func(ctx context.Context, key Key) (net.Conn, error)
 	// MaxStreamsPerConn caps streams per connection (default 100); the
 	// server's MAX_CONCURRENT_STREAMS caps it further. A new connection is
-	// dialled when every connection of the key is full.
+	// dialled when every connection of the key is full; a burst of Dials
+	// that needs several new connections dials them in parallel (one per
+	// MaxStreamsPerConn waiting Dials, at most 16 per key at once).
 	MaxStreamsPerConn int
 	// IdleTimeout closes a connection that carried no stream for this long
 	// (default 5 min).
