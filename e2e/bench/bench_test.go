@@ -176,6 +176,7 @@ func TestTimed(t *testing.T) {
 		{full, "full", "This run took 56 min 41 s from the harness's start to its report (load average 9.1 8 7 at the start, 5 4 3 at the end)"},
 		{full, "quick", quickTimed},
 		{&Report{Mode: "quick", Duration: 52}, "quick", "This run took 52 s"},
+		{&Report{Mode: "quick", Duration: 52, Method: Method{Scenarios: []string{"latency"}}}, "quick", quickTimed},
 	}
 	for _, tc := range tests {
 		if got := timed(tc.r, tc.mode, quickTimed); !strings.HasPrefix(got, tc.want) {

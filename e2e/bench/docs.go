@@ -32,9 +32,9 @@ const (
 )
 
 // timed states how long a mode takes: this run's own duration when the
-// page comes from that mode, else the last timing.
+// page comes from an unfiltered run of that mode, else the last timing.
 func timed(r *Report, mode, last string) string {
-	if r.Mode != mode || r.Duration <= 0 {
+	if r.Mode != mode || r.Duration <= 0 || len(r.Method.Scenarios) > 0 {
 		return last
 	}
 	return fmt.Sprintf("This run took %s from the harness's start to its report (load average %s at the start, %s at the end), lab start and teardown included; `go run` adds its own build of weft-bench before that (seconds with a warm build cache).", minutes(r.Duration), r.Machine.LoadStart, r.Machine.LoadEnd)

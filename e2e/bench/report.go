@@ -35,6 +35,9 @@ type Method struct {
 	Pinning       string          `json:"pinning"`
 	HeldConns     int             `json:"held_conns"`
 	ConnWorkers   int             `json:"conn_rate_workers"`
+	// Scenarios are the scenarios a filtered run was limited to (none:
+	// all of them).
+	Scenarios []string `json:"scenarios,omitempty"`
 }
 
 // Side is one measured thing over the repetitions.

@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// output directories never replace each other's lab binaries.
 	b := &bench{cfg: cfg, log: log, binDir: filepath.Join(out, "bin"),
 		rep: &Report{Mode: mode, Started: time.Now().UTC(), Machine: machineFacts(cfg.Root)}}
-	b.rep.Method = Method{Reps: cfg.Reps, WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), HeldConns: cfg.HeldConns, ConnWorkers: cfg.ConnRateWorkers}
+	b.rep.Method = Method{Reps: cfg.Reps, WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), HeldConns: cfg.HeldConns, ConnWorkers: cfg.ConnRateWorkers, Scenarios: cfg.Scenarios}
 	if cfg.ControlPlaneOnly {
 		b.rep.Mode = "control-plane-only"
 		if err := b.controlPlane(ctx); err != nil {
