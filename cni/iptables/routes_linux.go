@@ -30,8 +30,6 @@ func (n NetlinkRoutes) family() int {
 	return unix.AF_INET
 }
 
-func (n NetlinkRoutes) fwmarkRule() *netlink.Rule { return n.markRule(ConnMark) }
-
 // udp reports whether the UDP fwmark rule belongs to this family.
 func (n NetlinkRoutes) udp() bool { return !n.IPv6 }
 

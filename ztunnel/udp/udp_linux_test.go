@@ -199,10 +199,7 @@ func (h *podHandler) pod(t testing.TB, name string) *inpod.Pod {
 // poolTunnels is Tunnels over an hbone3.Pool dialling from the source
 // pod's netns, as tunnel.Client does.
 type poolTunnels struct {
-	ca     *identitytest.CA
-	client *identity.Certificate
-	srcNS  *netns.NetNS
-	pool   *hbone3.Pool
+	pool *hbone3.Pool
 }
 
 func markControl(_, _ string, c syscall.RawConn) error {
@@ -421,7 +418,9 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 	}
 
 	// A DENY on 7000 closes the open inbound flow to it (not only new ones).
-	exchange(serverIP+":7000", "still open", 5)
+	if _, _, err := exchange(serverIP+":7000", "still open", 5); err != nil {
+		t.Fatalf("before the deny: %v", err)
+	}
 	deny7000 := &securityapi.Authorization{Name: "deny-7000", Namespace: "ns1", Scope: securityapi.Scope_NAMESPACE, Action: securityapi.Action_DENY,
 		Rules: []*securityapi.Rule{{Clauses: []*securityapi.Clause{{Matches: []*securityapi.Match{{DestinationPorts: []uint32{7000}}}}}}}}
 	if err := store.Apply(wds.AuthorizationType, []*discoveryv3.Resource{anyRes(t, "ns1/deny-7000", deny7000)}, nil); err != nil {
