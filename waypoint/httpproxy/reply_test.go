@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"net/http"
+	"regexp"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -55,5 +56,28 @@ func TestIsUpgrade(t *testing.T) {
 				t.Errorf("isUpgrade = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestNewRequestIDIsAUUIDv4(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if !re.MatchString(id) {
+			t.Fatalf("%q is not a version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("%q twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// BenchmarkNewRequestID: one x-request-id, drawn without a system call.
+func BenchmarkNewRequestID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = newRequestID()
 	}
 }
