@@ -67,7 +67,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		out = filepath.Join(cfg.Root, "_output", "bench")
 	}
 	// The binaries go beside the report, so that two runs with different
-	// output directories never replace each other's lab binaries.
+	// output directories never replace each other's lab binaries; the lab
+	// mounts them from where its own processes run, so the path is
+	// absolute.
+	out, err := filepath.Abs(out)
+	if err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
 	b := &bench{cfg: cfg, log: log, binDir: filepath.Join(out, "bin"),
 		rep: &Report{Mode: mode, Started: time.Now().UTC(), Machine: machineFacts(cfg.Root)}}
 	b.rep.Method = Method{Reps: cfg.Reps, WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), HeldConns: cfg.HeldConns, ConnWorkers: cfg.ConnRateWorkers, Scenarios: cfg.Scenarios}
@@ -84,7 +90,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		b.closeLab()
 		return nil, err
 	}
-	err := b.scenarios(ctx)
+	err = b.scenarios(ctx)
 	if err == nil && cfg.Profile {
 		if perr := b.profiles(ctx, out); perr != nil {
 			b.rep.Notes = append(b.rep.Notes, "profiles: "+perr.Error())
