@@ -202,15 +202,22 @@ func newNet(t testing.TB, handleUDP func(context.Context, *inpod.Pod, *hbone3.UD
 	return n
 }
 
-// client returns a QUIC-enabled Client with its own metrics registry.
+// client returns a QUIC-enabled Client with its own metrics registry and
+// a QUIC attempt timeout generous enough for a loaded machine.
 func (n *testNet) client(t testing.TB, certs proxy.Certificates) (*Client, *Metrics) {
+	t.Helper()
+	return n.clientTimeout(t, certs, 5*time.Second)
+}
+
+// clientTimeout is client with the given QUIC attempt timeout.
+func (n *testNet) clientTimeout(t testing.TB, certs proxy.Certificates, quicTimeout time.Duration) (*Client, *Metrics) {
 	t.Helper()
 	met, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := NewClient(Config{Certs: certs, QUIC: true, Store: n.store, Metrics: met,
-		QUICHandshakeTimeout: 500 * time.Millisecond, FallbackPeriod: time.Minute})
+		QUICHandshakeTimeout: quicTimeout, FallbackPeriod: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +354,7 @@ func TestQUICFallback(t *testing.T) {
 	}{{"blocked from the start", false}, {"blocked under a pooled connection", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNet(t, nil)
-			c, met := n.client(t, n.certs)
+			c, met := n.clientTimeout(t, n.certs, time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if tc.quicFirst {
