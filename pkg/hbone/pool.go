@@ -67,7 +67,7 @@ type PoolConfig struct {
 	// server's MAX_CONCURRENT_STREAMS caps it further. A new connection is
 	// dialled when every connection of the key is full; a burst of Dials
 	// that needs several new connections dials them in parallel (one per
-	// MaxStreamsPerConn waiting Dials, at most 16 per key at once).
+	// MaxStreamsPerConn waiting Dials, at most 32 per key at once).
 	MaxStreamsPerConn int
 	// IdleTimeout closes a connection that carried no stream for this long
 	// (default 5 min).
@@ -117,7 +117,7 @@ type dialCall struct {
 // this, so it waits for about one handshake rather than one per
 // connection; beyond it, waiters share the attempts already in flight and
 // retry when they end.
-const maxDialsPerKey = 16
+const maxDialsPerKey = 32
 
 // NewPool returns a Pool. It starts no goroutine until the first Dial.
 func NewPool(cfg PoolConfig) (*Pool, error) {
@@ -289,8 +289,11 @@ func (p *Pool) capacity(pc *pooledConn) int {
 }
 
 func (p *Pool) dial(key Key, e *poolEntry, call *dialCall) {
+	start := time.Now()
 	c, err := p.connect(key)
 	p.mu.Lock()
+	p.log.Debug("hbone connection dialled", "dst", key.DstAddr.String(), "took", time.Since(start),
+		"waiters", call.waiters, "in_flight", len(e.dials), "conns", len(e.conns), "err", err)
 	e.dials = slices.DeleteFunc(e.dials, func(d *dialCall) bool { return d == call })
 	if err == nil {
 		if p.closed {
