@@ -8,7 +8,7 @@
 //
 //	weft-bench [--quick] [--reps N] [--control-plane[=false]] [--profile[=false]] [--only SCENARIO]... [--out DIR] [--docs FILE]
 //	weft-bench --control-plane-only [--out DIR] [--docs FILE]
-//	weft-bench --from-json _output/bench/report.json [--merge OTHER.json]... [--docs FILE]
+//	weft-bench --from-json _output/bench/report.json [--merge OTHER.json]... [--note TEXT]... [--docs FILE]
 //
 // It needs root, and runs one lab: hold the lab lock around it.
 package main
@@ -57,6 +57,8 @@ func run() error {
 	fs.Func("only", "the same as --scenario", only)
 	var merge []string
 	fs.Func("merge", "with --from-json: add the rows of another report.json (repeatable)", func(s string) error { merge = append(merge, s); return nil })
+	var notes []string
+	fs.Func("note", "with --from-json: add a note to the report and the page, such as what was observed outside the harness during the run (repeatable)", func(s string) error { notes = append(notes, s); return nil })
 	verbose := fs.Bool("v", false, "log progress at debug level")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -67,6 +69,10 @@ func run() error {
 			return err
 		}
 		out := ""
+		if len(notes) > 0 {
+			r.Notes = append(r.Notes, notes...)
+			out = filepath.Dir(*fromJSON) // the annotated report replaces the first
+		}
 		for _, m := range merge {
 			o, err := bench.ReadReport(m)
 			if err != nil {

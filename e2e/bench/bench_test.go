@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +189,24 @@ func TestTimed(t *testing.T) {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q; want %q", n, got, want)
 		}
+	}
+}
+
+func TestSampleLoad(t *testing.T) {
+	if _, err := os.Stat("/proc/loadavg"); err != nil {
+		t.Skip("no /proc/loadavg here")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var got []float64
+	done := sampleLoad(ctx, time.Millisecond, &got)
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	<-done
+	if len(got) < 2 {
+		t.Fatalf("%d load samples in 20ms at 1ms; want several", len(got))
+	}
+	r := &Report{Mode: "full", Machine: Machine{LoadStart: "1 2 3", LoadEnd: "4 5 6", Load1: []float64{3, 1, 8}}}
+	if want := "sampled every 30s during the run: min 1.0, median 3.0, max 8.0."; !strings.Contains(Markdown(r), want) {
+		t.Errorf("page lacks %q", want)
 	}
 }

@@ -116,7 +116,11 @@ func Markdown(r *Report) string {
 	if m.Nginx != "" {
 		w(", nginx %s", m.Nginx)
 	}
-	w(". Load average (1/5/15 min) %s at the start, %s at the end.\n\n", m.LoadStart, m.LoadEnd)
+	w(". Load average (1/5/15 min) %s at the start, %s at the end", m.LoadStart, m.LoadEnd)
+	if len(m.Load1) > 0 {
+		w("; the 1-minute load average, sampled every %s during the run: min %.1f, median %.1f, max %.1f", loadEvery, slices.Min(m.Load1), median(m.Load1), slices.Max(m.Load1))
+	}
+	w(".\n\n")
 	w("**Noise.** This is a 2-core virtual machine shared with other builds; the lab's control plane, both nodes and the load generator share it. ")
 	if p50, p99 := latencyNoise(r, "p50 latency"), latencyNoise(r, "p99 latency"); !math.IsNaN(p50) && !math.IsNaN(p99) {
 		w("Across the latency cases the direct baseline's spread is a median %.0f%% of its value at p50 and %.0f%% at p99: medians are usable, tails are mostly this machine's scheduling. ", p50*100, p99*100)

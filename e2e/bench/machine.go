@@ -3,11 +3,17 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"time"
 )
+
+// loadEvery is how often a run samples the machine's load average.
+const loadEvery = 30 * time.Second
 
 // Machine are the facts of the machine a report was taken on.
 type Machine struct {
@@ -19,7 +25,10 @@ type Machine struct {
 	Commit    string `json:"commit"`
 	LoadStart string `json:"loadavg_start"`
 	LoadEnd   string `json:"loadavg_end"`
-	Nginx     string `json:"nginx,omitempty"`
+	// Load1 is the 1-minute load average sampled every loadEvery during
+	// the run (the machine is shared: other builds show here).
+	Load1 []float64 `json:"loadavg_1m_samples,omitempty"`
+	Nginx string    `json:"nginx,omitempty"`
 }
 
 // machineFacts reads what it can; missing facts stay empty.
@@ -71,6 +80,31 @@ func loadavg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// sampleLoad appends the 1-minute load average to *out now and every
+// interval until ctx ends; the channel it returns closes once it has
+// stopped, and only then may *out be read.
+func sampleLoad(ctx context.Context, every time.Duration, out *[]float64) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { // owned by the caller: stopped with ctx, waited for on done
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if f := strings.Fields(loadavg()); len(f) > 0 {
+				if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+					*out = append(*out, v)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return done
 }
 
 func atoi(s string) int {

@@ -77,13 +77,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b := &bench{cfg: cfg, log: log, binDir: filepath.Join(out, "bin"),
 		rep: &Report{Mode: mode, Started: time.Now().UTC(), Machine: machineFacts(cfg.Root)}}
 	b.rep.Method = Method{Reps: cfg.Reps, WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), HeldConns: cfg.HeldConns, ConnWorkers: cfg.ConnRateWorkers, Scenarios: cfg.Scenarios}
+	// The machine is shared: its load as the run goes is part of the report.
+	lctx, stopLoad := context.WithCancel(ctx)
+	var load []float64
+	loadDone := sampleLoad(lctx, loadEvery, &load)
+	defer func() {
+		stopLoad()
+		<-loadDone
+		b.rep.Machine.Load1 = load
+		b.rep.Machine.LoadEnd = loadavg()
+		b.rep.Duration = time.Since(b.rep.Started).Seconds()
+	}()
 	if cfg.ControlPlaneOnly {
 		b.rep.Mode = "control-plane-only"
 		if err := b.controlPlane(ctx); err != nil {
 			return nil, err
 		}
-		b.rep.Machine.LoadEnd = loadavg()
-		b.rep.Duration = time.Since(b.rep.Started).Seconds()
 		return b.rep, nil
 	}
 	if err := b.setup(ctx); err != nil {
@@ -99,8 +108,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b.closeLab()
 	if err != nil {
 		b.rep.Notes = append(b.rep.Notes, "run failed: "+err.Error())
-		b.rep.Machine.LoadEnd = loadavg()
-		b.rep.Duration = time.Since(b.rep.Started).Seconds()
 		return b.rep, err // what was measured, for the caller to publish
 	}
 	if cfg.ControlPlane {
@@ -111,8 +118,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		b.rep.Notes = append(b.rep.Notes, "control plane: not run in this mode; `weft-bench --control-plane` (or `--control-plane-only`) runs e2e/controlplane's BenchmarkScale at 1,000 and 5,000 pods (a lab each, about 10 minutes)")
 	}
 	b.rep.Notes = append(b.rep.Notes, b.notRun()...)
-	b.rep.Machine.LoadEnd = loadavg()
-	b.rep.Duration = time.Since(b.rep.Started).Seconds()
 	return b.rep, nil
 }
 
