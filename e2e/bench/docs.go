@@ -37,7 +37,14 @@ func timed(r *Report, mode, last string) string {
 	if r.Mode != mode || r.Duration <= 0 || len(r.Method.Scenarios) > 0 {
 		return last
 	}
-	return fmt.Sprintf("This run took %s from the harness's start to its report (load average %s at the start, %s at the end), lab start and teardown included; `go run` adds its own build of weft-bench before that (seconds with a warm build cache).", minutes(r.Duration), r.Machine.LoadStart, r.Machine.LoadEnd)
+	what := "the lab's start and teardown included"
+	switch mode {
+	case "full":
+		what = "the lab's start and teardown and the scale benchmark's labs included"
+	case "quick":
+		what += " (the quick mode's 5 minutes count all of it)"
+	}
+	return fmt.Sprintf("This run took %s from the harness's start to its report (load average %s at the start, %s at the end), %s; `go run` adds its own build of weft-bench before that (seconds with a warm build cache).", minutes(r.Duration), r.Machine.LoadStart, r.Machine.LoadEnd, what)
 }
 
 // minutes renders seconds as "4 min 38 s" (or "52 s").
