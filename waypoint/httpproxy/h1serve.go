@@ -265,7 +265,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.expect && !b.sentContinue {
 		b.sentContinue = true
 		if !b.w.committed {
-			_, _ = b.w.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			_, _ = b.w.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n") // a failure shows in Flush
 			if err := b.w.bw.Flush(); err != nil {
 				return 0, err
 			}
@@ -336,7 +336,7 @@ func (t *tunnelReader) watch(gone func()) {
 			t.kept = append(t.kept[:0], t.one[0])
 		}
 		var ne net.Error
-		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		if err != nil && (!errors.As(err, &ne) || !ne.Timeout()) {
 			t.err = err
 			gone()
 		}

@@ -79,9 +79,12 @@ func FuzzServeH1(f *testing.F) {
 				t.Fatalf("malformed answer %q to %q: %v", out.Bytes(), in, err)
 			}
 			if resp.StatusCode == http.StatusContinue {
+				_ = resp.Body.Close()
 				continue
 			}
-			if _, err := io.ReadAll(resp.Body); err != nil {
+			_, err = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
 				return // a short declared body ends the connection there
 			}
 		}

@@ -37,17 +37,28 @@ func (ht *h1Test) send(t *testing.T, raw string) {
 	go func() { _, _ = io.WriteString(ht.client, raw) }()
 }
 
-func (ht *h1Test) read(t *testing.T, method string) (*http.Response, string) {
+// h1Resp is what a test reads of a response; its body was read and closed.
+type h1Resp struct {
+	StatusCode       int
+	Header, Trailer  http.Header
+	ContentLength    int64
+	TransferEncoding []string
+	Close            bool
+}
+
+func (ht *h1Test) read(t *testing.T, method string) (h1Resp, string) {
 	t.Helper()
 	resp, err := http.ReadResponse(ht.br, &http.Request{Method: method})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, string(b)
+	return h1Resp{StatusCode: resp.StatusCode, Header: resp.Header, Trailer: resp.Trailer, ContentLength: resp.ContentLength,
+		TransferEncoding: resp.TransferEncoding, Close: resp.Close}, string(b)
 }
 
 func TestH1ResponseFraming(t *testing.T) {
@@ -208,7 +219,9 @@ func TestH1BadRequestAndAbort(t *testing.T) {
 		if rest := <-ht.rest; rest != nil {
 			t.Error("connection handed off after an abort")
 		}
-		if _, err := http.ReadResponse(ht.br, nil); err == nil {
+		resp, err := http.ReadResponse(ht.br, nil)
+		if err == nil {
+			_ = resp.Body.Close()
 			t.Error("an aborted response parsed as complete")
 		}
 	})

@@ -51,19 +51,24 @@ func (w *h1Writer) reset(r *http.Request) {
 
 func (w *h1Writer) Header() http.Header { return w.header }
 
+// The bufio.Writer's errors are sticky: a write that fails makes every
+// later write and Flush fail too, so the head's writes are not checked one
+// by one; writeBody and the Flush in FlushError and finish record the
+// first error in w.err, and serveOne closes the connection on it.
+
 func (w *h1Writer) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		// An informational response leaves now; the final one follows.
-		w.bw.WriteString("HTTP/1.1 ")
-		w.bw.WriteString(strconv.Itoa(code))
-		w.bw.WriteString(" ")
-		w.bw.WriteString(http.StatusText(code))
-		w.bw.WriteString("\r\n")
+		_, _ = w.bw.WriteString("HTTP/1.1 ")
+		_, _ = w.bw.WriteString(strconv.Itoa(code))
+		_, _ = w.bw.WriteString(" ")
+		_, _ = w.bw.WriteString(http.StatusText(code))
+		_, _ = w.bw.WriteString("\r\n")
 		writeHeaderLines(w.bw, w.header, nil)
-		w.bw.WriteString("\r\n")
+		_, _ = w.bw.WriteString("\r\n")
 		w.err = w.bw.Flush()
 		return
 	}
@@ -164,13 +169,13 @@ func (w *h1Writer) commit(final bool) {
 		w.header["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
 	}
 	bw := w.bw
-	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(w.status))
-	bw.WriteString(" ")
-	bw.WriteString(http.StatusText(w.status))
-	bw.WriteString("\r\n")
+	_, _ = bw.WriteString("HTTP/1.1 ")
+	_, _ = bw.WriteString(strconv.Itoa(w.status))
+	_, _ = bw.WriteString(" ")
+	_, _ = bw.WriteString(http.StatusText(w.status))
+	_, _ = bw.WriteString("\r\n")
 	writeHeaderLines(bw, w.header, nil)
-	bw.WriteString("\r\n")
+	_, _ = bw.WriteString("\r\n")
 	if len(w.pending) > 0 {
 		w.writeBody(w.pending)
 		w.pending = w.pending[:0]
@@ -182,9 +187,9 @@ func (w *h1Writer) writeBody(p []byte) {
 		return
 	}
 	if w.chunked {
-		w.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
-		w.bw.WriteString("\r\n")
-		w.bw.Write(p)
+		_, _ = w.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		_, _ = w.bw.WriteString("\r\n")
+		_, _ = w.bw.Write(p)
 		_, w.err = w.bw.WriteString("\r\n")
 		return
 	}
@@ -202,7 +207,7 @@ func (w *h1Writer) finish() error {
 		w.commit(true)
 	}
 	if w.chunked && w.err == nil {
-		w.bw.WriteString("0\r\n")
+		_, _ = w.bw.WriteString("0\r\n")
 		writeTrailers(w.bw, w.header)
 		_, w.err = w.bw.WriteString("\r\n")
 	}
@@ -236,13 +241,13 @@ func writeHeaderLines(bw *bufio.Writer, h http.Header, only map[string]bool) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
 			if strings.ContainsAny(v, "\r\n") {
 				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 			}
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
 		}
 	}
 }
@@ -270,13 +275,13 @@ func writeTrailers(bw *bufio.Writer, h http.Header) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(name)
-			bw.WriteString(": ")
+			_, _ = bw.WriteString(name)
+			_, _ = bw.WriteString(": ")
 			if strings.ContainsAny(v, "\r\n") {
 				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 			}
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
 		}
 	}
 }

@@ -248,7 +248,10 @@ func TestH1ContextEndsExchange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.addr.String()+"/", nil)
-	if _, err := h.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+	if resp, err := h.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil {
+			_ = resp.Body.Close()
+		}
 		t.Errorf("unanswered: error %v, want the deadline", err)
 	}
 
@@ -258,6 +261,7 @@ func TestH1ContextEndsExchange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() { _ = resp.Body.Close() }()
 	cancel2()
 	done := make(chan error, 1)
 	go func() { _, err := io.ReadAll(resp.Body); done <- err }()
@@ -283,7 +287,11 @@ func TestH1RejectsInvalidRequests(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", "http://127.0.0.1:1/", nil)
 			mod(req)
-			if _, err := h.RoundTrip(req); err == nil || retry.Classify(err) != retry.KindOther {
+			resp, err := h.RoundTrip(req)
+			if err == nil {
+				_ = resp.Body.Close()
+			}
+			if err == nil || retry.Classify(err) != retry.KindOther {
 				t.Errorf("error %v (%v), want a plain error", err, retry.Classify(err))
 			}
 		})
