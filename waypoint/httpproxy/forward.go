@@ -275,7 +275,12 @@ func grpcRetry(p *retry.Policy, attempt int, resp *http.Response) bool {
 func outgoing(ctx context.Context, r *http.Request, ep netip.AddrPort, replay *retry.Body) (*http.Request, error) {
 	h := r.Header.Clone()
 	removeHopByHop(h)
-	return outgoingShared(ctx, r, h, ep, replay)
+	out, err := outgoingShared(ctx, r, h, ep, replay)
+	if err == nil && out.Trailer != nil {
+		// A mirror runs beside the attempts: it gets the trailers known now.
+		out.Trailer = out.Trailer.Clone()
+	}
+	return out, err
 }
 
 // outgoingShared builds the upstream request for one attempt with
@@ -285,10 +290,10 @@ func outgoing(ctx context.Context, r *http.Request, ep netip.AddrPort, replay *r
 func outgoingShared(ctx context.Context, r *http.Request, h http.Header, ep netip.AddrPort, replay *retry.Body) (*http.Request, error) {
 	out := r.WithContext(ctx)
 	out.Header = h
-	out.Trailer = nil
-	if r.Trailer != nil {
-		out.Trailer = r.Trailer.Clone()
-	}
+	// The trailer map is shared, not copied: the request body's reader
+	// fills in its values at the body's end, after the attempt started, and
+	// the transport reads them only once it has sent the body.
+	out.Trailer = r.Trailer
 	out.RequestURI = ""
 	out.URL = &url.URL{Scheme: "http", Host: ep.String(), Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.Host = r.Host

@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -149,5 +150,46 @@ func TestStreaming(t *testing.T) {
 				t.Errorf("streaming = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestForwardedRequestCarriesTrailers: the trailers of a chunked request
+// body reach the upstream, on the first attempt and on a replayed one.
+func TestForwardedRequestCarriesTrailers(t *testing.T) {
+	got := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b) + " " + r.Trailer.Get("X-Sum")
+	}))
+	defer srv.Close()
+	ep := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	for _, replayed := range []bool{false, true} {
+		in, err := http.ReadRequest(bufio.NewReader(strings.NewReader("POST /p HTTP/1.1\r\nHost: a\r\n" +
+			"Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 42\r\n\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var replay *retry.Body
+		if replayed {
+			replay = retry.NewBody(in.Body, 1<<10)
+		}
+		removeHopByHop(in.Header)
+		for attempt := range 2 {
+			out, err := outgoingShared(context.Background(), in, in.Header, ep, replay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := srv.Client().Transport.RoundTrip(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if g := <-got; g != "abc 42" {
+				t.Errorf("replayed=%v attempt %d: upstream got %q, want %q", replayed, attempt, g, "abc 42")
+			}
+			if !replayed {
+				break
+			}
+		}
 	}
 }
