@@ -80,7 +80,7 @@ func TestBurstOfStreams(t *testing.T) {
 			s, err := ts.pool.Dial(ctx, ts.key, "10.0.0.1:80", nil)
 			if err != nil {
 				failed.Add(1)
-				first.CompareAndSwap(nil, err)
+				first.CompareAndSwap(nil, err.Error())
 				return
 			}
 			streams <- s
