@@ -213,8 +213,10 @@ func peekHead(br *bufio.Reader, timer *time.Timer) (plain bool, err error) {
 		// HTTP/2's preface, "PRI * HTTP/2.0\r\n\r\n...", reads as a head that
 		// is not HTTP/1.1.
 		b, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			return plainHead(b[:i+2]), nil
+		if n, bareLF := headEnd(b); n >= 0 {
+			// net/http's parser ends a line at a bare LF too: such a head is
+			// left to it, so that what the loop vets is what it parses.
+			return !bareLF && plainHead(b[:n]), nil
 		}
 		if len(b) >= br.Size() {
 			return false, nil // a head larger than the buffer: net/http's
@@ -222,6 +224,26 @@ func peekHead(br *bufio.Reader, timer *time.Timer) (plain bool, err error) {
 		if _, err := br.Peek(len(b) + 1); err != nil {
 			return false, err
 		}
+	}
+}
+
+// headEnd returns the length of the request head at the start of b up to
+// the empty line that ends it (its lines with their line ends), or -1 if
+// that line is not in b yet; bareLF says a line of it ends in LF alone.
+func headEnd(b []byte) (n int, bareLF bool) {
+	for start := 0; ; {
+		i := bytes.IndexByte(b[start:], '\n')
+		if i < 0 {
+			return -1, bareLF
+		}
+		i += start
+		if i == 0 || b[i-1] != '\r' {
+			bareLF = true
+		}
+		if line := b[start:i]; len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			return start, bareLF
+		}
+		start = i + 1
 	}
 }
 

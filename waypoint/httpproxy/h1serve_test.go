@@ -186,6 +186,11 @@ func TestH1HandsOff(t *testing.T) {
 		"h2":       "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 		"http/1.0": "GET / HTTP/1.0\r\n\r\n",
 		"expect":   "PUT / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\n\r\n",
+		// net/http's parser takes a bare LF as a line's end: a head with one
+		// goes to the parser that reads it so, never vetted by lines of CRLF.
+		"bare LF":                "GET / HTTP/1.1\nHost: a\n\n",
+		"bare LF hides upgrade":  "GET /ws HTTP/1.1\r\nHost: a\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"bare LF then pipelined": "GET /ws HTTP/1.1\nHost: a\nUpgrade: websocket\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			ht := startH1(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served by the loop") }))
