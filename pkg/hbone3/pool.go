@@ -269,14 +269,14 @@ func (p *Pool) handshake(ctx context.Context, key hbone.Key) (*poolConn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("hbone3 dial %s: udp socket: %w", key.DstAddr, err)
 	}
-	qc, err := quic.Dial(ctx, pc, net.UDPAddrFromAddrPort(key.DstAddr), tlsConf, &quic.Config{
+	qc, err := quic.Dial(ctx, pc, net.UDPAddrFromAddrPort(key.DstAddr), tlsConf, withWindows(&quic.Config{
 		HandshakeIdleTimeout:  p.cfg.HandshakeTimeout,
 		MaxIdleTimeout:        p.cfg.IdleTimeout,
 		KeepAlivePeriod:       p.cfg.IdleTimeout / 3,
 		MaxIncomingStreams:    -1, // servers open no streams to us
 		MaxIncomingUniStreams: 8,
 		EnableDatagrams:       true,
-	})
+	}))
 	if err != nil {
 		_ = pc.Close()
 		return nil, fmt.Errorf("hbone3 dial %s: %w", key.DstAddr, err)

@@ -79,13 +79,13 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	}
 	h3 := &http3.Server{
 		TLSConfig: tlsConf,
-		QUICConfig: &quic.Config{
+		QUICConfig: withWindows(&quic.Config{
 			MaxIncomingStreams:    int64(streams),
 			MaxIncomingUniStreams: 8,
 			MaxIdleTimeout:        idle,
 			KeepAlivePeriod:       idle / 3,
 			EnableDatagrams:       s.HandleUDP != nil,
-		},
+		}),
 		EnableDatagrams: s.HandleUDP != nil,
 		Handler:         http.HandlerFunc(s.serveHTTP),
 		Logger:          log,
