@@ -124,7 +124,7 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 			break
 		}
 		timer.Reset(h1IdleTimeout)
-		plain, err := peekHead(br, timer)
+		plain, framed, err := peekHead(br, timer)
 		hc.busy.Store(true)
 		if err != nil {
 			break
@@ -138,6 +138,13 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 		if err != nil {
 			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
 			break
+		}
+		if framed > 1 {
+			// Both Transfer-Encoding and Content-Length: net/http reads the
+			// body as chunked and drops the length; the connection closes
+			// after the response (RFC 9112, section 6.1), as another reader
+			// may have framed it otherwise.
+			req.Close = true
 		}
 		if !serveOne(ctx, w, br, src, req, remote, h, log) {
 			break
@@ -202,11 +209,12 @@ func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, src *tunnelRea
 }
 
 // peekHead waits for the next request's head in br and reports whether
-// the loop can serve it. Once its first byte came, the head must arrive
-// within h1HeaderTimeout.
-func peekHead(br *bufio.Reader, timer *time.Timer) (plain bool, err error) {
+// the loop can serve it, and for a plain head how many of Content-Length
+// and Transfer-Encoding it names. Once its first byte came, the head must
+// arrive within h1HeaderTimeout.
+func peekHead(br *bufio.Reader, timer *time.Timer) (plain bool, framed int, err error) {
 	if _, err := br.Peek(1); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	timer.Reset(h1HeaderTimeout)
 	for {
@@ -216,13 +224,17 @@ func peekHead(br *bufio.Reader, timer *time.Timer) (plain bool, err error) {
 		if n, bareLF := headEnd(b); n >= 0 {
 			// net/http's parser ends a line at a bare LF too: such a head is
 			// left to it, so that what the loop vets is what it parses.
-			return !bareLF && plainHead(b[:n]), nil
+			if bareLF {
+				return false, 0, nil
+			}
+			plain, framed := plainHead(b[:n])
+			return plain, framed, nil
 		}
 		if len(b) >= br.Size() {
-			return false, nil // a head larger than the buffer: net/http's
+			return false, 0, nil // a head larger than the buffer: net/http's
 		}
 		if _, err := br.Peek(len(b) + 1); err != nil {
-			return false, err
+			return false, 0, err
 		}
 	}
 }
@@ -248,29 +260,41 @@ func headEnd(b []byte) (n int, bareLF bool) {
 }
 
 // plainHead reports whether a request head (request line and header
-// lines, each ending in CRLF) is one the loop serves.
-func plainHead(head []byte) bool {
+// lines, each ending in CRLF) is one the loop serves, and how many of
+// Content-Length and Transfer-Encoding it names.
+func plainHead(head []byte) (plain bool, framed int) {
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	if !bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasPrefix(line, []byte("CONNECT ")) {
-		return false
+		return false, 0
 	}
+	var cl, te bool
 	for len(rest) > 0 {
 		var l []byte
 		l, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(l, []byte(":"))
 		if !ok {
-			return false // let net/http's parser answer
+			return false, 0 // let net/http's parser answer
 		}
 		switch {
 		case bytes.EqualFold(name, []byte("Upgrade")), bytes.EqualFold(name, []byte("HTTP2-Settings")):
-			return false
+			return false, 0
 		case bytes.EqualFold(name, []byte("Expect")):
 			if !bytes.EqualFold(bytes.TrimSpace(value), []byte("100-continue")) {
-				return false
+				return false, 0
 			}
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			cl = true
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			te = true
 		}
 	}
-	return true
+	if cl {
+		framed++
+	}
+	if te {
+		framed++
+	}
+	return true, framed
 }
 
 // h1Body is a request body served by the loop: it sends 100 Continue at

@@ -265,3 +265,23 @@ func TestH1ClientGoneCancels(t *testing.T) {
 		t.Error("the request's context was not cancelled when its client went away")
 	}
 }
+
+// TestH1BothLengthsClose: a request with both Transfer-Encoding and
+// Content-Length is served by its chunked body and its connection is
+// closed after the response (RFC 9112, section 6.1): a request pipelined
+// behind it is not read.
+func TestH1BothLengthsClose(t *testing.T) {
+	ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, r.URL.Path+" "+string(b))
+	}))
+	ht.send(t, "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
+		"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := ht.read(t, "POST")
+	if body != "/a abc" || !resp.Close {
+		t.Errorf("got %q close=%v, want %q and the connection closed", body, resp.Close, "/a abc")
+	}
+	if rest := <-ht.rest; rest != nil {
+		t.Error("connection handed off, want it closed")
+	}
+}
