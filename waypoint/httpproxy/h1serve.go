@@ -53,6 +53,9 @@ var (
 // h1Conns tracks the tunnels the loop serves, so that a shutdown closes
 // the idle ones at once and the busy ones after their request.
 type h1Conns struct {
+	// headerTimeout replaces h1HeaderTimeout when set (tests).
+	headerTimeout time.Duration
+
 	mu       sync.Mutex
 	conns    map[*h1Conn]struct{}
 	shutting atomic.Bool
@@ -74,6 +77,15 @@ func (cs *h1Conns) add(c net.Conn) *h1Conn {
 	cs.conns[hc] = struct{}{}
 	cs.mu.Unlock()
 	return hc
+}
+
+// headerWait bounds reading a request head, and reading away the body
+// a handler left unread.
+func (cs *h1Conns) headerWait() time.Duration {
+	if cs.headerTimeout > 0 {
+		return cs.headerTimeout
+	}
+	return h1HeaderTimeout
 }
 
 func (cs *h1Conns) remove(hc *h1Conn) {
@@ -124,7 +136,7 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 			break
 		}
 		timer.Reset(h1IdleTimeout)
-		plain, framed, err := peekHead(br, timer)
+		plain, framed, err := peekHead(br, timer, cs.headerWait())
 		hc.busy.Store(true)
 		if err != nil {
 			break
@@ -146,7 +158,7 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 			// may have framed it otherwise.
 			req.Close = true
 		}
-		if !serveOne(ctx, w, br, src, req, remote, h, log) {
+		if !serveOne(ctx, w, br, src, req, remote, h, log, timer, cs.headerWait()) {
 			break
 		}
 	}
@@ -157,9 +169,10 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 }
 
 // serveOne serves req and reports whether the connection can carry the
-// next request.
+// next request. timer, stopped, bounds reading away an unread body by
+// drainTimeout.
 func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, src *tunnelReader, req *http.Request, remote string,
-	h http.Handler, log *slog.Logger) (keep bool) {
+	h http.Handler, log *slog.Logger, timer *time.Timer, drainTimeout time.Duration) (keep bool) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req = req.WithContext(rctx)
@@ -196,27 +209,36 @@ func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, src *tunnelRea
 	if err := w.finish(); err != nil || w.closeAfter {
 		return false
 	}
-	if !body.done() {
-		if body.expect && !body.sentContinue {
-			return false // the client waits for a 100 Continue never sent
-		}
-		n, err := io.CopyN(io.Discard, body.rc, maxDiscard+1)
-		if n > maxDiscard || (err != nil && err != io.EOF) {
-			return false
-		}
+	if !body.done() && body.expect && !body.sentContinue {
+		return false // the client waits for a 100 Continue never sent
+	}
+	if !drain(body, timer, drainTimeout) {
+		return false
 	}
 	return br.Buffered() > 0 || ctx.Err() == nil
+}
+
+// drain reads away what the handler left of a request body, up to maxDiscard
+// and within timeout (the timer closes the tunnel when it fires), and
+// reports whether the connection can carry the next request.
+func drain(body *h1Body, timer *time.Timer, timeout time.Duration) bool {
+	if body.done() {
+		return true
+	}
+	timer.Reset(timeout)
+	n, err := io.CopyN(io.Discard, body.rc, maxDiscard+1)
+	return timer.Stop() && n <= maxDiscard && (err == nil || err == io.EOF)
 }
 
 // peekHead waits for the next request's head in br and reports whether
 // the loop can serve it, and for a plain head how many of Content-Length
 // and Transfer-Encoding it names. Once its first byte came, the head must
 // arrive within h1HeaderTimeout.
-func peekHead(br *bufio.Reader, timer *time.Timer) (plain bool, framed int, err error) {
+func peekHead(br *bufio.Reader, timer *time.Timer, headerTimeout time.Duration) (plain bool, framed int, err error) {
 	if _, err := br.Peek(1); err != nil {
 		return false, 0, err
 	}
-	timer.Reset(h1HeaderTimeout)
+	timer.Reset(headerTimeout)
 	for {
 		// HTTP/2's preface, "PRI * HTTP/2.0\r\n\r\n...", reads as a head that
 		// is not HTTP/1.1.
@@ -300,17 +322,21 @@ func plainHead(head []byte) (plain bool, framed int) {
 // h1Body is a request body served by the loop: it sends 100 Continue at
 // the first read of a client that expects it, and remembers its end.
 type h1Body struct {
-	rc           io.ReadCloser
-	w            *h1Writer
-	expect       bool
+	rc     io.ReadCloser
+	w      *h1Writer
+	expect bool
+	// asked is set at the first read; sentContinue if it sent 100 Continue
+	// (not when the final response had gone already).
+	asked        bool
 	sentContinue bool
 	eof          atomic.Bool
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
-	if b.expect && !b.sentContinue {
-		b.sentContinue = true
+	if b.expect && !b.asked {
+		b.asked = true
 		if !b.w.committed {
+			b.sentContinue = true
 			_, _ = b.w.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n") // a failure shows in Flush
 			if err := b.w.bw.Flush(); err != nil {
 				return 0, err

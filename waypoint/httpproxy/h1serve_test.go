@@ -23,9 +23,13 @@ type h1Test struct {
 
 func startH1(t *testing.T, h http.Handler) *h1Test {
 	t.Helper()
+	return startH1Conns(t, h, &h1Conns{})
+}
+
+func startH1Conns(t *testing.T, h http.Handler, cs *h1Conns) *h1Test {
+	t.Helper()
 	client, server := net.Pipe()
 	ht := &h1Test{client: client, br: bufio.NewReader(client), rest: make(chan net.Conn, 1)}
-	cs := &h1Conns{}
 	go func() { ht.rest <- serveH1(context.Background(), cs, server, h, slog.New(slog.DiscardHandler)) }()
 	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
@@ -283,5 +287,43 @@ func TestH1BothLengthsClose(t *testing.T) {
 	}
 	if rest := <-ht.rest; rest != nil {
 		t.Error("connection handed off, want it closed")
+	}
+}
+
+// TestH1UnreadBodyBounded: after the response, a body the handler left
+// unread is read away only within the header timeout; a client that
+// announced a body and does not send it loses the connection. A client
+// that expects 100 Continue and got the final response without one is
+// not waited for.
+func TestH1UnreadBodyBounded(t *testing.T) {
+	for name, tc := range map[string]struct {
+		raw     string
+		h       http.HandlerFunc
+		timeout time.Duration
+	}{
+		"body never sent": {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab",
+			func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(403) }, 200 * time.Millisecond},
+		"answered before 100 continue": {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n",
+			func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(403)
+				_ = http.NewResponseController(w).Flush()
+				_, _ = r.Body.Read(nil)
+			}, time.Minute},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ht := startH1Conns(t, tc.h, &h1Conns{headerTimeout: tc.timeout})
+			ht.send(t, tc.raw)
+			if resp, _ := ht.read(t, "POST"); resp.StatusCode != 403 {
+				t.Errorf("status %d, want 403", resp.StatusCode)
+			}
+			select {
+			case rest := <-ht.rest:
+				if rest != nil {
+					t.Error("connection handed off, want it closed")
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("the loop still waits for the unsent body")
+			}
+		})
 	}
 }
