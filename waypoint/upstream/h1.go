@@ -53,6 +53,10 @@ const SmallBody = 16 << 10
 // maxInformational bounds the 1xx responses skipped before the final one.
 const maxInformational = 5
 
+// maxResponseHead bounds a response head (status line and header
+// fields), as net/http's server bounds a request's (http.DefaultMaxHeaderBytes).
+const maxResponseHead = 1 << 20
+
 // probeAfter is how long a connection may sit idle before it is checked
 // for a close by the server before reuse.
 const probeAfter = time.Second
@@ -163,12 +167,16 @@ func (c *h1Conn) exchange(ctx context.Context, r *http.Request, req []byte) (*ht
 		}
 		return nil, retryable, err
 	}
-	if _, err := c.nc.Write(req); err != nil {
-		return fail(fmt.Errorf("write request: %w", err), true)
+	if n, err := c.nc.Write(req); err != nil {
+		// A write that failed after some bytes left may have delivered the
+		// request (its head, at least) to the server.
+		return fail(fmt.Errorf("write request: %w", err), n == 0 || replayable(r))
 	}
 	read := c.cr.n
 	for range maxInformational + 1 {
+		c.cr.limit = c.cr.n + int64(c.br.Buffered()) + maxResponseHead
 		resp, err := http.ReadResponse(c.br, r)
+		c.cr.limit = 0
 		if err != nil {
 			return fail(fmt.Errorf("read response: %w", err), c.cr.n == read && replayable(r))
 		}
@@ -214,13 +222,23 @@ func (c *h1Conn) alive(now time.Time) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it; while limit is set, it
+// fails reads past it.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	limit int64
 }
 
+var errHeadTooLarge = errors.New("response head too large")
+
 func (cr *countingReader) Read(p []byte) (int, error) {
+	if cr.limit > 0 {
+		if cr.n >= cr.limit {
+			return 0, errHeadTooLarge
+		}
+		p = p[:min(int64(len(p)), cr.limit-cr.n)]
+	}
 	n, err := cr.r.Read(p)
 	cr.n += int64(n)
 	return n, err
@@ -282,7 +300,7 @@ func appendRequest(buf []byte, r *http.Request) ([]byte, error) {
 		return buf, fmt.Errorf("upstream: invalid method %q", r.Method)
 	}
 	uri := r.URL.RequestURI()
-	if !strings.HasPrefix(uri, "/") && (uri != "*" || r.Method != http.MethodOptions) {
+	if !strings.HasPrefix(uri, "/") && (uri != "*" || r.Method != http.MethodOptions) || !validTarget(uri) {
 		return buf, fmt.Errorf("upstream: invalid request target %q", uri)
 	}
 	buf = append(buf, r.Method...)
@@ -328,6 +346,18 @@ func appendRequest(buf []byte, r *http.Request) ([]byte, error) {
 		return buf[:head], fmt.Errorf("read request body: %w", err)
 	}
 	return buf, nil
+}
+
+// validTarget reports whether a request target has no space or control
+// byte, which would end it early in the request line (url.URL keeps
+// RawQuery and Opaque as they came).
+func validTarget(uri string) bool {
+	for i := range len(uri) {
+		if uri[i] <= ' ' || uri[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func validMethod(m string) bool {

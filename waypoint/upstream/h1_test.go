@@ -283,6 +283,8 @@ func TestH1RejectsInvalidRequests(t *testing.T) {
 		"header name":            func(r *http.Request) { r.Header["X A"] = []string{"a"} },
 		"host":                   func(r *http.Request) { r.Host = "a b" },
 		"method":                 func(r *http.Request) { r.Method = "GE T" },
+		"space in the query":     func(r *http.Request) { r.URL.RawQuery = "a=1 HTTP/1.1" },
+		"control in the path":    func(r *http.Request) { r.URL.Opaque = "/a\x7fb" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", "http://127.0.0.1:1/", nil)
@@ -295,5 +297,66 @@ func TestH1RejectsInvalidRequests(t *testing.T) {
 				t.Errorf("error %v (%v), want a plain error", err, retry.Classify(err))
 			}
 		})
+	}
+}
+
+// partialConn writes half of what it is given, then fails.
+type partialConn struct {
+	net.Conn
+}
+
+func (c partialConn) Write(p []byte) (int, error) { return len(p) / 2, errors.New("stream reset") }
+
+// TestH1PartialWriteNotResent: a write that fails after part of the
+// request left may have delivered the request's head: a POST is not sent
+// again, a GET is.
+func TestH1PartialWriteNotResent(t *testing.T) {
+	ep := netip.MustParseAddrPort("127.0.0.1:1")
+	for _, tt := range []struct {
+		method    string
+		wantDials int64
+	}{{"POST", 0}, {"GET", 1}} {
+		t.Run(tt.method, func(t *testing.T) {
+			var dials atomic.Int64
+			h := &H1{idle: newIdlePool(time.Minute, 4), smallBody: SmallBody,
+				dial: func(context.Context, netip.AddrPort) (net.Conn, error) {
+					dials.Add(1)
+					return nil, errors.New("no more connections")
+				}}
+			a, b := net.Pipe()
+			t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+			h.idle.put(ep, newH1Conn(partialConn{a}))
+			var body io.Reader
+			if tt.method == "POST" {
+				body = strings.NewReader("x")
+			}
+			req, _ := http.NewRequest(tt.method, "http://"+ep.String()+"/", body)
+			resp, err := h.RoundTrip(req)
+			if err == nil {
+				_ = resp.Body.Close()
+				t.Fatal("round trip succeeded")
+			}
+			if n := dials.Load(); n != tt.wantDials {
+				t.Errorf("%d new connections after the partial write, want %d", n, tt.wantDials)
+			}
+		})
+	}
+}
+
+// TestH1ResponseHeadBounded: a response head larger than maxResponseHead
+// fails the exchange instead of growing without bound.
+func TestH1ResponseHeadBounded(t *testing.T) {
+	big := strings.Repeat("x", 64<<10)
+	s := newScriptServer(t, func(*http.Request, int) string {
+		var b strings.Builder
+		b.WriteString("HTTP/1.1 200 OK\r\n")
+		for i := 0; b.Len() < 2*maxResponseHead; i++ {
+			b.WriteString("X-Big: " + big + "\r\n")
+		}
+		return b.String() + "Content-Length: 0\r\n\r\n"
+	})
+	h := newTestH1(t)
+	if _, _, _, err := send(t, h, "GET", s.addr, "", nil); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("error %v, want the response head too large", err)
 	}
 }
