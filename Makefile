@@ -106,7 +106,8 @@ bench-micro: build
 	$(GO) test -run='^TestBenchReport$$' -v -count=1 ./pkg/hbone -args -hbone.report
 	$(GO) test -run='^$$' -bench=DataPath -benchtime=1x -count=1 ./ztunnel/proxy
 	$(GO) test -run='^$$' -bench=Linger -count=1 ./ztunnel/proxy
-	$(GO) test -run='^$$' -bench=Transports -benchtime=30x -count=1 ./ztunnel/tunnel
+	$(GO) test -run='^$$' -bench=Transports -benchtime=20x -count=1 ./ztunnel/tunnel
+	$(GO) test -run='^$$' -bench=UDPRoundTrip -benchtime=2000x -count=1 ./ztunnel/udp
 	$(GO) test -run='^$$' -bench='WaypointHop|WaypointCPU' -benchtime=3000x -count=1 ./waypoint/server
 	$(GO) test -run='^$$' -bench=KernelInPodApply -benchtime=10x -count=1 ./cni/iptables
 
