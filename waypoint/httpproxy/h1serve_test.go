@@ -5,8 +5,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -323,6 +325,60 @@ func TestH1UnreadBodyBounded(t *testing.T) {
 				}
 			case <-time.After(3 * time.Second):
 				t.Fatal("the loop still waits for the unsent body")
+			}
+		})
+	}
+}
+
+// TestH1WriterOwnsFraming: the writer alone frames the response: a
+// Transfer-Encoding the handler set is dropped, a Content-Length is
+// written once and in digits, a field whose name is not a token is left
+// out, and a 101 the handler sends ends the loop's use of the connection.
+func TestH1WriterOwnsFraming(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		code   int
+		want   []string // the head's field lines but Date, sorted
+	}{
+		{"handler's transfer-encoding", http.Header{"Transfer-Encoding": {"chunked"}, "Content-Length": {"3"}}, 200,
+			[]string{"Content-Length: 3"}},
+		{"two lengths", http.Header{"Content-Length": {"3", "30"}}, 200, []string{"Content-Length: 3"}},
+		{"signed length", http.Header{"Content-Length": {"+3"}}, 200, []string{"Content-Length: 3"}},
+		{"name not a token", http.Header{"X-A\r\nX-Injected": {"1"}, "X B": {"2"}}, 200, []string{"Content-Length: 3"}},
+		{"switching protocols", http.Header{}, 101, []string{"Connection: close"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				maps.Copy(w.Header(), tt.header)
+				w.WriteHeader(tt.code)
+				_, _ = io.WriteString(w, "abc")
+			}))
+			ht.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			var got []string
+			if _, err := ht.br.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				line, err := ht.br.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				if line == "\r\n" {
+					break
+				}
+				if !strings.HasPrefix(line, "Date: ") {
+					got = append(got, strings.TrimSuffix(line, "\r\n"))
+				}
+			}
+			slices.Sort(got)
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("head fields (-want +got):\n%s", d)
+			}
+			if tt.code == 101 {
+				if rest := <-ht.rest; rest != nil {
+					t.Error("connection handed off after a 101, want it closed")
+				}
 			}
 		})
 	}

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // h1Writer is the http.ResponseWriter of the HTTP/1.1 loop (serveH1). It
@@ -78,11 +81,19 @@ func (w *h1Writer) WriteHeader(code int) {
 	w.wroteHeader, w.status = true, code
 	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified ||
 		code == http.StatusSwitchingProtocols
-	if cl := w.header.Get("Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
-			w.length = n
+	if code == http.StatusSwitchingProtocols {
+		// The loop serves no upgrade: what follows a 101 is not HTTP/1.1.
+		w.closeAfter = true
+	}
+	// The writer frames the body: a Content-Length the handler set is
+	// taken only in digits and once (or repeated alike), and written so.
+	if cls := w.header["Content-Length"]; len(cls) > 0 {
+		n, err := strconv.ParseUint(cls[0], 10, 63)
+		if err == nil && !slices.ContainsFunc(cls[1:], func(v string) bool { return v != cls[0] }) {
+			w.length = int64(n)
+			w.header["Content-Length"] = []string{strconv.FormatUint(n, 10)}
 		} else {
-			w.header.Del("Content-Length")
+			delete(w.header, "Content-Length")
 		}
 	}
 }
@@ -144,13 +155,13 @@ func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, n
 func (w *h1Writer) commit(final bool) {
 	w.committed = true
 	trailers := hasTrailers(w.header)
+	delete(w.header, "Transfer-Encoding") // the framing chosen here is the only one
 	switch {
 	case w.noBody:
 		if w.req.Method == http.MethodHead || w.status == http.StatusNotModified {
 			break // a Content-Length the handler set describes the GET's body
 		}
 		w.header.Del("Content-Length")
-		w.header.Del("Transfer-Encoding")
 	case w.length >= 0 && !trailers:
 	case final && !trailers:
 		w.length = int64(len(w.pending))
@@ -234,10 +245,11 @@ func hasTrailers(h http.Header) bool {
 }
 
 // writeHeaderLines writes h's fields but those with http.TrailerPrefix,
-// each value with CR and LF replaced by spaces, as net/http writes them.
+// each value with CR and LF replaced by spaces, as net/http writes them; a
+// field whose name is not a token is left out, as net/http leaves it.
 func writeHeaderLines(bw *bufio.Writer, h http.Header, only map[string]bool) {
 	for k, vs := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) || (only != nil && !only[k]) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || (only != nil && !only[k]) || !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -271,7 +283,7 @@ func writeTrailers(bw *bufio.Writer, h http.Header) {
 	}
 	for k, vs := range h {
 		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
-		if !ok || name == "" {
+		if !ok || !httpguts.ValidHeaderFieldName(name) {
 			continue
 		}
 		for _, v := range vs {
