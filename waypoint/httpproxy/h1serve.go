@@ -177,7 +177,7 @@ func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, src *tunnelRea
 	defer cancel()
 	req = req.WithContext(rctx)
 	req.RemoteAddr = remote
-	body := &h1Body{rc: req.Body, w: w}
+	body := &h1Body{rc: req.Body, w: w, br: br}
 	if req.Body != nil && req.Body != http.NoBody {
 		body.expect = req.Header.Get("Expect") != ""
 		req.Body = body
@@ -195,10 +195,17 @@ func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, src *tunnelRea
 	// A request still running after watchAfter watches its client: one
 	// that goes away cancels it (as net/http's server does for every
 	// request with a goroutine of its own).
-	src.arm()
+	// The timer's function must not touch br (the loop may be reading it
+	// again by then): whether the client is quiet (its body read and nothing
+	// more buffered) is recorded where br is read; a generation keeps a late
+	// timer from watching a later request.
+	if body.done() {
+		body.quiet.Store(br.Buffered() == 0)
+	}
+	gen := src.arm()
 	watch := time.AfterFunc(watchAfter, func() {
-		if body.done() && br.Buffered() == 0 {
-			src.watch(cancel)
+		if body.quiet.Load() {
+			src.watch(gen, cancel)
 		}
 	})
 	defer func() {
@@ -330,6 +337,10 @@ type h1Body struct {
 	asked        bool
 	sentContinue bool
 	eof          atomic.Bool
+	// br is the tunnel's read buffer; quiet is set at the body's end when
+	// it holds nothing more (no pipelined request).
+	br    *bufio.Reader
+	quiet atomic.Bool
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -345,6 +356,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
+		b.quiet.Store(b.br.Buffered() == 0)
 		b.eof.Store(true)
 	}
 	return n, err
@@ -364,6 +376,7 @@ const watchAfter = 50 * time.Millisecond
 type tunnelReader struct {
 	c       net.Conn
 	mu      sync.Mutex
+	gen     uint64        // counts arms: which request may be watched
 	stopped bool          // no watch until the next arm
 	watched chan struct{} // closed when the watching read returned
 	kept    []byte
@@ -390,9 +403,9 @@ func (t *tunnelReader) Read(p []byte) (int, error) {
 // watch starts reading the tunnel; if the read fails (the client closed
 // or reset it), gone is called. Called at most once per request, from a
 // timer; unwatch ends it.
-func (t *tunnelReader) watch(gone func()) {
+func (t *tunnelReader) watch(gen uint64, gone func()) {
 	t.mu.Lock()
-	if t.stopped || t.watched != nil {
+	if t.stopped || t.gen != gen || t.watched != nil {
 		t.mu.Unlock()
 		return
 	}
@@ -415,11 +428,14 @@ func (t *tunnelReader) watch(gone func()) {
 	}()
 }
 
-// arm allows one watch for the request about to be served.
-func (t *tunnelReader) arm() {
+// arm allows one watch for the request about to be served, by the
+// generation it returns.
+func (t *tunnelReader) arm() uint64 {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.stopped = false
-	t.mu.Unlock()
+	t.gen++
+	return t.gen
 }
 
 // unwatch stops a watching read, if one was started, and waits for it.

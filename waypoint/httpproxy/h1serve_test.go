@@ -383,3 +383,23 @@ func TestH1WriterOwnsFraming(t *testing.T) {
 		})
 	}
 }
+
+// TestH1LateWatchIgnored: a watch timer of a request that ended, firing
+// late, does not watch the request served after it (its read would race
+// the loop's reads of that request's body).
+func TestH1LateWatchIgnored(t *testing.T) {
+	client, server := net.Pipe()
+	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
+	tr := &tunnelReader{c: server}
+	old := tr.arm()
+	tr.unwatch()
+	tr.arm()
+	tr.watch(old, func() { t.Error("a late watch cancelled the next request") })
+	tr.mu.Lock()
+	watching := tr.watched != nil
+	tr.mu.Unlock()
+	if watching {
+		t.Error("a late watch reads the tunnel during the next request")
+	}
+	tr.unwatch()
+}
