@@ -30,7 +30,7 @@ type plainWorkloads struct{}
 
 func (plainWorkloads) WorkloadByIP(wds.NetAddr) *wds.Workload { return nil }
 
-func newTestDialer(t *testing.T) *Dialer {
+func newTestDialer(t testing.TB) *Dialer {
 	t.Helper()
 	d, err := NewDialer(Config{Certs: noCerts{}, Workloads: plainWorkloads{}, ConnectTimeout: 2 * time.Second,
 		Identity: identity.MustParseID("spiffe://cluster.local/ns/demo/sa/waypoint")})

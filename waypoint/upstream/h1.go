@@ -57,10 +57,6 @@ const maxInformational = 5
 // fields), as net/http's server bounds a request's (http.DefaultMaxHeaderBytes).
 const maxResponseHead = 1 << 20
 
-// probeAfter is how long a connection may sit idle before it is checked
-// for a close by the server before reuse.
-const probeAfter = time.Second
-
 var errH1Closed = errors.New("upstream: http/1.1 connection closed")
 
 // RoundTrip implements http.RoundTripper.
@@ -204,14 +200,12 @@ func replayable(r *http.Request) bool {
 }
 
 // alive reports whether an idle connection still looks usable: nothing
-// arrived on it (no close, no stray bytes). A connection idle for less
-// than probeAfter is taken as it is.
-func (c *h1Conn) alive(now time.Time) bool {
+// arrived on it (no close, no stray bytes). Every reuse probes it, however
+// short its idle time: bytes a server sent after a response's end would
+// otherwise be read as the next request's response.
+func (c *h1Conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
-	}
-	if now.Sub(c.idleSince) < probeAfter {
-		return true
 	}
 	if err := c.nc.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		return false

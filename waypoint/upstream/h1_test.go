@@ -31,7 +31,7 @@ type scriptServer struct {
 	bodies   []string
 }
 
-func newScriptServer(t *testing.T, answer func(r *http.Request, n int) string) *scriptServer {
+func newScriptServer(t testing.TB, answer func(r *http.Request, n int) string) *scriptServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -76,7 +76,7 @@ func (s *scriptServer) request(i int) (*http.Request, string) {
 	return s.reqs[i], s.bodies[i]
 }
 
-func newTestH1(t *testing.T) *H1 {
+func newTestH1(t testing.TB) *H1 {
 	t.Helper()
 	tr := NewTransports(newTestDialer(t), time.Minute)
 	t.Cleanup(tr.Close)
@@ -85,7 +85,7 @@ func newTestH1(t *testing.T) *H1 {
 
 // send runs one request through h and returns the status, body and
 // trailer X-T.
-func send(t *testing.T, h *H1, method string, ep netip.AddrPort, body string, hdr map[string]string) (int, string, string, error) {
+func send(t testing.TB, h *H1, method string, ep netip.AddrPort, body string, hdr map[string]string) (int, string, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -359,4 +359,55 @@ func TestH1ResponseHeadBounded(t *testing.T) {
 	if _, _, _, err := send(t, h, "GET", s.addr, "", nil); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Errorf("error %v, want the response head too large", err)
 	}
+}
+
+// TestH1UnsolicitedBytesNotReadAsResponse: bytes a server sends after a
+// response ended (a body longer than its Content-Length, in a later
+// write) are not taken as the next request's response, however soon the
+// connection is reused.
+func TestH1UnsolicitedBytesNotReadAsResponse(t *testing.T) {
+	s := newScriptServer(t, func(_ *http.Request, n int) string {
+		if n == 0 {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal"
+	})
+	h := newTestH1(t)
+	inner := h.dial
+	h.dial = func(ctx context.Context, ep netip.AddrPort) (net.Conn, error) {
+		c, err := inner(ctx, ep)
+		if err != nil {
+			return nil, err
+		}
+		return &strayConn{Conn: c, stray: "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"}, nil
+	}
+	if _, body, _, err := send(t, h, "GET", s.addr, "", nil); err != nil || body != "ok" {
+		t.Fatalf("first request: %q %v", body, err)
+	}
+	time.Sleep(50 * time.Millisecond) // the stray bytes arrive
+	if _, body, _, err := send(t, h, "GET", s.addr, "", nil); err != nil || body != "real" {
+		t.Errorf("second request: %q (%v), want %q", body, err, "real")
+	}
+}
+
+// strayConn adds stray bytes after the first response it reads, as if the
+// server had sent them later.
+type strayConn struct {
+	net.Conn
+	once  sync.Once
+	stray string
+	extra []byte
+}
+
+func (c *strayConn) Read(p []byte) (int, error) {
+	if len(c.extra) > 0 {
+		n := copy(p, c.extra)
+		c.extra = c.extra[n:]
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.once.Do(func() { c.extra = []byte(c.stray) })
+	}
+	return n, err
 }

@@ -42,7 +42,7 @@ func (p *idlePool) get(ep netip.AddrPort) *h1Conn {
 			p.conns[ep] = cs
 		}
 		p.mu.Unlock()
-		if now.Sub(c.idleSince) < p.timeout && c.alive(now) {
+		if now.Sub(c.idleSince) < p.timeout && c.alive() {
 			c.reused = true
 			return c
 		}
