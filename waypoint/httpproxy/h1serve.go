@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The waypoint serves plain HTTP/1.1 requests on a tunnel with a loop of
@@ -136,7 +138,7 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 			break
 		}
 		timer.Reset(h1IdleTimeout)
-		plain, framed, err := peekHead(br, timer, cs.headerWait())
+		plain, head, err := peekHead(br, timer, cs.headerWait())
 		hc.busy.Store(true)
 		if err != nil {
 			break
@@ -147,11 +149,16 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 		}
 		req, err := http.ReadRequest(br)
 		timer.Stop()
+		if err == nil && (head.hosts == 0 || !httpguts.ValidHostHeader(req.Host)) {
+			// RFC 9112, section 3.2, checked as net/http's server checks it
+			// (http.ReadRequest leaves it to the server).
+			err = errBadHost
+		}
 		if err != nil {
 			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
 			break
 		}
-		if framed > 1 {
+		if head.framed > 1 {
 			// Both Transfer-Encoding and Content-Length: net/http reads the
 			// body as chunked and drops the length; the connection closes
 			// after the response (RFC 9112, section 6.1), as another reader
@@ -237,13 +244,21 @@ func drain(body *h1Body, timer *time.Timer, timeout time.Duration) bool {
 	return timer.Stop() && n <= maxDiscard && (err == nil || err == io.EOF)
 }
 
+// headInfo is what the loop learns of a plain head's fields beyond what
+// http.ReadRequest keeps.
+type headInfo struct {
+	framed int // how many of Content-Length and Transfer-Encoding it names
+	hosts  int // its Host lines
+}
+
+var errBadHost = errors.New("missing or malformed Host header")
+
 // peekHead waits for the next request's head in br and reports whether
-// the loop can serve it, and for a plain head how many of Content-Length
-// and Transfer-Encoding it names. Once its first byte came, the head must
-// arrive within h1HeaderTimeout.
-func peekHead(br *bufio.Reader, timer *time.Timer, headerTimeout time.Duration) (plain bool, framed int, err error) {
+// the loop can serve it, with what it names for a plain one. Once its
+// first byte came, the head must arrive within headerTimeout.
+func peekHead(br *bufio.Reader, timer *time.Timer, headerTimeout time.Duration) (plain bool, head headInfo, err error) {
 	if _, err := br.Peek(1); err != nil {
-		return false, 0, err
+		return false, head, err
 	}
 	timer.Reset(headerTimeout)
 	for {
@@ -254,16 +269,16 @@ func peekHead(br *bufio.Reader, timer *time.Timer, headerTimeout time.Duration) 
 			// net/http's parser ends a line at a bare LF too: such a head is
 			// left to it, so that what the loop vets is what it parses.
 			if bareLF {
-				return false, 0, nil
+				return false, head, nil
 			}
-			plain, framed := plainHead(b[:n])
-			return plain, framed, nil
+			plain, head := plainHead(b[:n])
+			return plain, head, nil
 		}
 		if len(b) >= br.Size() {
-			return false, 0, nil // a head larger than the buffer: net/http's
+			return false, head, nil // a head larger than the buffer: net/http's
 		}
 		if _, err := br.Peek(len(b) + 1); err != nil {
-			return false, 0, err
+			return false, head, err
 		}
 	}
 }
@@ -289,12 +304,11 @@ func headEnd(b []byte) (n int, bareLF bool) {
 }
 
 // plainHead reports whether a request head (request line and header
-// lines, each ending in CRLF) is one the loop serves, and how many of
-// Content-Length and Transfer-Encoding it names.
-func plainHead(head []byte) (plain bool, framed int) {
+// lines, each ending in CRLF) is one the loop serves, and what it names.
+func plainHead(head []byte) (plain bool, info headInfo) {
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	if !bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasPrefix(line, []byte("CONNECT ")) {
-		return false, 0
+		return false, info
 	}
 	var cl, te bool
 	for len(rest) > 0 {
@@ -302,15 +316,17 @@ func plainHead(head []byte) (plain bool, framed int) {
 		l, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(l, []byte(":"))
 		if !ok {
-			return false, 0 // let net/http's parser answer
+			return false, info // let net/http's parser answer
 		}
 		switch {
 		case bytes.EqualFold(name, []byte("Upgrade")), bytes.EqualFold(name, []byte("HTTP2-Settings")):
-			return false, 0
+			return false, info
 		case bytes.EqualFold(name, []byte("Expect")):
 			if !bytes.EqualFold(bytes.TrimSpace(value), []byte("100-continue")) {
-				return false, 0
+				return false, info
 			}
+		case bytes.EqualFold(name, []byte("Host")):
+			info.hosts++
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			cl = true
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
@@ -318,12 +334,12 @@ func plainHead(head []byte) (plain bool, framed int) {
 		}
 	}
 	if cl {
-		framed++
+		info.framed++
 	}
 	if te {
-		framed++
+		info.framed++
 	}
-	return true, framed
+	return true, info
 }
 
 // h1Body is a request body served by the loop: it sends 100 Continue at

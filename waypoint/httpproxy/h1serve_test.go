@@ -214,13 +214,22 @@ func TestH1HandsOff(t *testing.T) {
 }
 
 func TestH1BadRequestAndAbort(t *testing.T) {
-	t.Run("bad request", func(t *testing.T) {
-		ht := startH1(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-		ht.send(t, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n")
-		if resp, _ := ht.read(t, "GET"); resp.StatusCode != 400 {
-			t.Errorf("status %d, want 400", resp.StatusCode)
-		}
-	})
+	for name, raw := range map[string]string{
+		"bad length": "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+		// RFC 9112, section 3.2, as net/http's server answers.
+		"no host":        "GET / HTTP/1.1\r\n\r\n",
+		"absolute form":  "GET http://a/ HTTP/1.1\r\n\r\n",
+		"malformed host": "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"two hosts":      "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ht := startH1(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served") }))
+			ht.send(t, raw)
+			if resp, _ := ht.read(t, "GET"); resp.StatusCode != 400 {
+				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+		})
+	}
 	t.Run("aborted handler closes", func(t *testing.T) {
 		ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "partial")
