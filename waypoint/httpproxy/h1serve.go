@@ -189,6 +189,17 @@ func serveOne(ctx context.Context, w *h1Writer, br *bufio.Reader, src *tunnelRea
 		body.expect = req.Header.Get("Expect") != ""
 		req.Body = body
 	}
+	// A goroutine the handler left reading the body (http.Transport's
+	// writer, when the upstream answered before the body was sent) must be
+	// out of br before the loop reads it again or lets it go to the pool:
+	// a connection that is not kept is closed first, which ends a read
+	// waiting on it, then the body is shut, waiting for that read.
+	defer func() {
+		if !keep {
+			_ = src.c.Close()
+		}
+		body.shut()
+	}()
 	req.Header.Del("Expect")
 	w.reset(req)
 	defer func() {
@@ -240,7 +251,7 @@ func drain(body *h1Body, timer *time.Timer, timeout time.Duration) bool {
 		return true
 	}
 	timer.Reset(timeout)
-	n, err := io.CopyN(io.Discard, body.rc, maxDiscard+1)
+	n, err := io.CopyN(io.Discard, body, maxDiscard+1)
 	return timer.Stop() && n <= maxDiscard && (err == nil || err == io.EOF)
 }
 
@@ -345,6 +356,9 @@ func plainHead(head []byte) (plain bool, info headInfo) {
 // h1Body is a request body served by the loop: it sends 100 Continue at
 // the first read of a client that expects it, and remembers its end.
 type h1Body struct {
+	// mu is held by a read; closed, once the request is over, fails reads.
+	mu     sync.Mutex
+	closed bool
 	rc     io.ReadCloser
 	w      *h1Writer
 	expect bool
@@ -360,6 +374,11 @@ type h1Body struct {
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	if b.expect && !b.asked {
 		b.asked = true
 		if !b.w.committed {
@@ -378,7 +397,16 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close does nothing: what the handler left of the body is read away
+// after it (drain), and the loop shuts the body when the request is over.
 func (b *h1Body) Close() error { return nil }
+
+// shut waits for a read in progress and fails the reads after it.
+func (b *h1Body) shut() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
 
 func (b *h1Body) done() bool { return b.rc == nil || b.rc == http.NoBody || b.eof.Load() }
 

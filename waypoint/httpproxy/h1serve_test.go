@@ -412,3 +412,33 @@ func TestH1LateWatchIgnored(t *testing.T) {
 	}
 	tr.unwatch()
 }
+
+// TestH1BodyReadAfterHandler: a goroutine the handler left reading the
+// body (as http.Transport's writer does when the upstream answered
+// early) is done with the tunnel's buffer before the loop lets it go,
+// and reads nothing after the request is over.
+func TestH1BodyReadAfterHandler(t *testing.T) {
+	read := make(chan error, 1)
+	ht := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started := make(chan struct{})
+		go func() {
+			close(started)
+			_, err := r.Body.Read(make([]byte, 10))
+			read <- err
+		}()
+		<-started
+		time.Sleep(10 * time.Millisecond) // the read waits for the client
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, "early")
+	}))
+	ht.send(t, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+	if _, body := ht.read(t, "POST"); body != "early" {
+		t.Errorf("body %q", body)
+	}
+	if rest := <-ht.rest; rest != nil {
+		t.Error("connection handed off, want it closed")
+	}
+	if err := <-read; err == nil {
+		t.Error("the body read after the connection closed succeeded")
+	}
+}
