@@ -203,9 +203,17 @@ func replayable(r *http.Request) bool {
 // arrived on it (no close, no stray bytes). Every reuse probes it, however
 // short its idle time: bytes a server sent after a response's end would
 // otherwise be read as the next request's response.
+//
+// A socket is probed with one non-blocking read (probeSocket): a read
+// under a deadline already passed fails on a socket before it looks at
+// it. Other connections (tunnel streams) report what they hold before
+// the deadline.
 func (c *h1Conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
+	}
+	if alive, ok := probeSocket(c.nc); ok {
+		return alive
 	}
 	if err := c.nc.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		return false

@@ -177,34 +177,53 @@ func TestH1ResponseFraming(t *testing.T) {
 }
 
 // TestH1StaleConnection: a kept connection the server closed is found
-// when it is used; an idempotent request is sent again on a new one, and
-// a POST that may have reached the server is not.
+// when it is used (every reuse probes it), and a reused connection the
+// server closes after reading the request, with no answer, sends an
+// idempotent request again on a new one, and a POST that reached the
+// server is not.
 func TestH1StaleConnection(t *testing.T) {
-	answer := func(*http.Request, int) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\x00close" }
-	t.Run("GET retried", func(t *testing.T) {
-		s := newScriptServer(t, answer)
+	t.Run("closed while idle", func(t *testing.T) {
+		s := newScriptServer(t, func(*http.Request, int) string {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\x00close"
+		})
 		h := newTestH1(t)
-		for i := range 2 {
-			if code, _, _, err := send(t, h, "GET", s.addr, "", nil); err != nil || code != 200 {
-				t.Fatalf("request %d: %d %v", i, code, err)
+		for _, method := range []string{"GET", "POST", "POST"} {
+			time.Sleep(50 * time.Millisecond) // the server's close arrives
+			if code, _, _, err := send(t, h, method, s.addr, "x", nil); err != nil || code != 200 {
+				t.Fatalf("%s: %d %v", method, code, err)
 			}
 		}
 	})
-	t.Run("POST not retried", func(t *testing.T) {
-		s := newScriptServer(t, answer)
-		h := newTestH1(t)
-		if _, _, _, err := send(t, h, "POST", s.addr, "x", nil); err != nil {
-			t.Fatal(err)
+	// The second request (n == 1) is read and the connection closed.
+	dropSecond := func(_ *http.Request, n int) string {
+		if n == 1 {
+			return "\x00close"
 		}
-		time.Sleep(50 * time.Millisecond) // the server's close arrives
-		_, _, _, err := send(t, h, "POST", s.addr, "x", nil)
-		if err == nil {
-			t.Skip("the stale connection was not reused")
-		}
-		if !errors.Is(err, retry.ErrReset) {
-			t.Errorf("error %v, want it marked as a reset", err)
-		}
-	})
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	}
+	for _, tt := range []struct {
+		method       string
+		wantResent   bool
+		wantAccepted int64
+	}{{"GET", true, 2}, {"POST", false, 1}} {
+		t.Run(tt.method+" dropped", func(t *testing.T) {
+			s := newScriptServer(t, dropSecond)
+			h := newTestH1(t)
+			if _, _, _, err := send(t, h, tt.method, s.addr, "x", nil); err != nil {
+				t.Fatal(err)
+			}
+			code, _, _, err := send(t, h, tt.method, s.addr, "x", nil)
+			if tt.wantResent && (err != nil || code != 200) {
+				t.Errorf("%d %v, want it sent again and answered", code, err)
+			}
+			if !tt.wantResent && !errors.Is(err, retry.ErrReset) {
+				t.Errorf("error %v, want it not sent again and marked as a reset", err)
+			}
+			if n := s.accepted.Load(); n != tt.wantAccepted {
+				t.Errorf("%d connections, want %d", n, tt.wantAccepted)
+			}
+		})
+	}
 }
 
 // TestH1BodiesBeyondItsReachGoToFallback: streaming and large bodies go

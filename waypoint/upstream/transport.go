@@ -176,6 +176,9 @@ type releasingConn struct {
 	release func()
 }
 
+// NetConn returns the connection it wraps.
+func (c *releasingConn) NetConn() net.Conn { return c.Conn }
+
 func (c *releasingConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
