@@ -25,6 +25,8 @@ func FuzzServeH1(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n\r\n"), uint8(0))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\nz"), uint8(1))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), uint8(2))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\nUpgrade: x\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), uint8(0))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), uint8(0))
 	f.Fuzz(func(t *testing.T, in []byte, mode uint8) {
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch mode % 4 {
