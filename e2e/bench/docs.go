@@ -27,7 +27,7 @@ var peerFigures = []struct{ what, value string }{
 // the deployments, every scenario, the lab's teardown and, in the full
 // mode, the scale benchmark's labs.
 const (
-	fullTimed  = "Timed end to end on 2026-11-27: about an hour on the shared 2-core machine."
+	fullTimed  = "Timed on 2026-11-27: 49 min 55 s from the command's start to the page written (`time go run ./cmd/weft-bench`): setup 1 min 24 s (with a relink of every lab binary), the lab's scenarios 47 min, profiles and teardown 24 s, the scale benchmark's two labs 1 min 8 s; load average 0.3–37 (median 11.7) on the shared 2-core machine."
 	quickTimed = "Timed on 2026-11-27: 3 min 59 s (under the issue's 5 minutes) from the command's start to the page written, everything included: `go run` building weft-bench (3 s, warm build cache), the harness relinking the lab binaries (7 s), the lab's start, Weft's install and the deployments (37 s), the scenarios (2 min 50 s), the lab's teardown and the page (21 s); load average 14–26 on the shared 2-core machine, with a full run on a second lab at the same time."
 )
 
