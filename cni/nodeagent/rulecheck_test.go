@@ -45,7 +45,13 @@ func TestRuleDriftReportedAndRepaired(t *testing.T) {
 	h.eventually("annotated", func() bool {
 		return h.pod("demo", "web").Annotations[AnnotationRedirection] == RedirectionEnabled
 	})
-	rep := getPods(t, h.agent)
+	// The annotation is written before the enrollment lets go of the
+	// pod's lock; until then the report says the pod is busy.
+	var rep PodsReport
+	h.eventually("the enrollment done", func() bool {
+		rep = getPods(t, h.agent)
+		return len(rep.Pods) != 1 || rep.Pods[0].Rules.Error != errPodBusy
+	})
 	if len(rep.Pods) != 1 || !rep.Pods[0].Rules.InPlace || !rep.Pods[0].ZtunnelAcked || rep.Node != "node-1" || rep.RuleCheckInterval != "1h0m0s" {
 		t.Fatalf("report before tampering = %+v", rep)
 	}
