@@ -94,11 +94,13 @@ soak: build lab-build manifests
 ## bench: the whole-mesh report (e2e/bench: a lab with Weft installed; latency,
 ## throughput, connection rate, data-plane and control-plane cost, each beside its
 ## baseline; writes a table, _output/bench/report.json and docs/performance.md;
-## about an hour), after the micro-benchmarks (root, nginx-light for the nginx rows)
+## measured 50 minutes), after the micro-benchmarks (about 4 more; root,
+## nginx-light for the nginx rows)
 bench: bench-micro lab-build manifests
 	$(GO) run ./cmd/weft-bench
 
-## bench-quick: the whole-mesh report in quick mode (about 5 minutes once built)
+## bench-quick: the whole-mesh report in quick mode (under 5 minutes in all, lab
+## start and teardown included; measured 4 minutes)
 bench-quick: build lab-build manifests
 	$(GO) run ./cmd/weft-bench --quick
 
