@@ -388,10 +388,14 @@ func TestFlowsThroughTheMesh(t *testing.T) {
 	if n := testutil.ToFloat64(metrics.opened.WithLabelValues("inbound", "tunnel")); n != 1 {
 		t.Errorf("inbound tunnel flows opened = %v, want 1", n)
 	}
+	// A flow counts a datagram's bytes after its send returns, which can be
+	// after the echo is back: poll briefly.
 	var sawOut bool
-	for _, fi := range svc.Flows() {
-		if fi.Direction == "outbound" && fi.Path == "tunnel" && fi.Peer == "spiffe://cluster.local/ns/ns1/sa/server" && fi.BytesSent >= 9 && fi.BytesRecv > 9 {
-			sawOut = true
+	for deadline := time.Now().Add(2 * time.Second); !sawOut && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, fi := range svc.Flows() {
+			if fi.Direction == "outbound" && fi.Path == "tunnel" && fi.Peer == "spiffe://cluster.local/ns/ns1/sa/server" && fi.BytesSent >= 9 && fi.BytesRecv > 9 {
+				sawOut = true
+			}
 		}
 	}
 	if !sawOut {
