@@ -259,20 +259,7 @@ func (b *bench) istiodUsage() (usage, error) {
 	if len(ps) == 0 {
 		return usage{}, fmt.Errorf("no istiod-lite process found")
 	}
-	u := usage{Proxies: len(ps)}
-	for _, p := range ps {
-		c, err := cpuSeconds(p.PID)
-		if err != nil {
-			return usage{}, err
-		}
-		r, err := rssMB(p.PID)
-		if err != nil {
-			return usage{}, err
-		}
-		u.CPU += c
-		u.RSS += r
-	}
-	return u, nil
+	return sumUsage(ps)
 }
 
 // sampleIstiod reads istiod-lite every second until stop closes or ctx

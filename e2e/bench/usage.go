@@ -66,10 +66,20 @@ func (b *bench) sample(role string) (usage, error) {
 	if len(ps) == 0 {
 		return usage{}, fmt.Errorf("no %s process found", role)
 	}
-	u := usage{Proxies: len(ps)}
+	u, err := sumUsage(ps)
+	if err != nil {
+		return usage{}, err
+	}
 	if role == roleNginx {
 		u.Proxies = 1
 	}
+	return u, nil
+}
+
+// sumUsage adds up the CPU seconds and resident MiB of ps; Proxies is
+// their number.
+func sumUsage(ps []proc) (usage, error) {
+	u := usage{Proxies: len(ps)}
 	for _, p := range ps {
 		c, err := cpuSeconds(p.PID)
 		if err != nil {
