@@ -238,35 +238,7 @@ func TestQUICZtunnelRollingRestart(t *testing.T) {
 	client, server, targets := e.quicSetup(ctx, t)
 	e.callAll(ctx, t, client, server, targets, "quic", 30*time.Second)
 	args := targets["pod IP"]
-	start := time.Now()
-	if _, err := e.kubectl(ctx, nil, "-n", "weft-system", "rollout", "restart", "daemonset/ztunnel"); err != nil {
-		t.Fatal(err)
-	}
-	rolled := make(chan error, 1)
-	go func() {
-		_, err := e.kubectl(ctx, nil, "-n", "weft-system", "rollout", "status", "daemonset/ztunnel", "--timeout=3m")
-		rolled <- err
-	}()
-	var ok, failed int
-	var rollErr error
-loop:
-	for {
-		select {
-		case rollErr = <-rolled:
-			break loop
-		default:
-		}
-		if _, err := e.call(ctx, client, args...); err != nil {
-			failed++
-		} else {
-			ok++
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if rollErr != nil {
-		t.Fatalf("ztunnel rollout: %v", rollErr)
-	}
-	t.Logf("ztunnel rolling restart took %s; calls meanwhile: %d ok, %d failed", time.Since(start).Round(100*time.Millisecond), ok, failed)
+	e.rollZtunnels(ctx, t, client, args...)
 	// A QUIC attempt that failed during the hand-over sends the address to
 	// HTTP/2 for a minute (the fallback period); QUIC must be back after.
 	e.callAll(ctx, t, client, server, targets, "quic", 90*time.Second)

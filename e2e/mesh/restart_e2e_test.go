@@ -122,6 +122,18 @@ spec:
 	args := []string{"--url", httpURL(server, "/restart")}
 	e.expect(ctx, t, "STRICT: mesh client allowed", true, client, args...)
 
+	e.rollZtunnels(ctx, t, client, args...)
+	e.expect(ctx, t, "traffic resumes after the restart", true, client, args...)
+	if !e.viaHBONE(ctx, t, client, server, "spiffe://cluster.local/ns/demo/sa/client") {
+		t.Error("after the restart a call was not counted as mTLS from the client")
+	}
+}
+
+// rollZtunnels restarts the ztunnel DaemonSet and waits for the rollout,
+// calling from client with args every 200 ms meanwhile and logging how
+// many calls passed.
+func (e *meshEnv) rollZtunnels(ctx context.Context, t *testing.T, client corev1.Pod, args ...string) {
+	t.Helper()
 	start := time.Now()
 	if _, err := e.kubectl(ctx, nil, "-n", "weft-system", "rollout", "restart", "daemonset/ztunnel"); err != nil {
 		t.Fatal(err)
@@ -151,10 +163,6 @@ loop:
 		t.Fatalf("ztunnel rollout: %v", rollErr)
 	}
 	t.Logf("ztunnel rolling restart took %s; calls meanwhile: %d ok, %d failed", time.Since(start).Round(100*time.Millisecond), ok, failed)
-	e.expect(ctx, t, "traffic resumes after the restart", true, client, args...)
-	if !e.viaHBONE(ctx, t, client, server, "spiffe://cluster.local/ns/demo/sa/client") {
-		t.Error("after the restart a call was not counted as mTLS from the client")
-	}
 }
 
 // rulesIn lists the iptables rules and ip rules in a pod's network
