@@ -312,8 +312,7 @@ func appendRequest(buf []byte, r *http.Request) ([]byte, error) {
 	buf = append(buf, host...)
 	buf = append(buf, "\r\n"...)
 	for k, vs := range r.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Expect":
+		if framingHeader(k) {
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -372,6 +371,19 @@ func validMethod(m string) bool {
 		}
 	}
 	return true
+}
+
+// framingHeader reports whether k names a header appendRequest writes
+// itself or never sends. A Header map built by hand may hold a key in any
+// case, so the match ignores case: a "content-length" key must not add a
+// second length beside ours.
+func framingHeader(k string) bool {
+	for _, f := range [...]string{"Host", "Content-Length", "Transfer-Encoding", "Trailer", "Expect"} {
+		if len(k) == len(f) && strings.EqualFold(k, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // methodLacksBody names the methods sent without a Content-Length when

@@ -24,6 +24,7 @@ func FuzzH1Request(f *testing.F) {
 	f.Add("POST", "/x", "X-A", "a\r\nX-B: b", []byte("1"))
 	f.Add("PUT", "/%2F?", "Transfer-Encoding", "chunked", []byte("0\r\n\r\nGET / HTTP/1.1\r\n\r\n"))
 	f.Add("DELETE", "/ü", "Content-Length", "5", []byte("abc"))
+	f.Add("0", "/", "content-Length", "0", []byte("0")) // a key not in canonical case
 	f.Fuzz(func(t *testing.T, method, path, name, value string, body []byte) {
 		if len(body) > SmallBody {
 			return
