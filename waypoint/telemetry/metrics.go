@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,7 +21,13 @@ type Metrics struct {
 
 	// requestSeries caches the children of the request metrics by label
 	// set, so a request costs one map lookup instead of four label hashes.
-	requestSeries sync.Map // seriesKey -> *series
+	// lastSeries is the series looked up last: the requests of a tunnel
+	// usually share their labels, and comparing the key to it (strings
+	// that share their bytes compare by pointer) costs no hash of the 21
+	// strings at all: a third of a sync.Map lookup (BenchmarkSeries).
+	seriesMu      sync.RWMutex
+	requestSeries map[seriesKey]*series
+	lastSeries    atomic.Pointer[series]
 }
 
 type seriesKey struct {
@@ -30,6 +37,7 @@ type seriesKey struct {
 }
 
 type series struct {
+	key                           seriesKey
 	requests                      prometheus.Counter
 	duration, reqBytes, respBytes prometheus.Observer
 }
@@ -37,19 +45,42 @@ type series struct {
 // series returns the request metrics' children for one label set.
 func (m *Metrics) series(l Labels, code int, grpcStatus string) *series {
 	k := seriesKey{l, code, grpcStatus}
-	if s, ok := m.requestSeries.Load(k); ok {
-		return s.(*series)
+	if s := m.lastSeries.Load(); s != nil && s.key == k {
+		return s
 	}
+	m.seriesMu.RLock()
+	s, ok := m.requestSeries[k]
+	m.seriesMu.RUnlock()
+	if !ok {
+		s = m.newSeries(k)
+	}
+	m.lastSeries.Store(s)
+	return s
+}
+
+// newSeries makes (or, when another request just did, finds) the series
+// of k.
+func (m *Metrics) newSeries(k seriesKey) *series {
+	l, code, grpcStatus := k.labels, k.code, k.grpcStatus
 	vals := append(l.values(), itoa(code), grpcStatus)
 	if grpcStatus == "" {
 		vals[len(vals)-1] = "-"
 	}
 	s := &series{
+		key:      k,
 		requests: m.requests.WithLabelValues(vals...), duration: m.duration.WithLabelValues(vals...),
 		reqBytes: m.reqBytes.WithLabelValues(vals...), respBytes: m.respSize.WithLabelValues(vals...),
 	}
-	v, _ := m.requestSeries.LoadOrStore(k, s)
-	return v.(*series)
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	if old, ok := m.requestSeries[k]; ok {
+		return old
+	}
+	if m.requestSeries == nil {
+		m.requestSeries = map[seriesKey]*series{}
+	}
+	m.requestSeries[k] = s
+	return s
 }
 
 // Istio's default buckets.
