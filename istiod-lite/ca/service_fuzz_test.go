@@ -73,6 +73,7 @@ func FuzzCreateCertificate(f *testing.F) {
 	f.Add(uint8(9), "Basic tok-app", uint8(0), "spiffe://cluster.local/ns/demo/sa/app", []byte{}, "", int64(0), "")
 	f.Add(uint8(3), "", uint8(0), "spiffe://cluster.local/ns/demo/sa/app", []byte{}, "", int64(0), "")
 	f.Add(uint8(4), "", uint8(0), "spiffe://cluster.local/ns/demo/sa/app", []byte{}, "", int64(0), "")
+	f.Add(uint8(6), "", uint8(0), "", []byte("0"), "", int64(0), "") // no token, so no own identity to expect
 
 	fc := newFakeCluster()
 	ca := startCA(f, fc, func(c *Config) { c.ClusterID = "Kubernetes" })
@@ -116,7 +117,7 @@ func FuzzCreateCertificate(f *testing.F) {
 			if resp != nil {
 				t.Fatalf("refusal with a response: %v", resp)
 			}
-			if own := fuzzOwn[token]; wellFormed && uri == own && impersonate == "" && validity >= 0 &&
+			if own, ok := fuzzOwn[token]; ok && wellFormed && uri == own && impersonate == "" && validity >= 0 &&
 				(clusterID == "" || clusterID == "Kubernetes") {
 				t.Fatalf("well-formed request of %s for its own identity refused: %v", token, err)
 			}
