@@ -32,9 +32,11 @@ type Pod struct {
 
 	mu       sync.Mutex
 	conns    map[io.Closer]struct{}
+	holds    map[io.Closer]struct{} // servers draining on their own (Hold)
 	draining chan struct{}
 	drained  bool
-	idle     chan struct{} // closed when draining and no connections remain
+	idle     chan struct{} // closed when draining and no connections or holds remain
+	served   chan struct{} // closed when the handler's ServePod returned
 }
 
 func newPod(uid string, info *zdsapi.WorkloadInfo, ns *netns.NetNS, sockets socketFactory) *Pod {
@@ -42,7 +44,8 @@ func newPod(uid string, info *zdsapi.WorkloadInfo, ns *netns.NetNS, sockets sock
 	p := &Pod{
 		UID: uid, Name: info.GetName(), Namespace: info.GetNamespace(), ServiceAccount: info.GetServiceAccount(),
 		ns: ns, sockets: sockets, added: time.Now(), ctx: ctx, cancel: cancel,
-		conns: map[io.Closer]struct{}{}, draining: make(chan struct{}), idle: make(chan struct{}),
+		conns: map[io.Closer]struct{}{}, holds: map[io.Closer]struct{}{},
+		draining: make(chan struct{}), idle: make(chan struct{}), served: make(chan struct{}),
 	}
 	p.ctx = context.WithValue(ctx, podKey{}, p)
 	return p
@@ -100,17 +103,32 @@ func (p *Pod) DialFrom(ctx context.Context, src netip.Addr, dst netip.AddrPort) 
 // not track c) when the pod is already draining. Call the returned untrack
 // when the connection ends.
 func (p *Pod) Track(c io.Closer) (untrack func(), ok bool) {
+	return p.register(p.conns, c)
+}
+
+// Hold keeps the pod's drain, and so the release of its QUIC socket, waiting
+// for a server that says goodbye on its own (the QUIC server: GOAWAY, then
+// CONNECTION_CLOSE to its peers, which needs the socket) until the returned
+// release is called, as a connection does, without counting as one. At the
+// drain deadline c is closed; its Close must not wait for the pod's
+// connections (it may be called while the pod closes them). It returns
+// false (and holds nothing) when the pod is already draining.
+func (p *Pod) Hold(c io.Closer) (release func(), ok bool) {
+	return p.register(p.holds, c)
+}
+
+func (p *Pod) register(set map[io.Closer]struct{}, c io.Closer) (func(), bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.drained {
 		return func() {}, false
 	}
-	p.conns[c] = struct{}{}
+	set[c] = struct{}{}
 	return func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		delete(p.conns, c)
-		if p.drained && len(p.conns) == 0 {
+		delete(set, c)
+		if p.drained && len(p.conns) == 0 && len(p.holds) == 0 {
 			select {
 			case <-p.idle:
 			default:
@@ -135,7 +153,7 @@ func (p *Pod) drain(ctx context.Context) {
 		p.drained = true
 		p.Listeners.Close()
 		close(p.draining)
-		if len(p.conns) == 0 {
+		if len(p.conns) == 0 && len(p.holds) == 0 {
 			close(p.idle)
 		}
 	}
@@ -144,16 +162,42 @@ func (p *Pod) drain(ctx context.Context) {
 	case <-p.idle:
 	case <-ctx.Done():
 	}
+	// Close outside the lock: a connection's Close may untrack it (which
+	// takes the lock), as the tunnel's and the proxy's do.
 	p.mu.Lock()
+	left := make([]io.Closer, 0, len(p.conns)+len(p.holds))
 	for c := range p.conns {
-		_ = c.Close()
+		left = append(left, c)
+	}
+	for c := range p.holds {
+		left = append(left, c)
 	}
 	p.mu.Unlock()
+	for _, c := range left {
+		_ = c.Close()
+	}
 	p.cancel()
 }
 
+// releaseGrace bounds how long a drained pod's release waits for its
+// handler to return (it should at once: its context is done).
+const releaseGrace = 5 * time.Second
+
+// waitServed waits for the handler's ServePod to return, so that no
+// server still uses the pod's sockets when they are released; a handler
+// that does not return within releaseGrace is not waited for further.
+func (p *Pod) waitServed() {
+	t := time.NewTimer(releaseGrace)
+	defer t.Stop()
+	select {
+	case <-p.served:
+	case <-t.C:
+	}
+}
+
 // release frees the pod's reserved sockets, its QUIC socket and its netns
-// handle.
+// handle. Callers wait for the handler first (waitServed): closing the QUIC
+// socket under its server would cut the server's goodbye to its peers.
 func (p *Pod) release() {
 	if p.Listeners.InboundQUIC != nil {
 		_ = p.Listeners.InboundQUIC.Close()
