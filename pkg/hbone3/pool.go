@@ -359,10 +359,16 @@ func (p *Pool) Close() error {
 	return nil
 }
 
-// Conns reports how many connections the pool holds, for tests and the
-// admin endpoint.
+// Conns reports how many live connections the pool holds (not closed by
+// either end), for tests and the admin endpoint.
 func (p *Pool) Conns() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.conns)
+	n := 0
+	for _, c := range p.conns {
+		if c.qc.Context().Err() == nil {
+			n++
+		}
+	}
+	return n
 }

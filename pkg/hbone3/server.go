@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -48,11 +49,19 @@ type Server struct {
 	DrainTimeout time.Duration
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	stop   context.CancelFunc // ends the drain of the running Serve
 }
 
 // Serve serves HBONE over QUIC on pc until ctx ends, then sends GOAWAY,
-// lets open streams finish for at most DrainTimeout, and returns nil. pc is
-// not closed; the caller owns it.
+// lets open streams finish for at most DrainTimeout (or until Close), closes
+// every connection with CONNECTION_CLOSE, and returns nil. A Server serves
+// once. pc is not closed; the caller owns it, and must keep it open until
+// Serve returned, or the peers are not told that their connections ended
+// (they would send into a socket that no longer knows them until their
+// requests time out).
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	if s.HandleStream == nil {
 		return errors.New("hbone3 server: HandleStream is required")
@@ -90,21 +99,46 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		Handler:         http.HandlerFunc(s.serveHTTP),
 		Logger:          log,
 	}
+	dctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.mu.Lock()
+	if s.closed || s.stop != nil {
+		s.mu.Unlock()
+		return errors.New("hbone3 serve: server closed or already serving")
+	}
+	s.stop = cancel
+	s.mu.Unlock()
 	served := make(chan error, 1)
 	go func() { served <- h3.Serve(pc) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("hbone3 serve: %w", err)
 	case <-ctx.Done():
+	case <-dctx.Done(): // Close
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	if err := h3.Shutdown(dctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	dctx, dcancel := context.WithTimeout(dctx, drain)
+	defer dcancel()
+	if err := h3.Shutdown(dctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		log.Debug("hbone3 drain", "err", err)
 	}
 	_ = h3.Close()
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Debug("hbone3 stopped", "err", err)
+	}
+	return nil
+}
+
+// Close makes a running Serve end its drain at once: open streams end and
+// every connection is closed with CONNECTION_CLOSE before Serve returns. A
+// Serve not yet started fails. Close does not wait for Serve; it is
+// idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	stop := s.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 	return nil
 }

@@ -166,6 +166,7 @@ func (m *Manager) Add(ctx context.Context, uid string, info *zdsapi.WorkloadInfo
 	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
+		defer close(pod.served)
 		m.cfg.Handler.ServePod(pod)
 	}()
 	m.log.Info("pod added", "uid", uid, "pod", info.GetName(), "namespace", info.GetNamespace())
@@ -257,6 +258,7 @@ func (m *Manager) startDrain(p *Pod) {
 		defer cancel()
 		m.log.Info("pod draining", "uid", p.UID, "connections", p.Connections())
 		p.drain(ctx)
+		p.waitServed()
 		p.release()
 		m.log.Info("pod removed", "uid", p.UID)
 	}()
@@ -276,6 +278,7 @@ func (m *Manager) Close(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			p.drain(ctx)
+			p.waitServed()
 			p.release()
 		}()
 	}

@@ -28,9 +28,11 @@ type Listeners struct {
 	InboundHBONE net.Listener
 	// InboundQUIC is the UDP socket on InboundHBONEPort that serves HBONE
 	// over QUIC; nil when the manager has QUIC off. Close leaves it open:
-	// closing a UDP socket would end every QUIC connection at once, so its
-	// server drains first (on Pod.Draining) and the pod closes the socket
-	// when it is released.
+	// closing a UDP socket would end every QUIC connection at once without
+	// a word to the peers, so its server drains first (on Pod.Draining,
+	// holding the pod with Pod.Hold until it has closed its connections)
+	// and the pod closes the socket when it is released, after its handler
+	// returned.
 	InboundQUIC net.PacketConn
 }
 

@@ -16,8 +16,13 @@ import (
 
 // serveQUIC serves HBONE over QUIC on pod's UDP socket until the pod
 // starts draining (or ctx ends); then the server sends GOAWAY and lets
-// open streams finish, for at most DrainTimeout. Each accepted stream is
-// tracked on the pod, so the pod's drain waits for it as for TCP.
+// open streams finish, for at most DrainTimeout, and closes its
+// connections. Each accepted stream is tracked on the pod, so the pod's
+// drain waits for it as for TCP, and the server holds the pod (Pod.Hold)
+// until it has said goodbye to its peers: the pod's socket must stay open
+// for that, or a client keeps a pooled connection that the pod's next
+// server (re-enrolled, on a new socket) does not know, and its next
+// CONNECT waits for an answer until it times out.
 func (s *Server) serveQUIC(ctx context.Context, pod *inpod.Pod, tc *tls.Config, h proxy.InboundHandler) {
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -49,6 +54,11 @@ func (s *Server) serveQUIC(ctx context.Context, pod *inpod.Pod, tc *tls.Config, 
 		handle := s.cfg.HandleUDP
 		srv.HandleUDP = func(ctx context.Context, req *hbone3.UDPRequest) { handle(ctx, pod, req) }
 	}
+	release, ok := pod.Hold(srv)
+	if !ok {
+		return // already draining: nothing to serve
+	}
+	defer release()
 	if err := srv.Serve(qctx, pod.Listeners.InboundQUIC); err != nil {
 		s.cfg.Log.Warn("hbone quic server ended", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 	}

@@ -110,6 +110,8 @@ type testNet struct {
 	in     *inbound
 	idA    identity.ID
 	idB    identity.ID
+	mgr    *inpod.Manager
+	served *sync.WaitGroup
 }
 
 func workload(name, ip string, quic bool) *wl.Workload {
@@ -188,18 +190,25 @@ func newNet(t testing.TB, handleUDP func(context.Context, *inpod.Pod, *hbone3.UD
 		mgr.Close(ctx)
 		served.Wait()
 	})
+	n.mgr, n.served = mgr, &served
 	for _, p := range []string{"a", "b"} {
-		f, err := os.Open(netns.NamedDir + "/" + n.prefix + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		served.Add(1)
-		if err := mgr.Add(context.Background(), "uid-"+p, &zdsapi.WorkloadInfo{Name: p, Namespace: "demo", ServiceAccount: "sa-" + p}, f); err != nil {
-			t.Fatal(err)
-		}
-		n.pods[p] = mgr.Pod("uid-" + p)
+		n.add(t, p)
 	}
 	return n
+}
+
+// add enrolls pod p ("a" or "b") with the manager, as ZDS does.
+func (n *testNet) add(t testing.TB, p string) {
+	t.Helper()
+	f, err := os.Open(netns.NamedDir + "/" + n.prefix + p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.served.Add(1)
+	if err := n.mgr.Add(context.Background(), "uid-"+p, &zdsapi.WorkloadInfo{Name: p, Namespace: "demo", ServiceAccount: "sa-" + p}, f); err != nil {
+		t.Fatal(err)
+	}
+	n.pods[p] = n.mgr.Pod("uid-" + p)
 }
 
 // client returns a QUIC-enabled Client with its own metrics registry and
