@@ -8,7 +8,8 @@ import "strings"
 //
 //   - percent-encoded unreserved characters (letters, digits, "-._~") are
 //     decoded and the hex digits of other escapes upper-cased ("%2f" →
-//     "%2F"); encoded slashes and backslashes stay encoded;
+//     "%2F"); encoded slashes and backslashes stay encoded; a '%' that
+//     starts no escape becomes "%25";
 //   - a backslash becomes a slash, and runs of slashes become one;
 //   - "." and ".." segments are resolved (never above the root);
 //   - an empty path, or one not starting with "/", gets a leading "/".
@@ -89,6 +90,11 @@ func decodeUnreserved(p string) string {
 				b.WriteByte(upper(p[i+2]))
 			}
 			i += 2
+		case c == '%':
+			// A '%' that starts no escape is encoded, so that no escape
+			// can form from it and the next character once an escape
+			// after it is decoded ("%2%44" → "%252D", not "%2D").
+			b.WriteString("%25")
 		default:
 			b.WriteByte(c)
 		}
