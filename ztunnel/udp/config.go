@@ -24,6 +24,9 @@ var listenAddr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), List
 const (
 	DefaultIdleTimeout    = 60 * time.Second
 	DefaultMaxFlowsPerPod = 1024
+	// DefaultRetryFailed is how long a flow that could not be opened
+	// drops its datagrams before the next one tries again.
+	DefaultRetryFailed = time.Second
 	// readyTimeout bounds the wait for a destination pod's configuration.
 	readyTimeout = 5 * time.Second
 	// pendingDatagrams is how many datagrams wait for a flow's tunnel.
@@ -56,6 +59,13 @@ type Config struct {
 	MaxFlowsPerPod int
 	// ConnectTimeout bounds opening a tunnel (default 5 s).
 	ConnectTimeout time.Duration
+	// RetryFailed is how long an outbound flow that could not be opened
+	// (refused by the destination's policy, no endpoint, connect failed)
+	// drops its datagrams; the application's next datagram after that
+	// opens it again, as does its next one after a WDS change (default
+	// DefaultRetryFailed). Without it an application that keeps sending
+	// from one socket would stay refused after the refusal's cause went.
+	RetryFailed time.Duration
 	// Metrics counts flows, datagrams and drops; nil counts nothing.
 	Metrics *Metrics
 	Log     *slog.Logger
@@ -65,8 +75,11 @@ func (c *Config) validate() error {
 	if c.Store == nil || c.Tunnels == nil {
 		return errors.New("udp: Store and Tunnels are required")
 	}
-	if c.IdleTimeout < 0 || c.MaxFlowsPerPod < 0 || c.ConnectTimeout < 0 {
-		return errors.New("udp: IdleTimeout, MaxFlowsPerPod and ConnectTimeout must not be negative")
+	if c.IdleTimeout < 0 || c.MaxFlowsPerPod < 0 || c.ConnectTimeout < 0 || c.RetryFailed < 0 {
+		return errors.New("udp: IdleTimeout, MaxFlowsPerPod, ConnectTimeout and RetryFailed must not be negative")
+	}
+	if c.RetryFailed == 0 {
+		c.RetryFailed = DefaultRetryFailed
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout

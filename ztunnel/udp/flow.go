@@ -73,6 +73,7 @@ type flow struct {
 	pending [][]byte       // datagrams waiting for the upstream
 	failed  string         // drop reason once setup failed
 	failErr string         // why, for the flow dump
+	failAt  time.Time      // when setup failed
 	closed  bool
 	done    chan struct{}
 	onClose []func()
@@ -172,7 +173,7 @@ func (f *flow) ready(up upstream, path, peer string, target netip.AddrPort) bool
 // for reason until it expires.
 func (f *flow) fail(reason string, err error) {
 	f.mu.Lock()
-	f.failed = reason
+	f.failed, f.failAt = reason, time.Now()
 	if err != nil {
 		f.failErr = err.Error()
 	}
@@ -182,6 +183,14 @@ func (f *flow) fail(reason string, err error) {
 	for range n {
 		f.m.drop(f.direction, reason)
 	}
+}
+
+// failedBefore reports whether the flow's setup failed before t; with
+// t the zero time, whether it failed at all.
+func (f *flow) failedBefore(t time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed != "" && (t.IsZero() || f.failAt.Before(t))
 }
 
 // appSide is where a flow writes to the application: a replyConn for

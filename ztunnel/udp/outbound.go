@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 
 	wl "github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/hbone"
@@ -21,8 +22,13 @@ func (s *Service) outbound(pf *podFlows, src, dst netip.AddrPort, b []byte) {
 	f := pf.outbound[key]
 	pf.mu.Unlock()
 	if f != nil {
-		f.fromApp(b)
-		return
+		if !f.failedBefore(time.Now().Add(-s.cfg.RetryFailed)) {
+			f.fromApp(b)
+			return
+		}
+		// Opening it failed a while ago: try again, the cause may be gone
+		// (a DENY removed at the destination).
+		f.close()
 	}
 	if isOwnPort(dst.Port()) && dst.Addr().IsLoopback() {
 		s.cfg.Metrics.drop(directionOutbound, dropNoEndpoint)

@@ -154,11 +154,16 @@ func (s *Service) ServePod(pod *inpod.Pod, stop <-chan struct{}) {
 }
 
 // recheck closes the pod's inbound flows that its policies, as they now
-// are, refuse: as for TCP, a new DENY ends open flows too.
+// are, refuse: as for TCP, a new DENY ends open flows too. It also forgets
+// the outbound flows that could not be opened, so that their next datagram
+// tries again under the new state (a DENY removed, an endpoint added).
 func (s *Service) recheck(pf *podFlows) {
 	for _, f := range pf.snapshot() {
 		in := f.authz
 		if in == nil {
+			if f.failedBefore(time.Time{}) {
+				f.close()
+			}
 			continue
 		}
 		w := s.cfg.Store.WorkloadByIP(wds.NetAddr{Network: s.cfg.Network, IP: in.target.Addr()})

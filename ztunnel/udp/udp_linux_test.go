@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -200,6 +201,8 @@ func (h *podHandler) pod(t testing.TB, name string) *inpod.Pod {
 // pod's netns, as tunnel.Client does.
 type poolTunnels struct {
 	pool *hbone3.Pool
+	// refuse makes ConnectUDP answer as a destination that refuses (403).
+	refuse atomic.Bool
 }
 
 func markControl(_, _ string, c syscall.RawConn) error {
@@ -211,6 +214,9 @@ func markControl(_, _ string, c syscall.RawConn) error {
 }
 
 func (p *poolTunnels) ConnectUDP(ctx context.Context, _ *inpod.Pod, dst *wds.Workload, target netip.AddrPort) (*hbone3.DatagramConn, error) {
+	if p.refuse.Load() {
+		return nil, &hbone.StatusError{Code: http.StatusForbidden}
+	}
 	key := hbone.NewKey("spiffe://cluster.local/ns/ns1/sa/client", []string{dst.Identity.String()},
 		netip.AddrPortFrom(dst.Addrs[0], 15008), netip.MustParseAddr(clientIP))
 	return p.pool.DialUDP(ctx, key, target, http.Header{})
@@ -230,6 +236,7 @@ type mesh struct {
 	store    *wds.Store
 	svc      *Service
 	metrics  *Metrics
+	tunnels  *poolTunnels
 }
 
 func newMesh(t testing.TB, idle time.Duration) *mesh {
@@ -268,7 +275,8 @@ func newMesh(t testing.TB, idle time.Duration) *mesh {
 
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
-	svc, err := New(Config{Store: store, Tunnels: &poolTunnels{pool: pool}, Metrics: metrics, IdleTimeout: idle,
+	tunnels := &poolTunnels{pool: pool}
+	svc, err := New(Config{Store: store, Tunnels: tunnels, Metrics: metrics, IdleTimeout: idle,
 		Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +339,7 @@ func newMesh(t testing.TB, idle time.Duration) *mesh {
 		}()
 	}
 
-	return &mesh{nsC: nsC, nsS: nsS, store: store, svc: svc, metrics: metrics}
+	return &mesh{nsC: nsC, nsS: nsS, store: store, svc: svc, metrics: metrics, tunnels: tunnels}
 }
 
 func TestFlowsThroughTheMesh(t *testing.T) {
