@@ -43,6 +43,9 @@ type fakeIstiod struct {
 	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
 	capb.UnimplementedIstioCertificateServiceServer
 	ca *identitytest.CA
+	// workloads are served as the Address resources; nil serves one
+	// workload "p" (10.9.0.1).
+	workloads []*wl.Workload
 
 	mu           sync.Mutex
 	tokens       []string
@@ -77,10 +80,15 @@ func (f *fakeIstiod) DeltaAggregatedResources(stream discoveryv3.AggregatedDisco
 		f.mu.Unlock()
 		resp := &discoveryv3.DeltaDiscoveryResponse{TypeUrl: req.GetTypeUrl(), Nonce: req.GetTypeUrl() + "-1"}
 		if req.GetTypeUrl() == AddressTypeForTest {
-			a, _ := anypb.New(&wl.Address{Type: &wl.Address_Workload{Workload: &wl.Workload{
-				Uid: "c//Pod/demo/p", Name: "p", Namespace: "demo", ServiceAccount: "app",
-				Addresses: [][]byte{netip.MustParseAddr("10.9.0.1").AsSlice()}, TunnelProtocol: wl.TunnelProtocol_HBONE}}})
-			resp.Resources = []*discoveryv3.Resource{{Name: "c//Pod/demo/p", Version: "1", Resource: a}}
+			wls := f.workloads
+			if wls == nil {
+				wls = []*wl.Workload{{Uid: "c//Pod/demo/p", Name: "p", Namespace: "demo", ServiceAccount: "app",
+					Addresses: [][]byte{netip.MustParseAddr("10.9.0.1").AsSlice()}, TunnelProtocol: wl.TunnelProtocol_HBONE}}
+			}
+			for _, w := range wls {
+				a, _ := anypb.New(&wl.Address{Type: &wl.Address_Workload{Workload: w}})
+				resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: w.GetUid(), Version: "1", Resource: a})
+			}
 		}
 		if err := stream.Send(resp); err != nil {
 			return nil
