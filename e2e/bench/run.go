@@ -242,7 +242,7 @@ func (b *bench) pin() error {
 		b.proxyCPUs = append(b.proxyCPUs, i)
 	}
 	pinned := 0
-	for _, role := range []string{roleZtunnel, roleWaypoint, roleRelay, roleNginx, roleServer} {
+	for _, role := range []string{roleZtunnel, roleWaypoint, roleRelay, roleNginx, roleNginxMesh, roleServer} {
 		ps, err := b.procs(role)
 		if err != nil {
 			return err

@@ -41,6 +41,11 @@ const (
 	pathWaypoint = "waypoint"
 	pathRelay    = "tls-relay"
 	pathNginx    = "nginx"
+	// pathNginxMesh is nginx enrolled in the mesh, where the waypoint
+	// stands: client → ztunnel → HBONE → nginx's ztunnel → nginx →
+	// nginx's ztunnel → HBONE → ztunnel → server; its hop is measured
+	// against the mesh path, as the waypoint's is.
+	pathNginxMesh = "nginx-mesh"
 )
 
 // path is one way to the server: the client's network namespace and the
@@ -57,6 +62,7 @@ type topology struct {
 	paths          map[string]path
 	waypointNode   string
 	nginxNetns     string // "" when nginx is not installed
+	nginxMeshNetns string // the enrolled nginx's
 }
 
 func podYAML(ns, name, node, app string, hostNetwork bool, args ...string) string {
@@ -160,6 +166,8 @@ func (b *bench) deploy(ctx context.Context) error {
 	if hasNginx {
 		more = append(more, podYAML(nsDirect, "nginx", t.waypointNode, "bench-nginx", false, "nginx",
 			fmt.Sprintf("--port=%d", portNginx), "--upstream="+net.JoinHostPort(svcIP[nsDirect], fmt.Sprint(portHTTP)), "--dir=/var/run/weft-bench/nginx"))
+		more = append(more, podYAML(nsMesh, "nginx", t.waypointNode, "bench-nginx", false, "nginx",
+			fmt.Sprintf("--port=%d", portNginx), "--upstream="+net.JoinHostPort(svcIP[nsMesh], fmt.Sprint(portHTTP)), "--dir=/var/run/weft-bench/nginx"))
 	}
 	if _, err := b.c.Kubectl(ctx, strings.NewReader(strings.Join(more, "---\n")), "apply", "-f", "-"); err != nil {
 		return fmt.Errorf("deploy relays and nginx: %w", err)
@@ -193,6 +201,16 @@ func (b *bench) deploy(ctx context.Context) error {
 			return err
 		}
 		t.paths[pathNginx] = path{Name: pathNginx, Netns: direct.Netns, HTTP: hostPort(ip, portNginx)}
+		if err := b.waitPod(ctx, nsMesh, "nginx", true); err != nil {
+			return err
+		}
+		if ip, err = b.podIP(ctx, nsMesh, "nginx"); err != nil {
+			return err
+		}
+		if t.nginxMeshNetns, err = lab.PodNetns(ctx, b.cs, b.c.Plan.Name, nsMesh, "nginx"); err != nil {
+			return err
+		}
+		t.paths[pathNginxMesh] = path{Name: pathNginxMesh, Netns: t.paths[pathMesh].Netns, HTTP: hostPort(ip, portNginx)}
 	}
 	return b.checkPaths(ctx)
 }
@@ -231,7 +249,7 @@ func (b *bench) checkPaths(ctx context.Context) error {
 func (b *bench) pathNames() []string {
 	names := []string{pathDirect, pathMesh, pathWaypoint, pathRelay}
 	if _, ok := b.topo.paths[pathNginx]; ok {
-		names = append(names, pathNginx)
+		names = append(names, pathNginx, pathNginxMesh)
 	}
 	return names
 }

@@ -9,11 +9,12 @@ import (
 
 // Process roles whose cost the benchmark reads from /proc.
 const (
-	roleZtunnel  = "ztunnel"
-	roleWaypoint = "waypoint"
-	roleRelay    = "tls-relay"
-	roleNginx    = "nginx"
-	roleServer   = "server"
+	roleZtunnel   = "ztunnel"
+	roleWaypoint  = "waypoint"
+	roleRelay     = "tls-relay"
+	roleNginx     = "nginx"
+	roleNginxMesh = "nginx-mesh"
+	roleServer    = "server"
 )
 
 // procs finds the lab's processes of role.
@@ -29,6 +30,11 @@ func (b *bench) procs(role string) ([]proc, error) {
 			return nil, nil
 		}
 		exe, netns = loadgen.NginxBin, b.topo.nginxNetns
+	case roleNginxMesh:
+		if b.topo == nil || b.topo.nginxMeshNetns == "" {
+			return nil, nil
+		}
+		exe, netns = loadgen.NginxBin, b.topo.nginxMeshNetns
 	default:
 		return nil, fmt.Errorf("unknown role %q", role)
 	}
@@ -70,7 +76,7 @@ func (b *bench) sample(role string) (usage, error) {
 	if err != nil {
 		return usage{}, err
 	}
-	if role == roleNginx {
+	if role == roleNginx || role == roleNginxMesh {
 		u.Proxies = 1
 	}
 	return u, nil
