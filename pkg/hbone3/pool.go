@@ -104,59 +104,83 @@ var ErrClosed = errors.New("hbone3 pool: closed")
 // connection for key, sending hdr with the request. It returns a
 // *hbone.StatusError when the server answers other than 200.
 func (p *Pool) Dial(ctx context.Context, key hbone.Key, authority string, hdr http.Header) (*Stream, error) {
-	c, err := p.conn(ctx, key)
+	var st *Stream
+	err := p.attempt(ctx, key, func(c *poolConn) error {
+		req := &http.Request{
+			Method: http.MethodConnect,
+			Host:   authority,
+			URL:    &url.URL{Host: authority},
+			Header: hdr.Clone(),
+		}
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		str, err := p.open(ctx, key, c, req)
+		if err != nil {
+			return err
+		}
+		st = newStream(str, c.qc.LocalAddr(), c.qc.RemoteAddr(), c.peerID, nil)
+		return nil
+	})
+	return st, err
+}
+
+// attempt runs try on key's connection. When try fails because a pooled
+// connection ended under it (its server gone: a stateless reset answered
+// the request, or a close came as it was sent), it runs once more on a new
+// connection: the pool could not have known, and the destination may well
+// be there (a pod enrolled again after its ztunnel let it go).
+func (p *Pool) attempt(ctx context.Context, key hbone.Key, try func(*poolConn) error) error {
+	c, pooled, err := p.conn(ctx, key)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	req := &http.Request{
-		Method: http.MethodConnect,
-		Host:   authority,
-		URL:    &url.URL{Host: authority},
-		Header: hdr.Clone(),
+	err = try(c)
+	if err == nil || !pooled || ctx.Err() != nil || !connEnded(c, err) {
+		return err
 	}
-	if req.Header == nil {
-		req.Header = http.Header{}
+	p.log.Debug("hbone3 pooled connection ended under a request; retrying on a new one", "dst", key.DstAddr, "err", err)
+	p.drop(key, c) // its context may not be done yet: the pool would hand it out again
+	if c, _, err = p.conn(ctx, key); err != nil {
+		return err
 	}
-	str, err := p.open(ctx, key, c, req)
-	if err != nil {
-		return nil, err
-	}
-	return newStream(str, c.qc.LocalAddr(), c.qc.RemoteAddr(), c.peerID, nil), nil
+	return try(c)
 }
 
 // DialUDP opens a CONNECT-UDP flow to target over a pooled connection for
 // key. The server must have datagrams enabled.
 func (p *Pool) DialUDP(ctx context.Context, key hbone.Key, target netip.AddrPort, hdr http.Header) (*DatagramConn, error) {
-	c, err := p.conn(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-c.cc.ReceivedSettings():
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-c.qc.Context().Done():
-		return nil, fmt.Errorf("hbone3 dial udp %s: connection closed before settings", key.DstAddr)
-	}
-	if s := c.cc.Settings(); !s.EnableDatagrams || !s.EnableExtendedConnect {
-		return nil, fmt.Errorf("hbone3 dial udp %s: server does not support connect-udp", key.DstAddr)
-	}
-	req := &http.Request{
-		Method: http.MethodConnect,
-		Proto:  ConnectUDP,
-		Host:   key.DstAddr.String(),
-		URL:    &url.URL{Scheme: "https", Host: key.DstAddr.String(), Path: udpPath(target)},
-		Header: hdr.Clone(),
-	}
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	req.Header.Set("Capsule-Protocol", "?1")
-	str, err := p.open(ctx, key, c, req)
-	if err != nil {
-		return nil, err
-	}
-	return newDatagramConn(str, target, c.qc.LocalAddr(), c.qc.RemoteAddr(), c.peerID, nil), nil
+	var dc *DatagramConn
+	err := p.attempt(ctx, key, func(c *poolConn) error {
+		select {
+		case <-c.cc.ReceivedSettings():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.qc.Context().Done():
+			return fmt.Errorf("hbone3 dial udp %s: connection closed before settings", key.DstAddr)
+		}
+		if s := c.cc.Settings(); !s.EnableDatagrams || !s.EnableExtendedConnect {
+			return fmt.Errorf("hbone3 dial udp %s: server does not support connect-udp", key.DstAddr)
+		}
+		req := &http.Request{
+			Method: http.MethodConnect,
+			Proto:  ConnectUDP,
+			Host:   key.DstAddr.String(),
+			URL:    &url.URL{Scheme: "https", Host: key.DstAddr.String(), Path: udpPath(target)},
+			Header: hdr.Clone(),
+		}
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		req.Header.Set("Capsule-Protocol", "?1")
+		str, err := p.open(ctx, key, c, req)
+		if err != nil {
+			return err
+		}
+		dc = newDatagramConn(str, target, c.qc.LocalAddr(), c.qc.RemoteAddr(), c.peerID, nil)
+		return nil
+	})
+	return dc, err
 }
 
 // open sends req on a new stream of c and waits for a 2xx answer.
@@ -204,17 +228,39 @@ func (p *Pool) open(ctx context.Context, key hbone.Key, c *poolConn, req *http.R
 	return str, nil
 }
 
-// conn returns the live connection for key, dialling it if needed.
-func (p *Pool) conn(ctx context.Context, key hbone.Key) (*poolConn, error) {
+// connEnded reports whether err, from a request on c, says that c itself
+// ended (not the request): c's context is done, or err is one of the
+// connection-level errors, which a stream may report before c's context
+// is cancelled.
+func connEnded(c *poolConn, err error) bool {
+	var status *hbone.StatusError
+	if errors.As(err, &status) {
+		return false
+	}
+	if c.qc.Context().Err() != nil {
+		return true
+	}
+	var (
+		reset *quic.StatelessResetError
+		idle  *quic.IdleTimeoutError
+		app   *quic.ApplicationError
+		tr    *quic.TransportError
+	)
+	return errors.As(err, &reset) || errors.As(err, &idle) || errors.As(err, &app) || errors.As(err, &tr)
+}
+
+// conn returns the live connection for key, dialling it if needed;
+// pooled says it was already in the pool.
+func (p *Pool) conn(ctx context.Context, key hbone.Key) (c *poolConn, pooled bool, err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	if c := p.conns[key]; c != nil {
 		if c.qc.Context().Err() == nil {
 			p.mu.Unlock()
-			return c, nil
+			return c, true, nil
 		}
 		delete(p.conns, key)
 		_ = c.pc.Close()
@@ -228,9 +274,9 @@ func (p *Pool) conn(ctx context.Context, key hbone.Key) (*poolConn, error) {
 	p.mu.Unlock()
 	select {
 	case <-d.done:
-		return d.c, d.err
+		return d.c, false, d.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 }
 

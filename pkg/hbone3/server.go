@@ -49,6 +49,15 @@ type Server struct {
 	DrainTimeout time.Duration
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+	// StatelessResetKey, when set, makes the server answer packets of
+	// connections it does not know with a stateless reset (RFC 9000
+	// section 10.3) that their clients accept when an earlier server on
+	// the address used the same key: a client whose connection ended
+	// without its knowing (the close lost) learns it at its next packet
+	// instead of waiting for an answer. Servers that may follow each
+	// other on an address share the key; one random key per process will
+	// do. nil sends no resets.
+	StatelessResetKey *quic.StatelessResetKey
 
 	mu     sync.Mutex
 	closed bool
@@ -108,21 +117,33 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	}
 	s.stop = cancel
 	s.mu.Unlock()
+	// A transport of our own (http3.Server.Serve would make one per
+	// socket) for the reset key; it leaves pc open when it closes.
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: s.StatelessResetKey}
+	defer func() { _ = tr.Close() }()
+	ln, err := tr.ListenEarly(tlsConf, h3.QUICConfig)
+	if err != nil {
+		return fmt.Errorf("hbone3 listen: %w", err)
+	}
+	defer func() { _ = ln.Close() }()
 	served := make(chan error, 1)
-	go func() { served <- h3.Serve(pc) }()
+	go func() { served <- h3.ServeListener(ln) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("hbone3 serve: %w", err)
 	case <-ctx.Done():
 	case <-dctx.Done(): // Close
 	}
+	// No new connections; the open ones get GOAWAY and their streams
+	// finish (the server does not close a listener it did not make).
+	_ = ln.Close()
 	dctx, dcancel := context.WithTimeout(dctx, drain)
 	defer dcancel()
 	if err := h3.Shutdown(dctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		log.Debug("hbone3 drain", "err", err)
 	}
 	_ = h3.Close()
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
 		log.Debug("hbone3 stopped", "err", err)
 	}
 	return nil

@@ -34,9 +34,10 @@ func (s *Server) serveQUIC(ctx context.Context, pod *inpod.Pod, tc *tls.Config, 
 		}
 	}()
 	srv := &hbone3.Server{
-		TLSConfig:    tc,
-		DrainTimeout: s.DrainTimeout,
-		Logger:       s.cfg.Log,
+		TLSConfig:         tc,
+		DrainTimeout:      s.DrainTimeout,
+		Logger:            s.cfg.Log,
+		StatelessResetKey: s.resetKey,
 		HandleStream: func(ctx context.Context, r *hbone3.Request) {
 			peer, err := identity.ParseID(r.PeerIdentity)
 			if err != nil {

@@ -18,11 +18,15 @@ import (
 // over QUIC, instead of sending a CONNECT on the dead pooled connection
 // and waiting for the QUIC timeout before falling back to HTTP/2. With a
 // stream open during the drain the same holds once the drain ends it.
+// When the goodbye is lost (UDP from the server dropped meanwhile) the
+// pod's new server answers the old connection with a stateless reset and
+// the client retries on a new connection at once.
 func TestQUICServerPodReenrolled(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		streamOpen bool
-	}{{"idle connection", false}, {"stream open during the drain", true}} {
+		closeLost  bool
+	}{{"idle connection", false, false}, {"stream open during the drain", true, false}, {"close lost", false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNet(t, nil)
 			const quicTimeout = 2 * time.Second
@@ -42,6 +46,10 @@ func TestQUICServerPodReenrolled(t *testing.T) {
 			} else {
 				defer conn.Close()
 			}
+			drop := []string{"ip", "netns", "exec", n.prefix + "a", "iptables", "-w", "INPUT", "-p", "udp", "--sport", "15008", "-j", "DROP"}
+			if tc.closeLost {
+				sh(t, insert(drop, "-A")...)
+			}
 			old := n.pods["b"]
 			n.mgr.Del("uid-b")
 			select {
@@ -49,13 +57,21 @@ func TestQUICServerPodReenrolled(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("server pod not drained")
 			}
-			// The client learns that its connection ended.
-			deadline := time.Now().Add(3 * time.Second)
-			for c.quic.Conns() != 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if got := c.quic.Conns(); got != 0 {
-				t.Errorf("client pool holds %d live connections to the removed server pod", got)
+			if tc.closeLost {
+				time.Sleep(200 * time.Millisecond) // the old server's socket closes
+				if got := c.quic.Conns(); got != 1 {
+					t.Fatalf("client pool holds %d live connections, want the one whose close was lost", got)
+				}
+				sh(t, insert(drop, "-D")...)
+			} else {
+				// The client learns that its connection ended.
+				deadline := time.Now().Add(3 * time.Second)
+				for c.quic.Conns() != 0 && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if got := c.quic.Conns(); got != 0 {
+					t.Errorf("client pool holds %d live connections to the removed server pod", got)
+				}
 			}
 			n.add(t, "b")
 			start := time.Now()
@@ -74,4 +90,16 @@ func TestQUICServerPodReenrolled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// insert returns rule (an iptables command line whose chain follows "-w")
+// with op (-A, -D) before the chain.
+func insert(rule []string, op string) []string {
+	for i, a := range rule {
+		if a == "-w" {
+			out := append(append(append([]string{}, rule[:i+1]...), op), rule[i+1:]...)
+			return out
+		}
+	}
+	return rule
 }

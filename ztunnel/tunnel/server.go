@@ -2,11 +2,15 @@ package tunnel
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/weftmesh/weft/pkg/hbone"
 	"github.com/weftmesh/weft/pkg/hbone3"
@@ -26,6 +30,10 @@ type Server struct {
 	// DrainTimeout bounds a listener's graceful drain (pkg/hbone and
 	// pkg/hbone3 defaults when zero).
 	DrainTimeout time.Duration
+	// resetKey is shared by every pod's QUIC server, so that a pod's next
+	// server (the pod enrolled again) resets the connections of the one
+	// before that their clients still hold.
+	resetKey *quic.StatelessResetKey
 }
 
 var _ proxy.InboundServer = (*Server)(nil)
@@ -36,7 +44,11 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("tunnel server: Certs is required")
 	}
 	cfg.defaults()
-	return &Server{cfg: cfg}, nil
+	key := new(quic.StatelessResetKey)
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, fmt.Errorf("tunnel server: stateless reset key: %w", err)
+	}
+	return &Server{cfg: cfg, resetKey: key}, nil
 }
 
 // Serve implements proxy.InboundServer: it presents id's certificate, and
