@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,25 +44,14 @@ const idlePods = 4
 // 20 MB binary and 3.2 MiB of ztunnel's idle resident memory.
 const shipTags = "grpcnotrace"
 
-// Bounds on ztunnel's memory once ready with idlePods pods and no traffic,
-// measured on the 2-core lab machine with grpcnotrace and the start-up
-// pages released:
-//   - imageBoundKiB, the read-only segments of the executable (code,
-//     read-only data, function tables: 14.8 MiB; 19.3 MiB without
-//     grpcnotrace): the kernel maps the 64 KiB around every page faulted,
-//     so what is resident of them follows their size;
-//   - anonBoundKiB, anonymous memory (heap, stacks, runtime): 5.0-5.8 MiB;
-//   - idleRSSBoundKiB, all resident memory: 15.3-19.1 MiB, depending on
-//     how much start-up work came after the release (22.9 MiB before any
-//     of this work; 19.6 without the release).
-//
-// The first two are deterministic and fail on a heavier dependency or
-// per-pod cost; the last leaves room for the spread.
-const (
-	imageBoundKiB   = 17 << 10
-	anonBoundKiB    = 7 << 10
-	idleRSSBoundKiB = 21 << 10
-)
+// idleRSSBoundKiB bounds ztunnel's resident memory once ready with
+// idlePods pods and no traffic. Measured at 19.5–19.9 MiB on the 2-core
+// lab machine (of which 14.6 MiB are the executable's pages: the kernel
+// maps the 64 KiB around every page faulted, so resident code and tables
+// follow the binary's size); 22.9 MiB without grpcnotrace. The bound leaves
+// 1.1 MiB for a busy machine and toolchain drift and fails when the tag is
+// lost or about a megabyte of code or idle heap is added.
+const idleRSSBoundKiB = 21 << 10
 
 // memOutEnv names a directory where TestIdleMemory leaves the process's
 // smaps, smaps_rollup, status, heap profile, goroutines and metrics, to
@@ -118,7 +106,7 @@ func TestIdleMemory(t *testing.T) {
 	t.Cleanup(func() { _ = agent.Close() })
 
 	admin, metrics, readiness := freeAddr(t), freeAddr(t), freeAddr(t)
-	var logs syncBuffer
+	var logs bytes.Buffer
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"XDS_ADDRESS="+ln.Addr().String(), "CA_ADDRESS="+ln.Addr().String(), "ROOT_CERT="+root, "TOKEN_FILE="+token,
@@ -186,14 +174,6 @@ func TestIdleMemory(t *testing.T) {
 		_, body := httpGet(t, "http://"+admin+"/config_dump")
 		return strings.Count(body, `"state": "up"`) == idlePods && strings.Contains(body, `"state": "Available"`)
 	})
-	// Start-up is over once the executable's start-up pages are released;
-	// a collection then maps again what the collector reads (type and
-	// stack tables), as every later one does: the figure is the steady
-	// state's, not the moment after the release.
-	waitUntil(t, func() bool { return strings.Contains(logs.String(), "start-up pages released") })
-	if code, _ := httpGet(t, "http://"+admin+"/debug/pprof/heap?gc=1&debug=1"); code != 200 {
-		t.Fatalf("forcing a collection: status %d", code)
-	}
 
 	pid := cmd.Process.Pid
 	rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
@@ -212,8 +192,8 @@ func TestIdleMemory(t *testing.T) {
 			mem = append(mem, line)
 		}
 	}
-	t.Logf("idle ztunnel, %d pods: Rss %d KiB (anonymous %d, file %d), Pss %d KiB, executable's read-only segments %d KiB\n%s", idlePods,
-		fields["Rss"], fields["Anonymous"], fields["Rss"]-fields["Anonymous"], fields["Pss"], imageKiB(t, pid, bin), strings.Join(mem, "\n"))
+	t.Logf("idle ztunnel, %d pods: Rss %d KiB (anonymous %d, file %d), Pss %d KiB\n%s", idlePods,
+		fields["Rss"], fields["Anonymous"], fields["Rss"]-fields["Anonymous"], fields["Pss"], strings.Join(mem, "\n"))
 	if out != "" {
 		if err := os.WriteFile(filepath.Join(out, "metrics.txt"), []byte(metricsBody), 0o644); err != nil {
 			t.Error(err)
@@ -225,55 +205,6 @@ func TestIdleMemory(t *testing.T) {
 	if fields["Rss"] > idleRSSBoundKiB {
 		t.Errorf("idle ztunnel resident memory %d KiB, want at most %d KiB", fields["Rss"], idleRSSBoundKiB)
 	}
-	if fields["Anonymous"] > anonBoundKiB {
-		t.Errorf("idle ztunnel anonymous memory %d KiB, want at most %d KiB", fields["Anonymous"], anonBoundKiB)
-	}
-	if image := imageKiB(t, pid, bin); image > imageBoundKiB {
-		t.Errorf("ztunnel's read-only executable segments take %d KiB, want at most %d KiB", image, imageBoundKiB)
-	}
-}
-
-// imageKiB is the size of the read-only mappings of the executable bin in
-// process pid.
-func imageKiB(t *testing.T, pid int, bin string) int64 {
-	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(bin, &st); err != nil {
-		t.Fatal(err)
-	}
-	smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var size uint64
-	for _, m := range parseSmaps(smaps) {
-		if m.readOnlyPrivate && m.ino == st.Ino {
-			size += m.end - m.start
-		}
-	}
-	if size == 0 {
-		t.Fatalf("no read-only mapping of %s in process %d", bin, pid)
-	}
-	return int64(size >> 10)
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's output copiers and
-// the test to use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // buildZtunnel builds cmd/ztunnel into dir as the images ship it.

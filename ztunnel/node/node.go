@@ -181,10 +181,6 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, s := range servers {
 		spawn(s.Name+" server", s.Serve)
 	}
-	spawn("start-up pages", func() error {
-		releaseStartup(runCtx, lg, pods.SnapshotDone(), store.Synced())
-		return nil
-	})
 	lg.Info("ztunnel started", "node", cfg.NodeName, "xds", cfg.XDSAddress, "zds", cfg.ZDSSocket)
 
 	var runErr error
