@@ -215,7 +215,7 @@ func (b *bench) closeLab() {
 }
 
 func (b *bench) build(ctx context.Context) error {
-	args := []string{"build", "-trimpath", "-o", b.binDir + "/"}
+	args := []string{"build", "-trimpath", "-tags", "grpcnotrace", "-o", b.binDir + "/"} // as the Makefile builds
 	for _, n := range append(append([]string{}, imageBins...), cliBins...) {
 		args = append(args, "./cmd/"+n)
 	}

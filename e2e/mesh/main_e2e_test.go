@@ -168,7 +168,7 @@ func (e *meshEnv) install(ctx context.Context) error {
 }
 
 func buildBins(ctx context.Context, root, dir string) error {
-	args := []string{"build", "-trimpath", "-o", dir + "/"}
+	args := []string{"build", "-trimpath", "-tags", "grpcnotrace", "-o", dir + "/"} // as the Makefile builds
 	for _, b := range meshBins {
 		args = append(args, "./cmd/"+b)
 	}
