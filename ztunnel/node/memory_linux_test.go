@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,12 +209,8 @@ func TestIdleMemory(t *testing.T) {
 // buildZtunnel builds cmd/ztunnel into dir as the images ship it.
 func buildZtunnel(t *testing.T, dir string) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	out := filepath.Join(dir, "ztunnel")
-	cmd := exec.Command(goBin, "build", "-tags="+shipTags, "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/ztunnel")
+	cmd := exec.Command("go", "build", "-tags="+shipTags, "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/ztunnel")
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
