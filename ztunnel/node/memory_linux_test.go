@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,11 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	capb "istio.io/api/security/v1alpha1"
 
 	wl "github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/api/zdsapi"
@@ -84,20 +78,8 @@ func TestIdleMemory(t *testing.T) {
 			ServiceAccount: "app", Addresses: [][]byte{netip.AddrFrom4([4]byte{10, 9, 0, byte(i + 1)}).AsSlice()},
 			TunnelProtocol: wl.TunnelProtocol_HBONE})
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, fake)
-	capb.RegisterIstioCertificateServiceServer(srv, fake)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte("node-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	addr := serveFakeIstiod(t, cert, fake)
+	token := writeToken(t, dir)
 	agent, err := zds.Listen(filepath.Join(dir, "ztunnel.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +90,7 @@ func TestIdleMemory(t *testing.T) {
 	var logs bytes.Buffer
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
-		"XDS_ADDRESS="+ln.Addr().String(), "CA_ADDRESS="+ln.Addr().String(), "ROOT_CERT="+root, "TOKEN_FILE="+token,
+		"XDS_ADDRESS="+addr, "CA_ADDRESS="+addr, "ROOT_CERT="+root, "TOKEN_FILE="+token,
 		"ZDS_SOCKET="+agent.Path(), "NODE_NAME=node-1", "POD_NAME=ztunnel-mem", "POD_NAMESPACE=weft-system",
 		"INSTANCE_IP=10.0.0.5", "ADMIN_ADDRESS="+admin, "METRICS_ADDRESS="+metrics, "READINESS_ADDRESS="+readiness,
 		"DRAIN_TIMEOUT=2s", "HBONE_QUIC=true")

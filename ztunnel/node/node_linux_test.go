@@ -134,6 +134,32 @@ func servingCert(t *testing.T, dir string) (tls.Certificate, string) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, root
 }
 
+// serveFakeIstiod serves fake's discovery and CA over TLS with cert on a
+// loopback port until the test ends, and returns the address.
+func serveFakeIstiod(t *testing.T, cert tls.Certificate, fake *fakeIstiod) string {
+	t.Helper()
+	srv := grpc.NewServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, fake)
+	capb.RegisterIstioCertificateServiceServer(srv, fake)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
+}
+
+// writeToken writes the node's bearer token file into dir.
+func writeToken(t *testing.T, dir string) string {
+	t.Helper()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("node-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
 // TestRunWithControlPlane runs ztunnel against a fake istiod (xDS and CA
 // over TLS with bearer tokens) and a fake node agent handing over one pod:
 // it becomes ready, fetches the pod's certificate by impersonation, and
@@ -145,18 +171,8 @@ func TestRunWithControlPlane(t *testing.T) {
 	dir := t.TempDir()
 	cert, root := servingCert(t, dir)
 	fake := &fakeIstiod{ca: identitytest.NewCA("mesh-root")}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, fake)
-	capb.RegisterIstioCertificateServiceServer(srv, fake)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
-
-	token := filepath.Join(dir, "token")
-	_ = os.WriteFile(token, []byte("node-token\n"), 0o600)
+	addr := serveFakeIstiod(t, cert, fake)
+	token := writeToken(t, dir)
 	agent, err := zds.Listen(filepath.Join(dir, "ztunnel.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +180,7 @@ func TestRunWithControlPlane(t *testing.T) {
 	defer func() { _ = agent.Close() }()
 
 	cfg := Defaults()
-	cfg.XDSAddress, cfg.CAAddress = ln.Addr().String(), ln.Addr().String()
+	cfg.XDSAddress, cfg.CAAddress = addr, addr
 	cfg.RootCertFile, cfg.TokenFile, cfg.NodeName, cfg.ZDSSocket = root, token, "node-1", agent.Path()
 	cfg.PodName, cfg.PodNamespace, cfg.InstanceIP = "ztunnel-abc", "weft-system", netip.MustParseAddr("10.0.0.5")
 	cfg.AdminAddr, cfg.MetricsAddr, cfg.ReadinessAddr = freeAddr(t), freeAddr(t), freeAddr(t)
