@@ -68,11 +68,7 @@ func TestDialerFallsBackWhenUDPIsDropped(t *testing.T) {
 	defer black.Close()
 
 	q := newPool(t, PoolConfig{TLSConfig: m.clientTLS(t, clientID), HandshakeTimeout: 300 * time.Millisecond})
-	h2, err := hbone.NewPool(hbone.PoolConfig{TLSConfig: func(k hbone.Key) (*tls.Config, error) { return m.clientTLS(t, clientID)(k) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := newH2Pool(t, m)
 	now := time.Unix(1000, 0)
 	d := &Dialer{QUIC: q, H2: h2, FallbackPeriod: time.Minute, Now: func() time.Time { return now }}
 	key := hbone.NewKey(clientID, []string{serverID}, tcpAddr, netip.Addr{})
@@ -120,11 +116,7 @@ func TestDialerPrefersQUIC(t *testing.T) {
 	defer func() { cancel(); <-done; _ = pc.Close() }()
 
 	q := newPool(t, PoolConfig{TLSConfig: m.clientTLS(t, clientID)})
-	h2, err := hbone.NewPool(hbone.PoolConfig{TLSConfig: func(k hbone.Key) (*tls.Config, error) { return m.clientTLS(t, clientID)(k) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := newH2Pool(t, m)
 	d := &Dialer{QUIC: q, H2: h2}
 	key := hbone.NewKey(clientID, []string{serverID}, tcpAddr, netip.Addr{})
 	for _, tc := range []struct {
@@ -150,11 +142,7 @@ func TestDialerDoesNotFallBackOnRefusal(t *testing.T) {
 		HandleStream: func(_ context.Context, req *Request) { _ = req.Reject(http.StatusUnauthorized) },
 	})
 	q := newPool(t, PoolConfig{TLSConfig: m.clientTLS(t, clientID)})
-	h2, err := hbone.NewPool(hbone.PoolConfig{TLSConfig: func(k hbone.Key) (*tls.Config, error) { return m.clientTLS(t, clientID)(k) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := newH2Pool(t, m)
 	d := &Dialer{QUIC: q, H2: h2}
 	_, transport, err := d.Dial(testCtx(t), hbone.NewKey(clientID, []string{serverID}, addr, netip.Addr{}), "10.0.0.5:80", nil, true)
 	var se *hbone.StatusError
@@ -186,11 +174,7 @@ func TestDialerRecoversFromReplacedServer(t *testing.T) {
 	}()
 
 	q := newPool(t, PoolConfig{TLSConfig: m.clientTLS(t, clientID), HandshakeTimeout: 500 * time.Millisecond})
-	h2, err := hbone.NewPool(hbone.PoolConfig{TLSConfig: func(k hbone.Key) (*tls.Config, error) { return m.clientTLS(t, clientID)(k) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := newH2Pool(t, m)
 	now := time.Unix(1000, 0)
 	d := &Dialer{QUIC: q, H2: h2, FallbackPeriod: time.Minute, Now: func() time.Time { return now }}
 	key := hbone.NewKey(clientID, []string{serverID}, tcpAddr, netip.Addr{})
@@ -232,4 +216,16 @@ func TestDialerRecoversFromReplacedServer(t *testing.T) {
 	}
 	now = now.Add(2 * time.Minute)
 	dial(TransportQUIC)
+}
+
+// newH2Pool returns an HTTP/2 HBONE pool with the client's identity,
+// closed when the test ends.
+func newH2Pool(t *testing.T, m *mesh) *hbone.Pool {
+	t.Helper()
+	h2, err := hbone.NewPool(hbone.PoolConfig{TLSConfig: func(k hbone.Key) (*tls.Config, error) { return m.clientTLS(t, clientID)(k) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h2.Close() })
+	return h2
 }
