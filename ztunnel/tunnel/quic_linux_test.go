@@ -188,7 +188,15 @@ func newNet(t testing.TB, handleUDP func(context.Context, *inpod.Pod, *hbone3.UD
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		mgr.Close(ctx)
-		served.Wait()
+		// Bounded, so that a server that never returns fails the test
+		// and the network namespaces are still removed after it.
+		done := make(chan struct{})
+		go func() { served.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("a pod's server did not return after the manager closed")
+		}
 	})
 	n.mgr, n.served = mgr, &served
 	for _, p := range []string{"a", "b"} {

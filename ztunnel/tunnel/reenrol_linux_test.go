@@ -46,9 +46,12 @@ func TestQUICServerPodReenrolled(t *testing.T) {
 			} else {
 				defer conn.Close()
 			}
-			drop := []string{"ip", "netns", "exec", n.prefix + "a", "iptables", "-w", "INPUT", "-p", "udp", "--sport", "15008", "-j", "DROP"}
+			// op "-A" drops what the server pod sends the client over QUIC, "-D" stops it.
+			drop := func(op string) []string {
+				return []string{"ip", "netns", "exec", n.prefix + "a", "iptables", "-w", op, "INPUT", "-p", "udp", "--sport", "15008", "-j", "DROP"}
+			}
 			if tc.closeLost {
-				sh(t, insert(drop, "-A")...)
+				sh(t, drop("-A")...)
 			}
 			old := n.pods["b"]
 			n.mgr.Del("uid-b")
@@ -62,7 +65,7 @@ func TestQUICServerPodReenrolled(t *testing.T) {
 				if got := c.quic.Conns(); got != 1 {
 					t.Fatalf("client pool holds %d live connections, want the one whose close was lost", got)
 				}
-				sh(t, insert(drop, "-D")...)
+				sh(t, drop("-D")...)
 			} else {
 				// The client learns that its connection ended.
 				deadline := time.Now().Add(3 * time.Second)
@@ -90,16 +93,4 @@ func TestQUICServerPodReenrolled(t *testing.T) {
 			}
 		})
 	}
-}
-
-// insert returns rule (an iptables command line whose chain follows "-w")
-// with op (-A, -D) before the chain.
-func insert(rule []string, op string) []string {
-	for i, a := range rule {
-		if a == "-w" {
-			out := append(append(append([]string{}, rule[:i+1]...), op), rule[i+1:]...)
-			return out
-		}
-	}
-	return rule
 }
