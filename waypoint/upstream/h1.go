@@ -134,6 +134,7 @@ type h1Conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	cr     countingReader
+	probe  *socketProbe // nil when nc is no socket
 	reused bool
 	// stop ends the context watch of the exchange in progress.
 	stop func() bool
@@ -142,7 +143,7 @@ type h1Conn struct {
 }
 
 func newH1Conn(nc net.Conn) *h1Conn {
-	c := &h1Conn{nc: nc}
+	c := &h1Conn{nc: nc, probe: newSocketProbe(nc)}
 	c.cr.r = nc
 	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
 	return c
@@ -204,7 +205,7 @@ func replayable(r *http.Request) bool {
 // short its idle time: bytes a server sent after a response's end would
 // otherwise be read as the next request's response.
 //
-// A socket is probed with one non-blocking read (probeSocket): a read
+// A socket is probed with one non-blocking read (socketProbe): a read
 // under a deadline already passed fails on a socket before it looks at
 // it. Other connections (tunnel streams) report what they hold before
 // the deadline.
@@ -212,8 +213,8 @@ func (c *h1Conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	if alive, ok := probeSocket(c.nc); ok {
-		return alive
+	if c.probe != nil {
+		return c.probe.alive()
 	}
 	if err := c.nc.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		return false

@@ -4,6 +4,10 @@ package upstream
 
 import "net"
 
-// probeSocket is not supported here: ok is false and the deadline probe
-// is used.
-func probeSocket(net.Conn) (alive, ok bool) { return false, false }
+// socketProbe is not supported here: newSocketProbe returns nil and the
+// deadline probe is used.
+type socketProbe struct{}
+
+func newSocketProbe(net.Conn) *socketProbe { return nil }
+
+func (*socketProbe) alive() bool { return false }

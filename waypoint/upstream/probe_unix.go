@@ -8,11 +8,20 @@ import (
 	"syscall"
 )
 
-// probeSocket reads nc's socket once without blocking, if nc is a socket
-// (or wraps one): alive if nothing is there to read. ok is false when nc
-// is no socket. A byte it reads is lost: a connection found not alive is
-// closed.
-func probeSocket(nc net.Conn) (alive, ok bool) {
+// socketProbe reads a connection's socket once without blocking. It is
+// built once per connection, so that a probe (one per reuse) does not
+// allocate.
+type socketProbe struct {
+	raw  syscall.RawConn
+	read func(fd uintptr) bool
+	one  [1]byte
+	n    int
+	err  error
+}
+
+// newSocketProbe returns a probe of nc's socket, if nc is a socket (or
+// wraps one), and nil otherwise.
+func newSocketProbe(nc net.Conn) *socketProbe {
 	for {
 		w, wraps := nc.(interface{ NetConn() net.Conn })
 		if !wraps {
@@ -22,20 +31,25 @@ func probeSocket(nc net.Conn) (alive, ok bool) {
 	}
 	sc, isSocket := nc.(syscall.Conn)
 	if !isSocket {
-		return false, false
+		return nil
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return false, false
+		return nil
 	}
-	var one [1]byte
-	var n int
-	var rerr error
-	if err := raw.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), one[:])
+	p := &socketProbe{raw: raw}
+	p.read = func(fd uintptr) bool {
+		p.n, p.err = syscall.Read(int(fd), p.one[:])
 		return true // one attempt: never wait for the socket
-	}); err != nil {
-		return false, true
 	}
-	return n < 0 && errors.Is(rerr, syscall.EAGAIN), true
+	return p
+}
+
+// alive reports whether nothing is there to read. A byte it reads is
+// lost: a connection found not alive is closed.
+func (p *socketProbe) alive() bool {
+	if err := p.raw.Read(p.read); err != nil {
+		return false
+	}
+	return p.n < 0 && errors.Is(p.err, syscall.EAGAIN)
 }
