@@ -420,8 +420,7 @@ const watchAfter = 50 * time.Millisecond
 type tunnelReader struct {
 	c       net.Conn
 	mu      sync.Mutex
-	gen     uint64        // counts arms: which request may be watched
-	stopped bool          // no watch until the next arm
+	gen     uint64        // counts arms and unwatches: a watch of an older one is too late
 	watched chan struct{} // closed when the watching read returned
 	kept    []byte
 	err     error
@@ -449,7 +448,7 @@ func (t *tunnelReader) Read(p []byte) (int, error) {
 // timer; unwatch ends it.
 func (t *tunnelReader) watch(gen uint64, gone func()) {
 	t.mu.Lock()
-	if t.stopped || t.gen != gen || t.watched != nil {
+	if t.gen != gen || t.watched != nil {
 		t.mu.Unlock()
 		return
 	}
@@ -477,15 +476,15 @@ func (t *tunnelReader) watch(gen uint64, gone func()) {
 func (t *tunnelReader) arm() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.stopped = false
 	t.gen++
 	return t.gen
 }
 
-// unwatch stops a watching read, if one was started, and waits for it.
+// unwatch stops a watching read, if one was started, and waits for it; a
+// watch for the same arm that comes later (a late timer) is not started.
 func (t *tunnelReader) unwatch() {
 	t.mu.Lock()
-	t.stopped = true
+	t.gen++
 	done := t.watched
 	t.mu.Unlock()
 	if done == nil {
