@@ -111,7 +111,6 @@ type testNet struct {
 	idA    identity.ID
 	idB    identity.ID
 	mgr    *inpod.Manager
-	served *sync.WaitGroup
 }
 
 func workload(name, ip string, quic bool) *wl.Workload {
@@ -177,28 +176,26 @@ func newNet(t testing.TB, handleUDP func(context.Context, *inpod.Pod, *hbone3.UD
 		t.Fatal(err)
 	}
 	srv.DrainTimeout = time.Second
-	var served sync.WaitGroup
 	mgr := inpod.NewManager(inpod.ManagerConfig{QUIC: true, DrainTimeout: time.Second,
 		Handler: inpod.HandlerFunc(func(pod *inpod.Pod) {
 			id := identity.ID{TrustDomain: identity.DefaultTrustDomain, Namespace: pod.Namespace, ServiceAccount: pod.ServiceAccount}
 			_ = srv.Serve(pod.Context(), pod.Listeners.InboundHBONE, id, n.in.handler(pod))
-			served.Done()
 		})})
 	t.Cleanup(func() {
+		// Bounded (the manager waits for the pods' servers), so that a
+		// server that never returns fails the test and the network
+		// namespaces are still removed after it.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		mgr.Close(ctx)
-		// Bounded, so that a server that never returns fails the test
-		// and the network namespaces are still removed after it.
 		done := make(chan struct{})
-		go func() { served.Wait(); close(done) }()
+		go func() { mgr.Close(ctx); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("a pod's server did not return after the manager closed")
+		case <-time.After(15 * time.Second): // the drain's 5 s, the release's wait for the server, a margin
+			t.Error("the manager did not close: a pod's server did not return")
 		}
 	})
-	n.mgr, n.served = mgr, &served
+	n.mgr = mgr
 	for _, p := range []string{"a", "b"} {
 		n.add(t, p)
 	}
@@ -212,7 +209,6 @@ func (n *testNet) add(t testing.TB, p string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.served.Add(1)
 	if err := n.mgr.Add(context.Background(), "uid-"+p, &zdsapi.WorkloadInfo{Name: p, Namespace: "demo", ServiceAccount: "sa-" + p}, f); err != nil {
 		t.Fatal(err)
 	}
