@@ -100,33 +100,41 @@ func (l *lastActive) get() time.Time {
 }
 
 // fromApp forwards one datagram the application sent, queueing it while
-// the upstream is being opened.
-func (f *flow) fromApp(b []byte) {
+// the upstream is being opened. When the flow's setup failed more than
+// retry ago it does nothing and returns false: the caller opens the flow
+// again (the cause may be gone, such as a DENY removed at the
+// destination).
+func (f *flow) fromApp(b []byte, retry time.Duration) bool {
 	f.last.touch()
 	f.mu.Lock()
+	if f.failed != "" && time.Since(f.failAt) > retry {
+		f.mu.Unlock()
+		return false
+	}
 	switch {
 	case f.closed:
 		f.mu.Unlock()
 		f.m.drop(f.direction, dropDraining)
-		return
+		return true
 	case f.failed != "":
 		reason := f.failed
 		f.mu.Unlock()
 		f.m.drop(f.direction, reason)
-		return
+		return true
 	case f.up == nil:
 		if len(f.pending) >= pendingDatagrams {
 			f.mu.Unlock()
 			f.m.drop(f.direction, dropQueueFull)
-			return
+			return true
 		}
 		f.pending = append(f.pending, append([]byte(nil), b...))
 		f.mu.Unlock()
-		return
+		return true
 	}
 	up, path := f.up, f.path
 	f.mu.Unlock()
 	f.sendUp(up, path, b)
+	return true
 }
 
 func (f *flow) sendUp(up upstream, path string, b []byte) {
@@ -185,12 +193,11 @@ func (f *flow) fail(reason string, err error) {
 	}
 }
 
-// failedBefore reports whether the flow's setup failed before t; with
-// t the zero time, whether it failed at all.
-func (f *flow) failedBefore(t time.Time) bool {
+// hasFailed reports whether the flow's setup failed.
+func (f *flow) hasFailed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.failed != "" && (t.IsZero() || f.failAt.Before(t))
+	return f.failed != ""
 }
 
 // appSide is where a flow writes to the application: a replyConn for

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"time"
 
 	wl "github.com/weftmesh/weft/pkg/api/workloadapi"
 	"github.com/weftmesh/weft/pkg/hbone"
@@ -22,13 +21,10 @@ func (s *Service) outbound(pf *podFlows, src, dst netip.AddrPort, b []byte) {
 	f := pf.outbound[key]
 	pf.mu.Unlock()
 	if f != nil {
-		if !f.failedBefore(time.Now().Add(-s.cfg.RetryFailed)) {
-			f.fromApp(b)
+		if f.fromApp(b, s.cfg.RetryFailed) {
 			return
 		}
-		// Opening it failed a while ago: try again, the cause may be gone
-		// (a DENY removed at the destination).
-		f.close()
+		f.close() // opening it failed a while ago: open it again
 	}
 	if isOwnPort(dst.Port()) && dst.Addr().IsLoopback() {
 		s.cfg.Metrics.drop(directionOutbound, dropNoEndpoint)
@@ -39,7 +35,7 @@ func (s *Service) outbound(pf *podFlows, src, dst netip.AddrPort, b []byte) {
 		s.cfg.Metrics.drop(directionOutbound, reason)
 		return
 	}
-	f.fromApp(b) // queued until the upstream is open
+	f.fromApp(b, s.cfg.RetryFailed) // queued until the upstream is open
 	go s.openOutbound(pf, f)
 }
 

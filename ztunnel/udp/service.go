@@ -161,7 +161,7 @@ func (s *Service) recheck(pf *podFlows) {
 	for _, f := range pf.snapshot() {
 		in := f.authz
 		if in == nil {
-			if f.failedBefore(time.Time{}) {
+			if f.hasFailed() {
 				f.close()
 			}
 			continue

@@ -283,7 +283,13 @@ func newMesh(t testing.TB, idle time.Duration) *mesh {
 	}
 	h := &podHandler{pods: map[string]*inpod.Pod{}}
 	m := inpod.NewManager(inpod.ManagerConfig{Handler: svc.Wrap(h), DrainTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { m.Close(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded: a flow still tracked would hold the drain, and the
+		// cleanups queued before this one would never run.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.Close(ctx)
+	})
 	for _, p := range []struct {
 		name string
 		ns   *netns.NetNS
