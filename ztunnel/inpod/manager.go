@@ -257,9 +257,7 @@ func (m *Manager) startDrain(p *Pod) {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.DrainTimeout)
 		defer cancel()
 		m.log.Info("pod draining", "uid", p.UID, "connections", p.Connections())
-		p.drain(ctx)
-		p.waitServed()
-		p.release()
+		p.shutdown(ctx)
 		m.log.Info("pod removed", "uid", p.UID)
 	}()
 }
@@ -277,9 +275,7 @@ func (m *Manager) Close(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.drain(ctx)
-			p.waitServed()
-			p.release()
+			p.shutdown(ctx)
 		}()
 	}
 	wg.Wait()

@@ -179,6 +179,14 @@ func (p *Pod) drain(ctx context.Context) {
 	p.cancel()
 }
 
+// shutdown drains the pod (its connections until ctx ends), waits for
+// its handler, and releases its sockets and netns.
+func (p *Pod) shutdown(ctx context.Context) {
+	p.drain(ctx)
+	p.waitServed()
+	p.release()
+}
+
 // releaseGrace bounds how long a drained pod's release waits for its
 // handler to return (it should at once: its context is done).
 const releaseGrace = 5 * time.Second
