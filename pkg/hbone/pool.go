@@ -243,8 +243,7 @@ func (p *Pool) acquire(ctx context.Context, key Key) (*pooledConn, error) {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("hbone: waiting for a connection to %s: %w", key.DstAddr, ctx.Err())
 		}
-		p.mu.Lock()
-		call.waiters--
+		p.mu.Lock() // for capacity; the call left e.dials before done closed
 		if call.err != nil {
 			p.mu.Unlock()
 			return nil, call.err
@@ -292,7 +291,7 @@ func (p *Pool) dial(key Key, e *poolEntry, call *dialCall) {
 	start := time.Now()
 	c, err := p.connect(key)
 	p.mu.Lock()
-	p.log.Debug("hbone connection dialled", "dst", key.DstAddr.String(), "took", time.Since(start),
+	p.log.Debug("hbone connection dialled", "dst", key.DstAddr, "took", time.Since(start),
 		"waiters", call.waiters, "in_flight", len(e.dials), "conns", len(e.conns), "err", err)
 	e.dials = slices.DeleteFunc(e.dials, func(d *dialCall) bool { return d == call })
 	if err == nil {
