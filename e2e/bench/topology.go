@@ -61,9 +61,18 @@ type topology struct {
 	client, server lab.NodePlan
 	paths          map[string]path
 	waypointNode   string
-	nginxNetns     string // "" when nginx is not installed
-	nginxMeshNetns string // the enrolled nginx's
+	// nginxNetns is each nginx's network namespace by role (roleNginx,
+	// roleNginxMesh); empty when nginx is not installed.
+	nginxNetns map[string]string
 }
+
+// nginxes are the two places nginx stands, both on the waypoint's node:
+// unenrolled (plaintext, reached from the direct client) and enrolled
+// (reached from the mesh client, through the mesh).
+var nginxes = []struct {
+	role, path, ns string
+	enrolled       bool
+}{{roleNginx, pathNginx, nsDirect, false}, {roleNginxMesh, pathNginxMesh, nsMesh, true}}
 
 func podYAML(ns, name, node, app string, hostNetwork bool, args ...string) string {
 	var b strings.Builder
@@ -164,10 +173,10 @@ func (b *bench) deploy(ctx context.Context) error {
 	}
 	hasNginx := fileExists(loadgen.NginxBin)
 	if hasNginx {
-		more = append(more, podYAML(nsDirect, "nginx", t.waypointNode, "bench-nginx", false, "nginx",
-			fmt.Sprintf("--port=%d", portNginx), "--upstream="+net.JoinHostPort(svcIP[nsDirect], fmt.Sprint(portHTTP)), "--dir=/var/run/weft-bench/nginx"))
-		more = append(more, podYAML(nsMesh, "nginx", t.waypointNode, "bench-nginx", false, "nginx",
-			fmt.Sprintf("--port=%d", portNginx), "--upstream="+net.JoinHostPort(svcIP[nsMesh], fmt.Sprint(portHTTP)), "--dir=/var/run/weft-bench/nginx"))
+		for _, n := range nginxes {
+			more = append(more, podYAML(n.ns, "nginx", t.waypointNode, "bench-nginx", false, "nginx",
+				fmt.Sprintf("--port=%d", portNginx), "--upstream="+net.JoinHostPort(svcIP[n.ns], fmt.Sprint(portHTTP)), "--dir=/var/run/weft-bench/nginx"))
+		}
 	}
 	if _, err := b.c.Kubectl(ctx, strings.NewReader(strings.Join(more, "---\n")), "apply", "-f", "-"); err != nil {
 		return fmt.Errorf("deploy relays and nginx: %w", err)
@@ -190,27 +199,24 @@ func (b *bench) deploy(ctx context.Context) error {
 	nodeA := t.client.IP.String()
 	t.paths[pathRelay] = path{Name: pathRelay, Netns: direct.Netns, HTTP: hostPort(nodeA, relayOutBase), Source: hostPort(nodeA, relayOutBase+1), Hold: hostPort(nodeA, relayOutBase+2)}
 	if hasNginx {
-		if err := b.waitPod(ctx, nsDirect, "nginx", false); err != nil {
-			return err
+		t.nginxNetns = map[string]string{}
+		for _, n := range nginxes {
+			if err := b.waitPod(ctx, n.ns, "nginx", n.enrolled); err != nil {
+				return err
+			}
+			ip, err := b.podIP(ctx, n.ns, "nginx")
+			if err != nil {
+				return err
+			}
+			if t.nginxNetns[n.role], err = lab.PodNetns(ctx, b.cs, b.c.Plan.Name, n.ns, "nginx"); err != nil {
+				return err
+			}
+			client := direct.Netns
+			if n.enrolled {
+				client = t.paths[pathMesh].Netns
+			}
+			t.paths[n.path] = path{Name: n.path, Netns: client, HTTP: hostPort(ip, portNginx)}
 		}
-		ip, err := b.podIP(ctx, nsDirect, "nginx")
-		if err != nil {
-			return err
-		}
-		if t.nginxNetns, err = lab.PodNetns(ctx, b.cs, b.c.Plan.Name, nsDirect, "nginx"); err != nil {
-			return err
-		}
-		t.paths[pathNginx] = path{Name: pathNginx, Netns: direct.Netns, HTTP: hostPort(ip, portNginx)}
-		if err := b.waitPod(ctx, nsMesh, "nginx", true); err != nil {
-			return err
-		}
-		if ip, err = b.podIP(ctx, nsMesh, "nginx"); err != nil {
-			return err
-		}
-		if t.nginxMeshNetns, err = lab.PodNetns(ctx, b.cs, b.c.Plan.Name, nsMesh, "nginx"); err != nil {
-			return err
-		}
-		t.paths[pathNginxMesh] = path{Name: pathNginxMesh, Netns: t.paths[pathMesh].Netns, HTTP: hostPort(ip, portNginx)}
 	}
 	return b.checkPaths(ctx)
 }

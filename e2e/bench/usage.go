@@ -25,16 +25,11 @@ func (b *bench) procs(role string) ([]proc, error) {
 		exe = filepath.Join(b.binDir, role)
 	case roleRelay, roleServer:
 		exe, mode = filepath.Join(b.binDir, "weft-load"), map[string]string{roleRelay: "relay", roleServer: "serve"}[role]
-	case roleNginx:
-		if b.topo == nil || b.topo.nginxNetns == "" {
+	case roleNginx, roleNginxMesh:
+		if b.topo == nil || b.topo.nginxNetns[role] == "" {
 			return nil, nil
 		}
-		exe, netns = loadgen.NginxBin, b.topo.nginxNetns
-	case roleNginxMesh:
-		if b.topo == nil || b.topo.nginxMeshNetns == "" {
-			return nil, nil
-		}
-		exe, netns = loadgen.NginxBin, b.topo.nginxMeshNetns
+		exe, netns = loadgen.NginxBin, b.topo.nginxNetns[role]
 	default:
 		return nil, fmt.Errorf("unknown role %q", role)
 	}
