@@ -158,7 +158,7 @@ func serveH1(ctx context.Context, cs *h1Conns, c net.Conn, h http.Handler, log *
 			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
 			break
 		}
-		if head.framed > 1 {
+		if head.bothLengths {
 			// Both Transfer-Encoding and Content-Length: net/http reads the
 			// body as chunked and drops the length; the connection closes
 			// after the response (RFC 9112, section 6.1), as another reader
@@ -258,8 +258,8 @@ func drain(body *h1Body, timer *time.Timer, timeout time.Duration) bool {
 // headInfo is what the loop learns of a plain head's fields beyond what
 // http.ReadRequest keeps.
 type headInfo struct {
-	framed int // how many of Content-Length and Transfer-Encoding it names
-	hosts  int // its Host lines
+	bothLengths bool // it names both Content-Length and Transfer-Encoding
+	hosts       int  // its Host lines
 }
 
 var errBadHost = errors.New("missing or malformed Host header")
@@ -344,12 +344,7 @@ func plainHead(head []byte) (plain bool, info headInfo) {
 			te = true
 		}
 	}
-	if cl {
-		info.framed++
-	}
-	if te {
-		info.framed++
-	}
+	info.bothLengths = cl && te
 	return true, info
 }
 
