@@ -1,0 +1,233 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/trace"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	xtrace "golang.org/x/exp/trace"
+)
+
+// BenchmarkWaypointWakeups sends the lab bench's request (a 1 KiB POST
+// answered with 1 KiB) through the waypoint one at a time, paced as the
+// lab bench's 100 rps on one connection (10 ms apart, so every request
+// finds the process idle), under the execution tracer, and reports how
+// many times a waypoint goroutine was woken (made runnable after
+// blocking) per request, and how many goroutines the waypoint or a timer
+// started. With -v the wake-ups are logged by the place the goroutine had
+// blocked, so a hand-off between two of the waypoint's goroutines shows
+// up by name. A goroutine belongs to the waypoint if it was started from
+// the waypoint's code or by such a goroutine; the client, the backends'
+// ztunnel and the backends are the rest of the process ("other").
+//
+//	go test -run='^$' -bench=WaypointWakeups -benchtime=300x -v ./waypoint/server
+func BenchmarkWaypointWakeups(b *testing.B) { benchWakeups(b, 1) }
+
+// BenchmarkWaypointWakeups16 is BenchmarkWaypointWakeups with the
+// requests taking turns on 16 client connections, as the lab bench's
+// 100 rps on 16 connections: the waypoint's tunnels are streams sharing
+// one HBONE connection, idle but for one at a time.
+func BenchmarkWaypointWakeups16(b *testing.B) { benchWakeups(b, 16) }
+
+func benchWakeups(b *testing.B, conns int) {
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		b.Skipf("tracer busy: %v", err)
+	}
+	traced := true
+	stop := func() {
+		if traced {
+			trace.Stop()
+			traced = false
+		}
+	}
+	defer stop()
+	m := newMesh(b)
+	var clients []*http.Client
+	for range conns {
+		clients = append(clients, m.httpClient(false))
+	}
+	next := 0
+	get := func() {
+		via := clients[next%conns]
+		next++
+		resp, err := postKiB(via, echoVIP)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	for range 2 * conns {
+		get()
+	}
+	time.Sleep(20 * time.Millisecond)
+	ctx := context.Background()
+	n := 0
+	trace.Log(ctx, "wakeups", "start")
+	for b.Loop() {
+		get()
+		n++
+		time.Sleep(10 * time.Millisecond)
+	}
+	trace.Log(ctx, "wakeups", "end")
+	stop()
+	w, err := countWakeups(&buf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	total, started := 0, 0
+	for _, c := range w.sites {
+		total += c.n
+	}
+	for _, c := range w.starts {
+		started += c.n
+	}
+	b.ReportMetric(float64(total)/float64(n), "waypoint-wakeups/req")
+	b.ReportMetric(float64(started)/float64(n), "started-goroutines/req")
+	b.ReportMetric(float64(w.other)/float64(n), "other-wakeups/req")
+	for _, c := range w.sites {
+		b.Logf("wake %6.2f/req  blocked in %s", float64(c.n)/float64(n), c.site)
+	}
+	for _, c := range w.others {
+		b.Logf("other %5.2f/req  blocked in %s", float64(c.n)/float64(n), c.site)
+	}
+	for _, c := range w.starts {
+		b.Logf("start %5.2f/req  %s", float64(c.n)/float64(n), c.site)
+	}
+}
+
+// wakeups is what countWakeups found between the start and end marks.
+type wakeups struct {
+	sites  []siteCount // waypoint wake-ups by where the goroutine blocked
+	starts []siteCount // waypoint and timer goroutines started, by start function
+	other  int         // wake-ups of every other goroutine
+	others []siteCount // those by where the goroutine blocked
+}
+
+type siteCount struct {
+	site string
+	n    int
+}
+
+// countWakeups reads an execution trace and counts the waypoint's
+// wake-ups between the log events "start" and "end" of category wakeups.
+func countWakeups(r io.Reader) (wakeups, error) {
+	tr, err := xtrace.NewReader(r)
+	if err != nil {
+		return wakeups{}, err
+	}
+	waypoint := map[xtrace.GoID]bool{}
+	blockedAt := map[xtrace.GoID]string{}
+	sites, starts, others := map[string]int{}, map[string]int{}, map[string]int{}
+	var res wakeups
+	counting := false
+	for {
+		ev, err := tr.ReadEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return wakeups{}, err
+		}
+		switch ev.Kind() {
+		case xtrace.EventLog:
+			if l := ev.Log(); l.Category == "wakeups" {
+				counting = l.Message == "start"
+			}
+		case xtrace.EventStateTransition:
+			st := ev.StateTransition()
+			if st.Resource.Kind != xtrace.ResourceGoroutine {
+				continue
+			}
+			g := st.Resource.Goroutine()
+			from, to := st.Goroutine()
+			switch {
+			case from == xtrace.GoNotExist && to == xtrace.GoRunnable:
+				start := firstFunc(st.Stack)
+				wp := !strings.HasPrefix(start, "time.goFunc") &&
+					(waypoint[ev.Goroutine()] || fromWaypoint(ev.Stack()))
+				waypoint[g] = wp
+				if counting && (wp || strings.HasPrefix(start, "time.goFunc")) {
+					starts[start+" < "+waitSite(ev.Stack())]++
+				}
+			case to == xtrace.GoWaiting:
+				blockedAt[g] = waitSite(st.Stack)
+			case from == xtrace.GoWaiting && to == xtrace.GoRunnable && counting:
+				if waypoint[g] {
+					site := blockedAt[g]
+					if site == "?" || site == "" {
+						site = "? (woken by " + waitSite(ev.Stack()) + ")"
+					}
+					sites[site]++
+				} else {
+					res.other++
+					others[blockedAt[g]]++
+				}
+			}
+		}
+	}
+	res.sites, res.starts, res.others = sorted(sites), sorted(starts), sorted(others)
+	return res, nil
+}
+
+func sorted(m map[string]int) []siteCount {
+	var s []siteCount
+	for k, v := range m {
+		s = append(s, siteCount{k, v})
+	}
+	slices.SortFunc(s, func(a, b siteCount) int { return b.n - a.n })
+	return s
+}
+
+// fromWaypoint reports whether a stack runs the waypoint's own code (not
+// this package's test harness).
+func fromWaypoint(s xtrace.Stack) bool {
+	for f := range s.Frames() {
+		if strings.HasPrefix(f.Func, "github.com/weftmesh/weft/waypoint/") && !strings.HasSuffix(f.File, "_test.go") {
+			return true
+		}
+	}
+	return false
+}
+
+func firstFunc(s xtrace.Stack) string {
+	for f := range s.Frames() {
+		return trimModule(f.Func)
+	}
+	return "?"
+}
+
+// waitSite names where a goroutine blocked: the innermost frame outside
+// the runtime, sync and the network and TLS stacks, with its caller.
+func waitSite(s xtrace.Stack) string {
+	var names []string
+	for f := range s.Frames() {
+		fn := f.Func
+		if len(names) == 0 && (strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync.") ||
+			strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "net.") || strings.HasPrefix(fn, "crypto/tls.") ||
+			strings.HasPrefix(fn, "bufio.") || strings.HasPrefix(fn, "io.") || strings.HasPrefix(fn, "time.Sleep")) {
+			continue
+		}
+		names = append(names, trimModule(fn))
+		if len(names) == 3 {
+			break
+		}
+	}
+	if len(names) == 0 {
+		return "?"
+	}
+	return fmt.Sprint(strings.Join(names, " < "))
+}
+
+func trimModule(fn string) string { return strings.TrimPrefix(fn, "github.com/weftmesh/weft/") }
