@@ -14,14 +14,14 @@ import (
 	"github.com/weftmesh/weft/ztunnel/proxy"
 )
 
-// serveQUIC serves HBONE over QUIC on pod's UDP socket until the pod
-// starts draining (or ctx ends); then the server sends GOAWAY and lets
-// open streams finish, for at most DrainTimeout, and closes its
-// connections. Each accepted stream is tracked on the pod, so the pod's
-// drain waits for it as for TCP, and the server holds the pod (Pod.Hold)
-// until it has said goodbye to its peers: the pod's socket must stay open
-// for that, or a client keeps a pooled connection that the pod's next
-// server (re-enrolled, on a new socket) does not know, and its next
+// serveQUIC serves HBONE over QUIC on pod's UDP socket, from its first
+// datagram until the pod starts draining (or ctx ends); then the server
+// sends GOAWAY and lets open streams finish, for at most DrainTimeout, and
+// closes its connections. Each accepted stream is tracked on the pod, so
+// the pod's drain waits for it as for TCP, and the server holds the pod
+// (Pod.Hold) until it has said goodbye to its peers: the pod's socket must
+// stay open for that, or a client keeps a pooled connection that the pod's
+// next server (re-enrolled, on a new socket) does not know, and its next
 // CONNECT waits for an answer until it times out.
 func (s *Server) serveQUIC(ctx context.Context, pod *inpod.Pod, tc *tls.Config, h proxy.InboundHandler) {
 	qctx, cancel := context.WithCancel(ctx)
@@ -54,6 +54,12 @@ func (s *Server) serveQUIC(ctx context.Context, pod *inpod.Pod, tc *tls.Config, 
 	if s.cfg.HandleUDP != nil {
 		handle := s.cfg.HandleUDP
 		srv.HandleUDP = func(ctx context.Context, req *hbone3.UDPRequest) { handle(ctx, pod, req) }
+	}
+	// The server starts with the first datagram: most pods never receive
+	// HBONE over QUIC (clients, or peers that speak HTTP/2), and an idle
+	// quic-go server holds about 120 KiB and six goroutines.
+	if !awaitDatagram(qctx, pod.Listeners.InboundQUIC) {
+		return // draining (or ended) before anything came: no peer to tell
 	}
 	release, ok := pod.Hold(srv)
 	if !ok {
