@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -131,8 +132,8 @@ func BenchmarkDataPath(b *testing.B) {
 	}
 	zc := startProc(b, "ztunnel", top.prefix)
 	rc := startProc(b, "relay", top.prefix)
-	zp := measureChild(b, zc, top.ns["a"], ipB+":"+strconv.Itoa(reqRespPort), dur)
-	rp := measureChild(b, rc, top.ns["c"], "127.0.0.1:"+strconv.Itoa(relayInPort), dur)
+	zp := measureChild(b, zc, top.ns["a"], ipB+":"+strconv.Itoa(reqRespPort), loadConns(), dur)
+	rp := measureChild(b, rc, top.ns["c"], "127.0.0.1:"+strconv.Itoa(relayInPort), loadConns(), dur)
 	procPer1k := func(r procResult) float64 { return r.cpu.Seconds() / float64(r.reqs) * 1000 }
 	mb := func(n int64) float64 { return float64(n) / (1 << 20) }
 
@@ -153,26 +154,29 @@ func BenchmarkDataPath(b *testing.B) {
 	b.ReportMetric(procPer1k(rp), "relay-proc-cpu-s-per-1k-req")
 	b.ReportMetric(mb(zp.rssIdle), "proc-rss-idle-MB")
 	b.ReportMetric(mb(zp.rss1k), "proc-rss-1k-conns-MB")
+	b.ReportMetric(mb(zp.rssLoad), "proc-rss-1k-rps-MB")
+	b.ReportMetric(mb(rp.rssLoad), "relay-proc-rss-1k-rps-MB")
+	b.ReportMetric(mb(zp.rssLoad-zp.rssCold), "proc-rss-1k-rps-growth-MB")
 
 	// At most nine lines: the testing package cuts a benchmark's log at
 	// ten.
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%-13s %10s %10s %10s %8s %13s %9s %12s\n", "path", "p50", "p90", "p99", "Gbit/s", "cpu-s/1k-req", "RSS idle", "RSS 1k conns")
+	fmt.Fprintf(&sb, "\n%-13s %10s %10s %10s %8s %13s %9s %11s %12s\n", "path", "p50", "p90", "p99", "Gbit/s", "cpu-s/1k-req", "RSS idle", "RSS 1k rps", "RSS 1k conns")
 	for _, p := range paths {
 		r := res[p.name]
-		fmt.Fprintf(&sb, "%-13s %10s %10s %10s %8.2f %13.4f %9s %12s\n", p.name, r.p50, r.p90, r.p99, r.gbps, per1k(r), "-", "-")
+		fmt.Fprintf(&sb, "%-13s %10s %10s %10s %8.2f %13.4f %9s %11s %12s\n", p.name, r.p50, r.p90, r.p99, r.gbps, per1k(r), "-", "-", "-")
 	}
 	for _, x := range []struct {
 		name string
 		r    procResult
 	}{{"ztunnel-proc", zp}, {"tls-relay-proc", rp}} {
-		fmt.Fprintf(&sb, "%-13s %10s %10s %10s %8s %13.4f %6.1f MB %9.1f MB\n", x.name, x.r.p50, x.r.p90, x.r.p99, "-",
-			procPer1k(x.r), mb(x.r.rssIdle), mb(x.r.rss1k))
+		fmt.Fprintf(&sb, "%-13s %10s %10s %10s %8s %13.4f %6.1f MB %8.1f MB %9.1f MB\n", x.name, x.r.p50, x.r.p90, x.r.p99, "-",
+			procPer1k(x.r), mb(x.r.rssIdle), mb(x.r.rssLoad), mb(x.r.rss1k))
 	}
 	fmt.Fprintf(&sb, "ztunnel added: p50 %s p90 %s p99 %s (tls relay added p99 %s); throughput %.0f%% of tls relay, %.0f%% of direct\n",
 		z.p50-d.p50, z.p90-d.p90, z.p99-d.p99, t.p99-d.p99, 100*z.gbps/t.gbps, 100*z.gbps/d.gbps)
 	fmt.Fprintf(&sb, "cpu-s/1k-req: first three rows, this process's CPU (user+system, load generator and servers and every socket's kernel work included) minus the direct run's; "+
-		"-proc rows, the child process's own threads (/proc/PID/task/*/schedstat), RSS its VmRSS; "+
+		"-proc rows, the child process's own threads (/proc/PID/task/*/schedstat), RSS its VmRSS (idle: after warm-up; 1k rps: the most during the run); "+
 		"Go memory in use (heap+stacks, not RSS) here with %d open connections: direct %.1f → %.1f MB, through ztunnel %.1f → %.1f MB, ztunnel's share %.1f MB",
 		idleConns, mb(dMemIdle), mb(dMemConns), mb(memIdle), mb(memConns), zMem)
 	b.Log(sb.String())
@@ -224,9 +228,13 @@ func benchSelected(b *testing.B, only []string, dur time.Duration) {
 			if name == "tls-relay-proc" {
 				kind, client, addr = "relay", top.ns["c"], "127.0.0.1:"+strconv.Itoa(relayInPort)
 			}
-			r := measureChild(b, startProc(b, kind, top.prefix), client, addr, dur)
-			b.Logf("%s: %d requests, p50 %s p90 %s p99 %s, its CPU %.4f s per 1,000 requests, RSS idle %.1f MB, with %d connections %.1f MB",
-				name, r.reqs, r.p50, r.p90, r.p99, r.cpu.Seconds()/float64(r.reqs)*1000, float64(r.rssIdle)/(1<<20), idleConns, float64(r.rss1k)/(1<<20))
+			r := measureChild(b, startProc(b, kind, top.prefix), client, addr, loadConns(), dur)
+			cold := "-"
+			if r.rssCold > 0 {
+				cold = fmt.Sprintf("%.1f MB", float64(r.rssCold)/(1<<20))
+			}
+			b.Logf("%s: %d requests, p50 %s p90 %s p99 %s, its CPU %.4f s per 1,000 requests, RSS before any traffic %s, idle %.1f MB, at %d rps %.1f MB, with %d connections %.1f MB",
+				name, r.reqs, r.p50, r.p90, r.p99, r.cpu.Seconds()/float64(r.reqs)*1000, cold, float64(r.rssIdle)/(1<<20), benchRate, float64(r.rssLoad)/(1<<20), idleConns, float64(r.rss1k)/(1<<20))
 			continue
 		}
 		i := slices.IndexFunc(paths, func(p benchPath) bool { return p.name == name })
@@ -595,21 +603,11 @@ func procCPU(t testing.TB, pid int) time.Duration {
 
 // procRSS returns process pid's resident set size in bytes.
 func procRSS(t testing.TB, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
+	kb, ok := vmRSS(pid)
+	if !ok {
+		t.Fatalf("no VmRSS for process %d", pid)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/PID/status")
-	return 0
+	return kb << 10
 }
 
 // startProc starts the ztunnel process ("ztunnel") or the relay process
@@ -628,23 +626,51 @@ type procResult struct {
 	reqs           int
 	cpu            time.Duration // the child's CPU during the run
 	rssIdle, rss1k int64         // resident after warm-up, and with idleConns open
+	rssLoad        int64         // the most resident during the request/response run
+	rssCold        int64         // resident before the first connection (ztunnel only)
 	loadCPU        time.Duration // this process's CPU during the run (load generator, servers)
 }
 
 // measureChild warms kind's child up, then measures a request/response
-// run through it (client in ns to addr) and its memory with idleConns
-// connections open.
-func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, dur time.Duration) procResult {
+// run through it (client in ns to addr, benchRate over loadConnCount
+// connections) and its memory with idleConns connections open.
+func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, loadConnCount int, dur time.Duration) procResult {
+	var r procResult
+	if c.profiles {
+		c.mem(t)
+		time.Sleep(100 * time.Millisecond)
+		r.rssCold = procRSS(t, c.cmd.Process.Pid)
+		if dir := os.Getenv(profileEnv); dir != "" {
+			if out, err := c.ask("profile "+filepath.Join(dir, "cold"), "profiled"); err != nil || out != "<nil>" {
+				t.Fatalf("cold profile: %v %s", err, out)
+			}
+		}
+	}
 	if _, _, err := loadRun(ns, addr, benchRate, benchConns, 200*time.Millisecond); err != nil {
 		t.Fatalf("warm-up: %v", err)
 	}
-	var r procResult
 	runtime.GC()
+	if c.profiles {
+		// The ztunnel process collects too, as a ztunnel idle for two
+		// minutes would have: the idle figure includes the collector's
+		// own structures, which its first cycle allocates.
+		c.mem(t)
+	}
 	time.Sleep(100 * time.Millisecond)
 	pid := c.cmd.Process.Pid
 	r.rssIdle = procRSS(t, pid)
+	if dir := os.Getenv(profileEnv); dir != "" && c.profiles {
+		if out, err := c.ask("profile "+filepath.Join(dir, "idle"), "profiled"); err != nil || out != "<nil>" {
+			t.Fatalf("idle profile: %v %s", err, out)
+		}
+	}
 	cpu0, load0 := procCPU(t, pid), cpuTime()
-	lat, n, err := loadRun(ns, addr, benchRate, benchConns, dur)
+	stop := make(chan struct{})
+	sampled := make(chan int64)
+	go func() { sampled <- sampleRSS(c, pid, dur, stop) }()
+	lat, n, err := loadRun(ns, addr, benchRate, loadConnCount, dur)
+	close(stop)
+	r.rssLoad = <-sampled
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -669,4 +695,66 @@ func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, 
 	time.Sleep(200 * time.Millisecond)
 	r.rss1k = procRSS(t, pid)
 	return r
+}
+
+// profileEnv names a directory where measureChild has the ztunnel process
+// write its goroutines, memory statistics and /proc status before any
+// traffic (cold/), after the warm-up (idle/) and two thirds into the
+// request/response run (load/); with GODEBUG=memprofilerate=N in the
+// environment also its heap profile (which takes more memory: only the
+// profile is worth reading then, not the figures).
+//
+//	WEFT_BENCH_PATHS=ztunnel-proc WEFT_BENCH_CONNS=16 WEFT_BENCH_SECONDS=10 \
+//	WEFT_BENCH_PROFILE=/tmp/prof go test -run='^$' -bench=DataPath -benchtime=1x ./ztunnel/proxy
+const profileEnv = "WEFT_BENCH_PROFILE"
+
+// loadConns is how many connections carry the request/response load:
+// benchConns, or WEFT_BENCH_CONNS (the lab bench uses 16).
+func loadConns() int {
+	if n, err := strconv.Atoi(os.Getenv("WEFT_BENCH_CONNS")); err == nil && n > 0 {
+		return n
+	}
+	return benchConns
+}
+
+// sampleRSS reads process pid's VmRSS every 50 ms until stop closes and
+// returns the largest value; for a ztunnel process with profileEnv set, it
+// also has the process write its profiles at two thirds of dur.
+func sampleRSS(c *helperProcess, pid int, dur time.Duration, stop <-chan struct{}) int64 {
+	var most int64
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var profile <-chan time.Time
+	if dir := os.Getenv(profileEnv); dir != "" && c.profiles {
+		profile = time.After(dur * 2 / 3)
+	}
+	for {
+		select {
+		case <-stop:
+			return most
+		case <-profile:
+			if out, err := c.ask("profile "+filepath.Join(os.Getenv(profileEnv), "load"), "profiled"); err != nil || out != "<nil>" {
+				fmt.Fprintf(os.Stderr, "profile: %v %s\n", err, out)
+			}
+		case <-tick.C:
+			if kb, ok := vmRSS(pid); ok {
+				most = max(most, kb<<10)
+			}
+		}
+	}
+}
+
+// vmRSS returns process pid's VmRSS in KiB, false once it is gone.
+func vmRSS(pid int) (int64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb, err == nil
+		}
+	}
+	return 0, false
 }

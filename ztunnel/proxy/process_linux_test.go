@@ -6,13 +6,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,8 +153,56 @@ func TestZtunnelProcess(t *testing.T) {
 			}
 			b, _ := json.Marshal(m)
 			fmt.Printf("weft-helper mem %s\n", b)
+		default:
+			if dir, ok := strings.CutPrefix(sc.Text(), "profile "); ok {
+				fmt.Printf("weft-helper profiled %v\n", writeProfiles(dir))
+			}
 		}
 	}
+}
+
+// writeProfiles writes this process's goroutines, memory statistics and
+// /proc status as the load left them (no collection first) into dir, then,
+// when GODEBUG sets memprofilerate, its heap profile (in use and allocated
+// so far) after two collections.
+func writeProfiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	write := func(name string, f func(io.Writer) error) error {
+		out, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if err := f(out); err != nil {
+			_ = out.Close()
+			return err
+		}
+		return out.Close()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	errs := []error{
+		write("goroutine.txt", func(w io.Writer) error { return pprof.Lookup("goroutine").WriteTo(w, 1) }),
+		write("memstats.json", func(w io.Writer) error { return json.NewEncoder(w).Encode(ms) }),
+		write("status", func(w io.Writer) error { _, err := w.Write(status); return err }),
+	}
+	if !strings.Contains(os.Getenv("GODEBUG"), "memprofilerate=") {
+		// Without a chosen sampling rate the profile says little, and
+		// writing it allocates about 2 MB: the next figures would count
+		// that garbage.
+		return errors.Join(errs...)
+	}
+	// The heap profile publishes a cycle's allocations two collections
+	// later: collect twice so that it counts every allocation so far.
+	runtime.GC()
+	runtime.GC()
+	errs = append(errs, write("heap.pb.gz", func(w io.Writer) error { return pprof.Lookup("heap").WriteTo(w, 0) }))
+	return errors.Join(errs...)
 }
 
 // rssKiB returns this process's resident set size.
@@ -195,13 +246,17 @@ type helperProcess struct {
 	in   io.WriteCloser
 	out  *bufio.Scanner
 	dead bool
+	// profiles: the process answers "profile DIR" (a ztunnel process).
+	profiles bool
 }
 
 // startZtunnel starts the ztunnel process for spec and waits until it
 // serves its pods; it is killed when the test ends.
 func startZtunnel(t testing.TB, spec childSpec) *helperProcess {
 	t.Helper()
-	return startHelper(t, "TestZtunnelProcess", childEnv, spec)
+	z := startHelper(t, "TestZtunnelProcess", childEnv, spec)
+	z.profiles = true
+	return z
 }
 
 // startHelper runs test in a new process of the test binary with the JSON
