@@ -204,11 +204,15 @@ func (pf *podFlows) closeAll() {
 	}
 }
 
+// datagramBufs holds the buffers captured datagrams are read into, each
+// borrowed only while a datagram is handled (outbound copies what it
+// keeps).
+var datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
+
 // readLoop reads captured datagrams until the listener closes.
 func (s *Service) readLoop(pf *podFlows, ln packetListener) {
-	buf := make([]byte, maxDatagram)
 	for {
-		n, src, dst, err := ln.ReadFrom(buf)
+		bp, n, src, dst, err := ln.ReadFrom(&datagramBufs)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -216,7 +220,8 @@ func (s *Service) readLoop(pf *podFlows, ln packetListener) {
 			s.cfg.Log.Debug("udp listener read", "error", err)
 			continue
 		}
-		s.outbound(pf, src, dst, buf[:n])
+		s.outbound(pf, src, dst, (*bp)[:n])
+		datagramBufs.Put(bp)
 	}
 }
 

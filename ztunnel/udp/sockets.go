@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/weftmesh/weft/pkg/netns"
 )
@@ -15,9 +16,12 @@ var ErrNotSupported = errors.New("udp: in-pod transparent sockets are only suppo
 
 // packetListener reads captured datagrams with their original destination.
 type packetListener interface {
-	// ReadFrom returns one datagram's length, its source and its original
-	// destination.
-	ReadFrom(b []byte) (n int, src, dst netip.AddrPort, err error)
+	// ReadFrom waits for one datagram and returns it, in a buffer taken
+	// from bufs (a pool of *[]byte of maxDatagram bytes) only once the
+	// datagram is there, with its length, source and original
+	// destination. The caller puts the buffer back; on an error there is
+	// none.
+	ReadFrom(bufs *sync.Pool) (b *[]byte, n int, src, dst netip.AddrPort, err error)
 	Close() error
 }
 

@@ -57,7 +57,13 @@ func (s netnsSockets) Listen(ctx context.Context) (packetListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return origDstConn{pc.(*net.UDPConn)}, nil
+	c := pc.(*net.UDPConn)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return origDstConn{c: c, rc: rc}, nil
 }
 
 func (s netnsSockets) DialFrom(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
@@ -71,19 +77,63 @@ func (s netnsSockets) Dial(ctx context.Context, remote netip.AddrPort) (net.Conn
 }
 
 // origDstConn reads IP_ORIGDSTADDR with every datagram.
-type origDstConn struct{ c *net.UDPConn }
+type origDstConn struct {
+	c  *net.UDPConn
+	rc syscall.RawConn
+}
 
 func (o origDstConn) Close() error { return o.c.Close() }
 
-func (o origDstConn) ReadFrom(b []byte) (int, netip.AddrPort, netip.AddrPort, error) {
-	var oob [128]byte
-	n, oobn, _, src, err := o.c.ReadMsgUDPAddrPort(b, oob[:])
-	if err != nil {
-		return 0, netip.AddrPort{}, netip.AddrPort{}, err
+// ReadFrom borrows a buffer inside the runtime poller's readiness callback
+// and gives it back when the socket has nothing to read, as ztunnel/proxy's
+// copyFromTCP does: a pod whose applications send no UDP holds no 64 KiB
+// buffer for its listener.
+func (o origDstConn) ReadFrom(bufs *sync.Pool) (*[]byte, int, netip.AddrPort, netip.AddrPort, error) {
+	var (
+		bp      *[]byte
+		n, oobn int
+		from    unix.Sockaddr
+		rerr    error
+		oob     [128]byte
+		none    netip.AddrPort
+	)
+	err := o.rc.Read(func(fd uintptr) bool {
+		bp = bufs.Get().(*[]byte)
+		for {
+			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), *bp, oob[:], unix.MSG_DONTWAIT)
+			if rerr != unix.EINTR { // a bare Errno: compared, not unwrapped
+				break
+			}
+		}
+		if rerr == unix.EAGAIN {
+			bufs.Put(bp)
+			bp = nil
+			return false
+		}
+		return true
+	})
+	if err == nil && rerr != nil {
+		err = fmt.Errorf("recvmsg: %w", rerr)
 	}
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if err != nil {
+		if bp != nil {
+			bufs.Put(bp)
+		}
+		return nil, 0, none, none, err
+	}
+	var src netip.AddrPort
+	switch sa := from.(type) {
+	case *unix.SockaddrInet4:
+		src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		src = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+	}
 	dst, err := parseOrigDst(oob[:oobn])
-	return n, src, dst, err
+	if err != nil {
+		bufs.Put(bp)
+		return nil, 0, none, none, err
+	}
+	return bp, n, src, dst, nil
 }
 
 // parseOrigDst finds IP_ORIGDSTADDR (a sockaddr_in) in control messages.
