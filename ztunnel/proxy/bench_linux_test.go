@@ -705,7 +705,7 @@ func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, 
 // profile is worth reading then, not the figures).
 //
 //	WEFT_BENCH_PATHS=ztunnel-proc WEFT_BENCH_CONNS=16 WEFT_BENCH_SECONDS=10 \
-//	WEFT_BENCH_PROFILE=/tmp/prof go test -run='^$' -bench=DataPath -benchtime=1x ./ztunnel/proxy
+//	WEFT_BENCH_PROFILE=DIR go test -run='^$' -bench=DataPath -benchtime=1x ./ztunnel/proxy
 const profileEnv = "WEFT_BENCH_PROFILE"
 
 // loadConns is how many connections carry the request/response load:
