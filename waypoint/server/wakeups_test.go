@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"runtime/trace"
@@ -21,9 +20,10 @@ import (
 // finds the process idle), under the execution tracer, and reports how
 // many times a waypoint goroutine was woken (made runnable after
 // blocking) per request, and how many goroutines the waypoint or a timer
-// started. With -v the wake-ups are logged by the place the goroutine had
-// blocked, so a hand-off between two of the waypoint's goroutines shows
-// up by name. A goroutine belongs to the waypoint if it was started from
+// started, the system calls it made through the runtime's bookkeeping, and
+// the p50 latency (under the tracer). With -v the wake-ups are logged by
+// the place the goroutine had blocked, so a hand-off between two of the
+// waypoint's goroutines shows up by name. A goroutine belongs to the waypoint if it was started from
 // the waypoint's code or by such a goroutine; the client, the backends'
 // ztunnel and the backends are the rest of the process ("other").
 //
@@ -74,9 +74,12 @@ func benchWakeups(b *testing.B, conns int) {
 	time.Sleep(20 * time.Millisecond)
 	ctx := context.Background()
 	n := 0
+	var took []time.Duration
 	trace.Log(ctx, "wakeups", "start")
 	for b.Loop() {
+		start := time.Now()
 		get()
+		took = append(took, time.Since(start))
 		n++
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -96,9 +99,17 @@ func benchWakeups(b *testing.B, conns int) {
 	b.ReportMetric(float64(total)/float64(n), "waypoint-wakeups/req")
 	b.ReportMetric(float64(started)/float64(n), "started-goroutines/req")
 	b.ReportMetric(float64(w.other)/float64(n), "other-wakeups/req")
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Nanoseconds())/1e3, "p50-us")
 	for _, c := range w.sites {
 		b.Logf("wake %6.2f/req  blocked in %s", float64(c.n)/float64(n), c.site)
 	}
+	ns := 0
+	for _, c := range w.syscalls {
+		ns += c.n
+		b.Logf("syscall %3.2f/req  in %s", float64(c.n)/float64(n), c.site)
+	}
+	b.ReportMetric(float64(ns)/float64(n), "waypoint-runtime-syscalls/req")
 	for _, c := range w.others {
 		b.Logf("other %5.2f/req  blocked in %s", float64(c.n)/float64(n), c.site)
 	}
@@ -113,6 +124,10 @@ type wakeups struct {
 	starts []siteCount // waypoint and timer goroutines started, by start function
 	other  int         // wake-ups of every other goroutine
 	others []siteCount // those by where the goroutine blocked
+	// syscalls are the waypoint's system calls made through the runtime's
+	// bookkeeping (entersyscall), by caller: each wakes the runtime's
+	// sysmon thread if it was asleep (pkg/hbone's socket I/O does not).
+	syscalls []siteCount
 }
 
 type siteCount struct {
@@ -129,7 +144,7 @@ func countWakeups(r io.Reader) (wakeups, error) {
 	}
 	waypoint := map[xtrace.GoID]bool{}
 	blockedAt := map[xtrace.GoID]string{}
-	sites, starts, others := map[string]int{}, map[string]int{}, map[string]int{}
+	sites, starts, others, syscalls := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	var res wakeups
 	counting := false
 	for {
@@ -163,6 +178,8 @@ func countWakeups(r io.Reader) (wakeups, error) {
 				}
 			case to == xtrace.GoWaiting:
 				blockedAt[g] = waitSite(st.Stack)
+			case to == xtrace.GoSyscall && counting && waypoint[g]:
+				syscalls[waitSite(st.Stack)]++
 			case from == xtrace.GoWaiting && to == xtrace.GoRunnable && counting:
 				if waypoint[g] {
 					site := blockedAt[g]
@@ -177,7 +194,7 @@ func countWakeups(r io.Reader) (wakeups, error) {
 			}
 		}
 	}
-	res.sites, res.starts, res.others = sorted(sites), sorted(starts), sorted(others)
+	res.sites, res.starts, res.others, res.syscalls = sorted(sites), sorted(starts), sorted(others), sorted(syscalls)
 	return res, nil
 }
 
@@ -227,7 +244,7 @@ func waitSite(s xtrace.Stack) string {
 	if len(names) == 0 {
 		return "?"
 	}
-	return fmt.Sprint(strings.Join(names, " < "))
+	return strings.Join(names, " < ")
 }
 
 func trimModule(fn string) string { return strings.TrimPrefix(fn, "github.com/weftmesh/weft/") }
