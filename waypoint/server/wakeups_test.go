@@ -170,11 +170,14 @@ func countWakeups(r io.Reader) (wakeups, error) {
 			switch {
 			case from == xtrace.GoNotExist && to == xtrace.GoRunnable:
 				start := firstFunc(st.Stack)
-				wp := !strings.HasPrefix(start, "time.goFunc") &&
-					(waypoint[ev.Goroutine()] || fromWaypoint(ev.Stack()))
+				// A timer's function (time.AfterFunc) runs in a goroutine
+				// started by whichever goroutine ran the timers: it is
+				// counted by its function, whoever armed it.
+				timer := firstFunc(ev.Stack()) == "time.goFunc"
+				wp := !timer && (waypoint[ev.Goroutine()] || fromWaypoint(ev.Stack()))
 				waypoint[g] = wp
-				if counting && (wp || strings.HasPrefix(start, "time.goFunc")) {
-					starts[start+" < "+waitSite(ev.Stack())]++
+				if counting && (wp || timer) {
+					starts[start]++
 				}
 			case to == xtrace.GoWaiting:
 				blockedAt[g] = waitSite(st.Stack)
