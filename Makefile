@@ -54,10 +54,11 @@ lint:
 test: test-unit fuzz-smoke e2e
 
 ## test-unit: unit, component and real-kernel tests (real-kernel ones need root);
-## the 50,000-connection memory test runs without -race (its goroutine cap)
+## ztunnel's memory tests (50,000 connections; growth at 1,000 rps) run
+## without -race (its goroutine cap and shadow memory)
 test-unit:
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run '^TestMemory50k$$' ./ztunnel/proxy
+	$(GO) test -count=1 -run '^(TestMemory50k|TestLoadMemory)$$' ./ztunnel/proxy
 
 ## fuzz-smoke: every fuzz target for $(FUZZTIME); `make fuzz FUZZTIME=5m` for longer runs.
 ## A failing input fails it; the engine's own "context deadline exceeded" on a
