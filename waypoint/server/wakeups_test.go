@@ -58,15 +58,7 @@ func benchWakeups(b *testing.B, conns int) {
 	get := func() {
 		via := clients[next%conns]
 		next++
-		resp, err := postKiB(via, echoVIP)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
+		readOK(b)(postKiB(via, echoVIP))
 	}
 	for range 2 * conns {
 		get()
