@@ -58,7 +58,8 @@ func benchWakeups(b *testing.B, conns int) {
 	get := func() {
 		via := clients[next%conns]
 		next++
-		readOK(b)(postKiB(via, echoVIP))
+		resp, err := postKiB(via, echoVIP)
+		readOK(b, resp, err)
 	}
 	for range 2 * conns {
 		get()
