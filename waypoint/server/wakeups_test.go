@@ -66,14 +66,12 @@ func benchWakeups(b *testing.B, conns int) {
 	}
 	time.Sleep(20 * time.Millisecond)
 	ctx := context.Background()
-	n := 0
 	var took []time.Duration
 	trace.Log(ctx, "wakeups", "start")
 	for b.Loop() {
 		start := time.Now()
 		get()
 		took = append(took, time.Since(start))
-		n++
 		time.Sleep(10 * time.Millisecond)
 	}
 	trace.Log(ctx, "wakeups", "end")
@@ -82,27 +80,19 @@ func benchWakeups(b *testing.B, conns int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	total, started := 0, 0
-	for _, c := range w.sites {
-		total += c.n
-	}
-	for _, c := range w.starts {
-		started += c.n
-	}
-	b.ReportMetric(float64(total)/float64(n), "waypoint-wakeups/req")
-	b.ReportMetric(float64(started)/float64(n), "started-goroutines/req")
+	n := len(took)
+	b.ReportMetric(float64(sum(w.sites))/float64(n), "waypoint-wakeups/req")
+	b.ReportMetric(float64(sum(w.starts))/float64(n), "started-goroutines/req")
 	b.ReportMetric(float64(w.other)/float64(n), "other-wakeups/req")
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Nanoseconds())/1e3, "p50-us")
 	for _, c := range w.sites {
 		b.Logf("wake %6.2f/req  blocked in %s", float64(c.n)/float64(n), c.site)
 	}
-	ns := 0
 	for _, c := range w.syscalls {
-		ns += c.n
 		b.Logf("syscall %3.2f/req  in %s", float64(c.n)/float64(n), c.site)
 	}
-	b.ReportMetric(float64(ns)/float64(n), "waypoint-runtime-syscalls/req")
+	b.ReportMetric(float64(sum(w.syscalls))/float64(n), "waypoint-runtime-syscalls/req")
 	for _, c := range w.others {
 		b.Logf("other %5.2f/req  blocked in %s", float64(c.n)/float64(n), c.site)
 	}
@@ -192,6 +182,15 @@ func countWakeups(r io.Reader) (wakeups, error) {
 	}
 	res.sites, res.starts, res.others, res.syscalls = sorted(sites), sorted(starts), sorted(others), sorted(syscalls)
 	return res, nil
+}
+
+// sum is the total count of cs.
+func sum(cs []siteCount) int {
+	total := 0
+	for _, c := range cs {
+		total += c.n
+	}
+	return total
 }
 
 func sorted(m map[string]int) []siteCount {

@@ -640,10 +640,8 @@ func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, 
 		c.mem(t)
 		time.Sleep(100 * time.Millisecond)
 		r.rssCold = procRSS(t, c.cmd.Process.Pid)
-		if dir := os.Getenv(profileEnv); dir != "" {
-			if out, err := c.ask("profile "+filepath.Join(dir, "cold"), "profiled"); err != nil || out != "<nil>" {
-				t.Fatalf("cold profile: %v %s", err, out)
-			}
+		if err := c.writeProfiles("cold"); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if _, _, err := loadRun(ns, addr, benchRate, benchConns, 200*time.Millisecond); err != nil {
@@ -659,10 +657,8 @@ func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, 
 	time.Sleep(100 * time.Millisecond)
 	pid := c.cmd.Process.Pid
 	r.rssIdle = procRSS(t, pid)
-	if dir := os.Getenv(profileEnv); dir != "" && c.profiles {
-		if out, err := c.ask("profile "+filepath.Join(dir, "idle"), "profiled"); err != nil || out != "<nil>" {
-			t.Fatalf("idle profile: %v %s", err, out)
-		}
+	if err := c.writeProfiles("idle"); err != nil {
+		t.Fatal(err)
 	}
 	cpu0, load0 := procCPU(t, pid), cpuTime()
 	stop := make(chan struct{})
@@ -708,6 +704,20 @@ func measureChild(t testing.TB, c *helperProcess, ns *netns.NetNS, addr string, 
 //	WEFT_BENCH_PROFILE=DIR go test -run='^$' -bench=DataPath -benchtime=1x ./ztunnel/proxy
 const profileEnv = "WEFT_BENCH_PROFILE"
 
+// writeProfiles has a ztunnel process write its profiles into the
+// directory name under profileEnv's; it does nothing when profileEnv is
+// unset or c is not a ztunnel process.
+func (c *helperProcess) writeProfiles(name string) error {
+	dir := os.Getenv(profileEnv)
+	if dir == "" || !c.profiles {
+		return nil
+	}
+	if out, err := c.ask("profile "+filepath.Join(dir, name), "profiled"); err != nil || out != "<nil>" {
+		return fmt.Errorf("%s profile: %v %s", name, err, out)
+	}
+	return nil
+}
+
 // loadConns is how many connections carry the request/response load:
 // benchConns, or WEFT_BENCH_CONNS (the lab bench uses 16).
 func loadConns() int {
@@ -733,8 +743,8 @@ func sampleRSS(c *helperProcess, pid int, dur time.Duration, stop <-chan struct{
 		case <-stop:
 			return most
 		case <-profile:
-			if out, err := c.ask("profile "+filepath.Join(os.Getenv(profileEnv), "load"), "profiled"); err != nil || out != "<nil>" {
-				fmt.Fprintf(os.Stderr, "profile: %v %s\n", err, out)
+			if err := c.writeProfiles("load"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
 			}
 		case <-tick.C:
 			if kb, ok := vmRSS(pid); ok {

@@ -207,15 +207,8 @@ func writeProfiles(dir string) error {
 
 // rssKiB returns this process's resident set size.
 func rssKiB() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
+	if kb, ok := vmRSS(os.Getpid()); ok {
+		return kb
 	}
 	return -1
 }
