@@ -181,6 +181,23 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, s := range servers {
 		spawn(s.Name+" server", s.Serve)
 	}
+	// Once ready, the code that only ran at start-up need not stay mapped
+	// (exepages.go).
+	spawn("release start-up pages", func() error {
+		for _, done := range []<-chan struct{}{pods.SnapshotDone(), store.Synced()} {
+			select {
+			case <-done:
+			case <-runCtx.Done():
+				return nil
+			}
+		}
+		if n, err := releaseExePages(); err != nil {
+			lg.Warn("could not release start-up pages", "error", err)
+		} else {
+			lg.Info("released start-up pages", "mapped_kib", n>>10)
+		}
+		return nil
+	})
 	lg.Info("ztunnel started", "node", cfg.NodeName, "xds", cfg.XDSAddress, "zds", cfg.ZDSSocket)
 
 	var runErr error
