@@ -61,6 +61,7 @@ func parse(args []string) (node.Config, error) {
 	e.Int(&cfg.MaxConnsPerNode, "max-connections-per-node", "MAX_CONNECTIONS_PER_NODE", "cap on the concurrent proxied connections of all pods; more are refused")
 	e.Duration(&cfg.UDPIdleTimeout, "udp-idle-timeout", "UDP_IDLE_TIMEOUT", "end an enrolled pod's UDP flow after this long without traffic")
 	e.Int(&cfg.UDPMaxFlowsPerPod, "udp-max-flows-per-pod", "UDP_MAX_FLOWS_PER_POD", "cap on each pod's UDP flows; datagrams opening more are dropped")
+	e.Duration(&cfg.ReleasePagesAfter, "release-pages-after", "RELEASE_PAGES_AFTER", "drop the mappings of the executable's pages this long after readiness and after the last pod enrollment, so code that only start-up and enrollment run does not stay resident; 0 disables")
 	var lf weftlog.Flags
 	lf.Register(fs)
 	if err := e.Parse(args); err != nil {

@@ -27,6 +27,12 @@ func TestParse(t *testing.T) {
 	if _, err := parse([]string{"--instance-ip", "10.0.0.300"}); err == nil || !strings.Contains(err.Error(), "instance-ip") {
 		t.Errorf("bad instance ip: %v", err)
 	}
+	if cfg, err := parse([]string{"--release-pages-after", "0"}); err != nil || cfg.ReleasePagesAfter != 0 {
+		t.Errorf("--release-pages-after 0 (disabled): %v, %v", cfg.ReleasePagesAfter, err)
+	}
+	if _, err := parse([]string{"--release-pages-after", "-1s"}); err == nil || !strings.Contains(err.Error(), "release-pages-after") {
+		t.Errorf("negative release-pages-after: %v", err)
+	}
 	t.Setenv("DRAIN_TIMEOUT", "30")
 	if _, err := parse(nil); err == nil || !strings.Contains(err.Error(), "$DRAIN_TIMEOUT") {
 		t.Errorf("DRAIN_TIMEOUT without a unit: %v", err)

@@ -60,6 +60,10 @@ type Config struct {
 	// directions). UDP is carried only with QUIC (ztunnel/udp).
 	UDPIdleTimeout    time.Duration
 	UDPMaxFlowsPerPod int
+	// ReleasePagesAfter is how long after readiness, and after the last
+	// pod enrollment, ztunnel drops its mappings of the executable's pages
+	// (exepages.go); 0 disables it.
+	ReleasePagesAfter time.Duration
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -75,6 +79,7 @@ func Defaults() Config {
 		PodNamespace:   "istio-system",
 		MaxConnsPerPod: proxy.DefaultMaxConnsPerPod, MaxConnsPerNode: proxy.DefaultMaxConnsPerNode,
 		UDPIdleTimeout: udp.DefaultIdleTimeout, UDPMaxFlowsPerPod: udp.DefaultMaxFlowsPerPod,
+		ReleasePagesAfter: DefaultReleasePagesAfter,
 	}
 }
 
@@ -112,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.OnDemandTimeout < 0 {
 		return errors.New("on-demand-timeout: must not be negative")
+	}
+	if c.ReleasePagesAfter < 0 {
+		return errors.New("release-pages-after: must not be negative (0 disables)")
 	}
 	if c.UDPIdleTimeout <= 0 || c.UDPMaxFlowsPerPod <= 0 {
 		return errors.New("udp-idle-timeout and udp-max-flows-per-pod: must be positive")

@@ -14,9 +14,12 @@ import (
 // touched nearly every part of its 6.5 MiB of code and 7.8 MiB of
 // read-only data and function tables, and the kernel maps the 64 KiB
 // around each page faulted: about 14 MiB of a ready ztunnel's resident
-// memory was its executable, most of it code that ran once. Once ready,
-// ztunnel drops its own mappings of the executable's read-only segments
-// (madvise MADV_DONTNEED). The pages stay in the page cache; those it runs
+// memory was its executable, most of it code that ran once. Enrolling a
+// pod (entering its network namespace, opening listeners, a certificate
+// signing request) maps in another few megabytes the data path never runs.
+// So a while after readiness and after the last enrollment
+// (pagerelease.go), ztunnel drops its own mappings of the executable's
+// read-only segments (madvise MADV_DONTNEED). The pages stay in the page cache; those it runs
 // again are mapped again on their next use, a minor fault with no disk
 // read while the page cache holds them. What stays resident is what
 // ztunnel keeps using, and the rest is ordinary page cache the kernel can

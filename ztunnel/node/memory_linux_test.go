@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,15 +39,16 @@ const idlePods = 4
 const shipTags = "grpcnotrace"
 
 // idleRSSBoundKiB bounds ztunnel's resident memory once ready with
-// idlePods pods and no traffic. Measured at 14.1-14.4 MiB on the 2-core lab
-// machine (anonymous 4.2, the executable's pages 9.9: ztunnel drops its
-// mappings of code that only ran at start-up once ready, exepages.go;
-// 18.3-18.9 MiB before, when 14.1 MiB were the executable's). 19.6 MiB
-// before the pods' QUIC servers started with their first datagram, 22.9
-// MiB without grpcnotrace. The bound leaves about 2 MiB for a busy machine
-// and toolchain drift, and fails when the release is lost, the tag is lost,
-// or about two megabytes of code or idle heap are added.
-const idleRSSBoundKiB = 16 << 10
+// idlePods pods and no traffic, after it has released the executable's
+// start-up pages (exepages.go; the test sets RELEASE_PAGES_AFTER short and
+// waits for the release). Measured at 7.4-8.4 MiB on the 2-core lab
+// machine: anonymous 4.1-5.0, the executable's pages 3.3-3.5. Before the
+// release it was 18.3-18.9 MiB, of which 14.1 MiB were the executable's
+// (package initializers fault in nearly all of it, 64 KiB at a time);
+// 22.9 MiB without grpcnotrace. The bound leaves about 2.5 MiB for a busy
+// machine and toolchain drift, and fails when the release or the tag is
+// lost, or about two megabytes of code or idle heap are added.
+const idleRSSBoundKiB = 11 << 10
 
 // memOutEnv names a directory where TestIdleMemory leaves the process's
 // smaps, smaps_rollup, status, heap profile, goroutines and metrics, to
@@ -89,7 +91,7 @@ func TestIdleMemory(t *testing.T) {
 	t.Cleanup(func() { _ = agent.Close() })
 
 	admin, metrics, readiness := freeAddr(t), freeAddr(t), freeAddr(t)
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cmd := exec.Command(bin)
 	// Killed with the test, also when a timeout panic skips the cleanup
 	// (it holds the pods' network namespaces and its ports).
@@ -98,7 +100,7 @@ func TestIdleMemory(t *testing.T) {
 		"XDS_ADDRESS="+addr, "CA_ADDRESS="+addr, "ROOT_CERT="+root, "TOKEN_FILE="+token,
 		"ZDS_SOCKET="+agent.Path(), "NODE_NAME=node-1", "POD_NAME=ztunnel-mem", "POD_NAMESPACE=weft-system",
 		"INSTANCE_IP=10.0.0.5", "ADMIN_ADDRESS="+admin, "METRICS_ADDRESS="+metrics, "READINESS_ADDRESS="+readiness,
-		"DRAIN_TIMEOUT=2s", "HBONE_QUIC=true")
+		"DRAIN_TIMEOUT=2s", "HBONE_QUIC=true", "RELEASE_PAGES_AFTER=200ms")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -156,6 +158,8 @@ func TestIdleMemory(t *testing.T) {
 		_, body := httpGet(t, "http://"+admin+"/config_dump")
 		return strings.Count(body, `"state": "up"`) == idlePods && strings.Contains(body, `"state": "Available"`)
 	})
+	// As in a node that has settled after its pods started (exepages.go).
+	waitUntil(t, func() bool { return strings.Contains(logs.String(), "released the executable's pages") })
 
 	pid := cmd.Process.Pid
 	rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
@@ -187,6 +191,25 @@ func TestIdleMemory(t *testing.T) {
 	if fields["Rss"] > idleRSSBoundKiB {
 		t.Errorf("idle ztunnel resident memory %d KiB, want at most %d KiB", fields["Rss"], idleRSSBoundKiB)
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a process's output can be copied into
+// while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // buildZtunnel builds cmd/ztunnel into dir as the images ship it.

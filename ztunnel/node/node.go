@@ -117,6 +117,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if udpFlows != nil {
 		handler = udpFlows.Wrap(px)
 	}
+	// Code that only start-up and pod enrollment run need not stay mapped
+	// (exepages.go).
+	pages := newPageReleaser(cfg.ReleasePagesAfter, releaseExePages, logs.Logger("ztunnel"))
+	defer pages.Close()
+	handler = pages.Wrap(handler)
 	pods := inpod.NewManager(inpod.ManagerConfig{Handler: handler, DrainTimeout: cfg.DrainTimeout, QUIC: cfg.QUIC, Log: logs.Logger("inpod")})
 	zdsClient := inpod.NewClient(inpod.ClientConfig{Path: cfg.ZDSSocket, Manager: pods, Log: logs.Logger("inpod")})
 
@@ -181,8 +186,6 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, s := range servers {
 		spawn(s.Name+" server", s.Serve)
 	}
-	// Once ready, the code that only ran at start-up need not stay mapped
-	// (exepages.go).
 	spawn("release start-up pages", func() error {
 		for _, done := range []<-chan struct{}{pods.SnapshotDone(), store.Synced()} {
 			select {
@@ -191,11 +194,7 @@ func Run(ctx context.Context, cfg Config) error {
 				return nil
 			}
 		}
-		if n, err := releaseExePages(); err != nil {
-			lg.Warn("could not release start-up pages", "error", err)
-		} else {
-			lg.Info("released start-up pages", "mapped_kib", n>>10)
-		}
+		pages.Ready()
 		return nil
 	})
 	lg.Info("ztunnel started", "node", cfg.NodeName, "xds", cfg.XDSAddress, "zds", cfg.ZDSSocket)
@@ -283,5 +282,6 @@ func redacted(cfg Config) map[string]any {
 		"onDemandTimeout":      cfg.OnDemandTimeout.String(),
 		"maxConnectionsPerPod": cfg.MaxConnsPerPod, "maxConnectionsPerNode": cfg.MaxConnsPerNode,
 		"udpIdleTimeout": cfg.UDPIdleTimeout.String(), "udpMaxFlowsPerPod": cfg.UDPMaxFlowsPerPod,
+		"releasePagesAfter": cfg.ReleasePagesAfter.String(),
 	}
 }
