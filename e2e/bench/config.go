@@ -128,7 +128,7 @@ func (c Config) Validate() error {
 }
 
 // scheduled is the load the settings schedule: every warm-up, measured
-// window, idle window, probe and churn phase, with 5 paths and the
+// window, idle window (and the settling before them), probe and churn phase, with 5 paths and the
 // full scenario list. It leaves out the lab's setup and teardown, the
 // opening of held connections and what a slow machine adds, so a run
 // takes longer; the quick mode keeps it well under its 5 minutes.
@@ -141,7 +141,7 @@ func (c Config) scheduled() time.Duration {
 			fixed++
 		}
 	}
-	d := time.Duration(c.Reps) * c.Idle
+	d := idleSettle + time.Duration(c.Reps)*c.Idle // the idle rows wait for the pods to settle
 	d += time.Duration(fixed*len(c.Conns)*c.Reps*paths) * run // latency
 	d += time.Duration(len(c.Conns)*(c.Reps*paths+2)) * run   // at the highest rate: capacity, one search run, the case
 	d += time.Duration(2*c.Reps*2) * run                      // connection rate: 2 variants, 2 paths

@@ -42,6 +42,7 @@ type bench struct {
 	proxyCPUs []int
 	failures  int
 	idleRSS   map[string]float64 // median idle MiB per proxy, by role
+	deployed  time.Time          // when the lab's pods were all up
 	prober    *prober            // the control-plane scenarios' change timer
 	restProp  []float64          // pod change→ACK ms at rest, the churn's baseline
 }
@@ -197,6 +198,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := step("deploy load generators, servers, waypoint, relays, nginx", func() error { return b.deploy(ctx) }); err != nil {
 		return err
 	}
+	b.deployed = time.Now()
 	return step("pin", func() error { return b.pin() })
 }
 

@@ -161,8 +161,20 @@ func nanIfNone(count int, v float64) float64 {
 	return v
 }
 
-// idleScenario reads every proxy's CPU and memory with no traffic.
+// idleSettle is how long after the lab's pods are up the idle rows start:
+// past ztunnel's default RELEASE_PAGES_AFTER (10 s).
+const idleSettle = 15 * time.Second
+
+// idleScenario reads every proxy's CPU and memory with no traffic, from
+// idleSettle after the lab's pods came up.
 func (b *bench) idleScenario(ctx context.Context) error {
+	// As on a node whose pods have settled: ztunnel drops the mappings of
+	// its executable's start-up pages 10 s after its last pod enrollment.
+	select {
+	case <-time.After(time.Until(b.deployed.Add(idleSettle))):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	cpu, rss := map[string][]float64{}, map[string][]float64{}
 	for range b.cfg.Reps {
 		before := b.sampleAll()
