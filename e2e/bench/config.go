@@ -141,7 +141,7 @@ func (c Config) scheduled() time.Duration {
 			fixed++
 		}
 	}
-	d := idleSettle + time.Duration(c.Reps)*c.Idle // the idle rows wait for the pods to settle
+	d := idleSettle + time.Duration(c.Reps)*c.Idle            // the idle rows wait for the pods to settle
 	d += time.Duration(fixed*len(c.Conns)*c.Reps*paths) * run // latency
 	d += time.Duration(len(c.Conns)*(c.Reps*paths+2)) * run   // at the highest rate: capacity, one search run, the case
 	d += time.Duration(2*c.Reps*2) * run                      // connection rate: 2 variants, 2 paths
