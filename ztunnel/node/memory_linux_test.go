@@ -4,7 +4,6 @@ package node
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,7 +89,14 @@ func TestIdleMemory(t *testing.T) {
 	t.Cleanup(func() { _ = agent.Close() })
 
 	admin, metrics, readiness := freeAddr(t), freeAddr(t), freeAddr(t)
-	var logs syncBuffer
+	// The process writes its log to a file of its own, which the test
+	// reads while it runs.
+	logs, err := os.Create(filepath.Join(dir, "ztunnel.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = logs.Close() }()
+	logText := func() string { b, _ := os.ReadFile(logs.Name()); return string(b) }
 	cmd := exec.Command(bin)
 	// Killed with the test, also when a timeout panic skips the cleanup
 	// (it holds the pods' network namespaces and its ports).
@@ -101,7 +106,7 @@ func TestIdleMemory(t *testing.T) {
 		"ZDS_SOCKET="+agent.Path(), "NODE_NAME=node-1", "POD_NAME=ztunnel-mem", "POD_NAMESPACE=weft-system",
 		"INSTANCE_IP=10.0.0.5", "ADMIN_ADDRESS="+admin, "METRICS_ADDRESS="+metrics, "READINESS_ADDRESS="+readiness,
 		"DRAIN_TIMEOUT=2s", "HBONE_QUIC=true", "RELEASE_PAGES_AFTER=200ms")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +121,7 @@ func TestIdleMemory(t *testing.T) {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("ztunnel output:\n%s", logs.String())
+			t.Logf("ztunnel output:\n%s", logText())
 		}
 	})
 
@@ -159,7 +164,7 @@ func TestIdleMemory(t *testing.T) {
 		return strings.Count(body, `"state": "up"`) == idlePods && strings.Contains(body, `"state": "Available"`)
 	})
 	// As in a node that has settled after its pods started (exepages.go).
-	waitUntil(t, func() bool { return strings.Contains(logs.String(), "released the executable's pages") })
+	waitUntil(t, func() bool { return strings.Contains(logText(), "released the executable's pages") })
 
 	pid := cmd.Process.Pid
 	rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
@@ -191,25 +196,6 @@ func TestIdleMemory(t *testing.T) {
 	if fields["Rss"] > idleRSSBoundKiB {
 		t.Errorf("idle ztunnel resident memory %d KiB, want at most %d KiB", fields["Rss"], idleRSSBoundKiB)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a process's output can be copied into
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // buildZtunnel builds cmd/ztunnel into dir as the images ship it.
