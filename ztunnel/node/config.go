@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/weftmesh/weft/pkg/exepages"
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/log"
 	"github.com/weftmesh/weft/ztunnel/inpod"
@@ -62,7 +63,7 @@ type Config struct {
 	UDPMaxFlowsPerPod int
 	// ReleasePagesAfter is how long after readiness, and after the last
 	// pod enrollment, ztunnel drops its mappings of the executable's pages
-	// (exepages.go); 0 disables it.
+	// (pkg/exepages); 0 disables it.
 	ReleasePagesAfter time.Duration
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
@@ -79,7 +80,7 @@ func Defaults() Config {
 		PodNamespace:   "istio-system",
 		MaxConnsPerPod: proxy.DefaultMaxConnsPerPod, MaxConnsPerNode: proxy.DefaultMaxConnsPerNode,
 		UDPIdleTimeout: udp.DefaultIdleTimeout, UDPMaxFlowsPerPod: udp.DefaultMaxFlowsPerPod,
-		ReleasePagesAfter: DefaultReleasePagesAfter,
+		ReleasePagesAfter: exepages.DefaultAfter,
 	}
 }
 

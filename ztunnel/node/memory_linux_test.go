@@ -38,7 +38,7 @@ const shipTags = "grpcnotrace"
 
 // idleRSSBoundKiB bounds ztunnel's resident memory once ready with
 // idlePods pods and no traffic, after it has released the executable's
-// start-up pages (exepages.go; the test sets RELEASE_PAGES_AFTER short and
+// start-up pages (pkg/exepages; the test sets RELEASE_PAGES_AFTER short and
 // waits for the release). Measured at 7.4-8.4 MiB on the 2-core lab
 // machine: anonymous 4.1-5.0, the executable's pages 3.3-3.5. Before the
 // release it was 18.3-18.9 MiB, of which 14.1 MiB were the executable's
@@ -163,7 +163,7 @@ func TestIdleMemory(t *testing.T) {
 		_, body := httpGet(t, "http://"+admin+"/config_dump")
 		return strings.Count(body, `"state": "up"`) == idlePods && strings.Contains(body, `"state": "Available"`)
 	})
-	// As in a node that has settled after its pods started (exepages.go).
+	// As in a node that has settled after its pods started (pkg/exepages).
 	waitUntil(t, func() bool { return strings.Contains(logText(), "released the executable's pages") })
 
 	pid := cmd.Process.Pid

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/pkg/admin"
+	"github.com/weftmesh/weft/pkg/exepages"
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/identity/caclient"
 	"github.com/weftmesh/weft/pkg/identity/certmgr"
@@ -118,10 +119,10 @@ func Run(ctx context.Context, cfg Config) error {
 		handler = udpFlows.Wrap(px)
 	}
 	// Code that only start-up and pod enrollment run need not stay mapped
-	// (exepages.go).
-	pages := newPageReleaser(cfg.ReleasePagesAfter, releaseExePages, logs.Logger("ztunnel"))
+	// (pkg/exepages).
+	pages := exepages.NewReleaser(cfg.ReleasePagesAfter, exepages.Release, logs.Logger("ztunnel"))
 	defer pages.Close()
-	handler = pages.Wrap(handler)
+	handler = enrollments{handler, pages}
 	pods := inpod.NewManager(inpod.ManagerConfig{Handler: handler, DrainTimeout: cfg.DrainTimeout, QUIC: cfg.QUIC, Log: logs.Logger("inpod")})
 	zdsClient := inpod.NewClient(inpod.ClientConfig{Path: cfg.ZDSSocket, Manager: pods, Log: logs.Logger("inpod")})
 
@@ -219,6 +220,20 @@ func Run(ctx context.Context, cfg Config) error {
 	lg.Info("ztunnel stopped")
 	return runErr
 }
+
+// enrollments tells the page releaser of every pod the handler starts
+// serving: enrolling a pod runs code the data path never does.
+type enrollments struct {
+	inpod.Handler
+	pages *exepages.Releaser
+}
+
+func (h enrollments) ServePod(pod *inpod.Pod) {
+	h.pages.Changed()
+	h.Handler.ServePod(pod)
+}
+
+var _ inpod.Handler = enrollments{}
 
 // countingHandler counts every xDS response and hands it to the store.
 type countingHandler struct {

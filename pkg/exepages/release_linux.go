@@ -1,4 +1,4 @@
-package node
+package exepages
 
 import (
 	"fmt"
@@ -7,12 +7,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// releaseExePages drops this process's mappings of its executable's
-// read-only segments (code, read-only data, function tables) and returns
-// how many bytes of mappings it released. Safe to call at any time and
-// from any goroutine: a page still in use is mapped again on its next
-// access.
-func releaseExePages() (int, error) {
+// Release drops this process's mappings of its executable's read-only
+// segments (code, read-only data, function tables) and returns how many
+// bytes of mappings it released. Safe to call at any time and from any
+// goroutine: a page still in use is mapped again on its next access.
+func Release() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return 0, fmt.Errorf("release start-up pages: %w", err)

@@ -1,7 +1,9 @@
-package node
+package exepages
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -44,13 +46,13 @@ func exeResidentKiB(t *testing.T) int {
 	return total
 }
 
-// TestReleaseExePages releases this test binary's own start-up pages: the
+// TestRelease releases this test binary's own start-up pages: the
 // resident part of its read-only mappings shrinks, and the program keeps
 // running the code it needs (it is mapped again on use), also after a
 // second release.
-func TestReleaseExePages(t *testing.T) {
+func TestRelease(t *testing.T) {
 	before := exeResidentKiB(t)
-	n, err := releaseExePages()
+	n, err := Release()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +61,19 @@ func TestReleaseExePages(t *testing.T) {
 	if n == 0 || before == 0 {
 		t.Fatalf("released %d bytes with %d KiB resident before: found no mapping of the executable", n, before)
 	}
-	if after >= before/2 {
-		t.Errorf("resident pages of the executable: %d KiB after the release, want under half of the %d KiB before", after, before)
+	// Without -race about 15% stays (what the test runs in between), with
+	// it about 45% (the race runtime's own code).
+	if after*4 >= before*3 {
+		t.Errorf("resident pages of the executable: %d KiB after the release, want under three quarters of the %d KiB before", after, before)
 	}
-	// Code not run since the release, on the pages just dropped.
-	if err := Defaults().Validate(); err == nil || !strings.Contains(err.Error(), "node-name") {
-		t.Errorf("Validate after the release: %v, want the missing node-name", err)
+	// Code and type tables on the pages just dropped.
+	b, err := json.Marshal(struct {
+		Pages []int `json:"pages"`
+	}{[]int{before, after}})
+	if want := fmt.Sprintf(`{"pages":[%d,%d]}`, before, after); err != nil || string(b) != want {
+		t.Errorf("json.Marshal after the release = %s, %v; want %s", b, err, want)
 	}
-	if _, err := releaseExePages(); err != nil {
-		t.Fatalf("second release: %v", err)
+	if again, err := Release(); err != nil || again != n {
+		t.Fatalf("second release: %d bytes, %v; want %d again", again, err, n)
 	}
 }

@@ -1,0 +1,95 @@
+package exepages
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// DefaultAfter is how long after readiness, and after the last burst of
+// start-up-like work, a Releaser waits before it releases.
+const DefaultAfter = 10 * time.Second
+
+// Releaser calls a release function (Release in production) once the
+// process has been ready for a while, and again the same while after the
+// last Changed: readiness and every Changed restart the wait, so a burst
+// of enrollments or configuration changes is released once, after it
+// settles. Safe for concurrent use.
+type Releaser struct {
+	after   time.Duration
+	release func() (int, error)
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	ready    bool
+	closed   bool
+	timer    *time.Timer
+	releases int
+}
+
+// NewReleaser returns a Releaser that waits after before calling release;
+// after <= 0 disables it.
+func NewReleaser(after time.Duration, release func() (int, error), log *slog.Logger) *Releaser {
+	return &Releaser{after: after, release: release, log: log}
+}
+
+// Ready starts the first wait.
+func (r *Releaser) Ready() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ready = true
+	r.armLocked()
+}
+
+// Changed restarts the wait after start-up-like work (a pod enrollment, a
+// configuration change). Before Ready it does nothing: the first wait has
+// not started.
+func (r *Releaser) Changed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ready {
+		r.armLocked()
+	}
+}
+
+func (r *Releaser) armLocked() {
+	if r.after <= 0 || r.closed {
+		return
+	}
+	if r.timer == nil {
+		r.timer = time.AfterFunc(r.after, r.fire)
+		return
+	}
+	r.timer.Reset(r.after)
+}
+
+func (r *Releaser) fire() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	n, err := r.release()
+	if err != nil {
+		r.log.Warn("could not release the executable's pages", "error", err)
+		return
+	}
+	r.releases++
+	level := slog.LevelDebug
+	if r.releases == 1 {
+		level = slog.LevelInfo
+	}
+	r.log.Log(context.Background(), level, "released the executable's pages", "mapped_kib", n>>10, "releases", r.releases)
+}
+
+// Close stops any pending release; idempotent. A release already running
+// finishes first.
+func (r *Releaser) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+}
