@@ -15,23 +15,30 @@ const DefaultAfter = 10 * time.Second
 // process has been ready for a while, and again the same while after the
 // last Changed: readiness and every Changed restart the wait, so a burst
 // of enrollments or configuration changes is released once, after it
-// settles. Safe for concurrent use.
+// settles. Changes that never pause for that long put a release off by at
+// most maxWaits waits. Safe for concurrent use.
 type Releaser struct {
 	after   time.Duration
 	release func() (int, error)
 	log     *slog.Logger
+	now     func() time.Time
 
 	mu       sync.Mutex
 	ready    bool
 	closed   bool
 	timer    *time.Timer
+	first    time.Time // when the pending wait began; zero when none is pending
 	releases int
 }
+
+// maxWaits bounds how far changes can put a release off: a node that
+// enrolls a pod every few seconds still releases every minute.
+const maxWaits = 6
 
 // NewReleaser returns a Releaser that waits after before calling release;
 // after <= 0 disables it.
 func NewReleaser(after time.Duration, release func() (int, error), log *slog.Logger) *Releaser {
-	return &Releaser{after: after, release: release, log: log}
+	return &Releaser{after: after, release: release, log: log, now: time.Now}
 }
 
 // Ready starts the first wait.
@@ -57,11 +64,22 @@ func (r *Releaser) armLocked() {
 	if r.after <= 0 || r.closed {
 		return
 	}
+	now := r.now()
+	if r.first.IsZero() {
+		r.first = now
+	}
+	wait := nextWait(r.first, now, r.after)
 	if r.timer == nil {
-		r.timer = time.AfterFunc(r.after, r.fire)
+		r.timer = time.AfterFunc(wait, r.fire)
 		return
 	}
-	r.timer.Reset(r.after)
+	r.timer.Reset(wait)
+}
+
+// nextWait is how long to wait at now for a wait that began at first: a
+// whole wait, but no later than maxWaits of them after first.
+func nextWait(first, now time.Time, after time.Duration) time.Duration {
+	return min(after, first.Add(maxWaits*after).Sub(now))
 }
 
 func (r *Releaser) fire() {
@@ -70,6 +88,7 @@ func (r *Releaser) fire() {
 	if r.closed {
 		return
 	}
+	r.first = time.Time{}
 	n, err := r.release()
 	if err != nil {
 		r.log.Warn("could not release the executable's pages", "error", err)

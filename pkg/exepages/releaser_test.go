@@ -31,10 +31,11 @@ func (c *countingRelease) wait(t *testing.T) {
 	}
 }
 
-func armed(r *Releaser) bool {
+// pending reports whether a wait for a release is running.
+func pending(r *Releaser) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.timer != nil
+	return !r.first.IsZero()
 }
 
 func TestReleaserReleasesAfterReady(t *testing.T) {
@@ -42,7 +43,7 @@ func TestReleaserReleasesAfterReady(t *testing.T) {
 	r := NewReleaser(10*time.Millisecond, c.release, slog.New(slog.DiscardHandler))
 	defer r.Close()
 	r.Changed() // before readiness (the start-up itself): nothing to wait for yet
-	if armed(r) {
+	if pending(r) {
 		t.Fatal("a change before readiness armed a release")
 	}
 	r.Ready()
@@ -61,8 +62,8 @@ func TestReleaserWaitsForChangesToSettle(t *testing.T) {
 	r.Ready()
 	r.Changed()
 	r.Changed()
-	if !armed(r) || c.calls.Load() != 0 {
-		t.Fatalf("armed %v, releases %d: want one pending release an hour away", armed(r), c.calls.Load())
+	if !pending(r) || c.calls.Load() != 0 {
+		t.Fatalf("pending %v, releases %d: want one pending release an hour away", pending(r), c.calls.Load())
 	}
 }
 
@@ -71,7 +72,7 @@ func TestReleaserDisabledAndClosed(t *testing.T) {
 	off := NewReleaser(0, c.release, slog.New(slog.DiscardHandler))
 	off.Ready()
 	off.Changed()
-	if armed(off) {
+	if pending(off) {
 		t.Error("a zero delay armed a release")
 	}
 
@@ -93,7 +94,43 @@ func TestReleaserKeepsGoingAfterAFailure(t *testing.T) {
 	r.Ready()
 	r.fire()
 	r.Changed()
-	if fails != 1 || !armed(r) {
-		t.Errorf("release calls %d, armed %v after a failed release: want 1 and a new wait", fails, armed(r))
+	if fails != 1 || !pending(r) {
+		t.Errorf("release calls %d, pending %v after a failed release: want 1 and a new wait", fails, pending(r))
+	}
+}
+
+func TestNextWait(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		since time.Duration // from the wait's first change to now
+		want  time.Duration
+	}{
+		{0, 10 * time.Second},
+		{45 * time.Second, 10 * time.Second},
+		{50 * time.Second, 10 * time.Second},
+		{55 * time.Second, 5 * time.Second}, // changes every few seconds: released a minute after the first
+		{70 * time.Second, -10 * time.Second},
+	} {
+		if got := nextWait(t0, t0.Add(c.since), 10*time.Second); got != c.want {
+			t.Errorf("nextWait %s after the first change = %s, want %s", c.since, got, c.want)
+		}
+	}
+}
+
+func TestReleaserReleasesDuringEndlessChanges(t *testing.T) {
+	c := newCountingRelease()
+	r := NewReleaser(time.Hour, c.release, slog.New(slog.DiscardHandler))
+	defer r.Close()
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r.now = func() time.Time { return clock }
+	r.Ready()
+	for range 5 * maxWaits { // a change every 15 minutes, for hours
+		clock = clock.Add(15 * time.Minute)
+		r.Changed()
+	}
+	// The first wait began 7.5 hours ago: the timer is due at once.
+	c.wait(t)
+	if r.Changed(); !pending(r) {
+		t.Error("no wait pending after a change that followed the release")
 	}
 }
