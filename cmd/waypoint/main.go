@@ -62,6 +62,7 @@ func parse(args []string, lookup func(string) (string, bool)) (server.Config, er
 	e.String(&cfg.OTLPEndpoint, "otlp-endpoint", "OTLP_ENDPOINT", "export request spans to this OTLP/gRPC collector (host:port); empty: off")
 	e.Bool(&cfg.OTLPInsecure, "otlp-insecure", "OTLP_INSECURE", "send spans to the collector without TLS")
 	e.Bool(&cfg.AccessLog, "access-log", "ACCESS_LOG", "write a JSON access-log record per request and TCP connection")
+	e.Duration(&cfg.ReleasePagesAfter, "release-pages-after", "RELEASE_PAGES_AFTER", "drop the mappings of the executable's pages this long after readiness and after the last L7 configuration change, so code that only start-up and configuration run does not stay resident; 0 disables")
 	var lf weftlog.Flags
 	lf.Register(fs)
 	if err := e.Parse(args); err != nil {

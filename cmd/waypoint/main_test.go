@@ -26,6 +26,9 @@ func TestParse(t *testing.T) {
 	if !cfg.AccessLog {
 		t.Error("access log off by default")
 	}
+	if cfg.ReleasePagesAfter != 10*time.Second {
+		t.Errorf("release-pages-after defaults to %s, want 10s", cfg.ReleasePagesAfter)
+	}
 	env["ACCESS_LOG"] = "false"
 	if off, err := parse(nil, lookup); err != nil || off.AccessLog {
 		t.Errorf("ACCESS_LOG=false: access log %v, err %v", off.AccessLog, err)
@@ -47,6 +50,7 @@ func TestParse(t *testing.T) {
 		{"public admin", nil, []string{"--admin-address", "0.0.0.0:15000"}, "localhost"},
 		{"bad duration", map[string]string{"DRAIN_TIMEOUT": "30"}, nil, "DRAIN_TIMEOUT"},
 		{"bad ip", map[string]string{"POD_IP": "nope"}, nil, "POD_IP"},
+		{"negative page release", nil, []string{"--release-pages-after", "-1s"}, "release-pages-after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -276,6 +276,7 @@ func TestWaypoint(t *testing.T) {
 		{"tcp", w.testTCP},
 		{"pod-addressed", w.testPodAddressed},
 		{"metrics", w.testMetrics},
+		{"page-release", w.testPageRelease},
 	} {
 		t.Run(st.name, func(t *testing.T) { st.f(ctx, t) })
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/weftmesh/weft/pkg/exepages"
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/log"
 )
@@ -51,6 +52,10 @@ type Config struct {
 	// JSON log format it is encoded without slog and written in batches
 	// (a record waits at most 100 ms), at a small cost per request.
 	AccessLog bool
+	// ReleasePagesAfter is how long after readiness, and after the last
+	// change of the L7 configuration, the waypoint drops its mappings of
+	// the executable's pages (pkg/exepages); 0 disables it.
+	ReleasePagesAfter time.Duration
 	// Log configures logging; Log.Output defaults to stderr.
 	Log log.Options
 }
@@ -63,7 +68,7 @@ func Defaults() Config {
 		ClusterID: "Kubernetes", TrustDomain: identity.DefaultTrustDomain, DomainSuffix: "cluster.local",
 		HBONEAddr: ":15008", AdminAddr: "127.0.0.1:15000", MetricsAddr: ":15020", ReadinessAddr: ":15021",
 		DrainTimeout: 30 * time.Second, ConnectTimeout: 5 * time.Second, SniffTimeout: time.Second,
-		AccessLog: true,
+		AccessLog: true, ReleasePagesAfter: exepages.DefaultAfter,
 	}
 }
 
@@ -99,6 +104,8 @@ func (c Config) Validate() error {
 		return errors.New("trust-domain and domain-suffix: required")
 	case c.DrainTimeout <= 0 || c.ConnectTimeout <= 0 || c.SniffTimeout <= 0:
 		return errors.New("drain-timeout, connect-timeout and sniff-timeout: must be positive")
+	case c.ReleasePagesAfter < 0:
+		return errors.New("release-pages-after: must not be negative (0 disables)")
 	}
 	if c.OTLPEndpoint != "" {
 		if _, _, err := net.SplitHostPort(c.OTLPEndpoint); err != nil {

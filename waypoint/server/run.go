@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/weftmesh/weft/pkg/admin"
+	"github.com/weftmesh/weft/pkg/exepages"
 	"github.com/weftmesh/weft/pkg/identity/caclient"
 	"github.com/weftmesh/weft/pkg/identity/certmgr"
 	"github.com/weftmesh/weft/pkg/log"
@@ -68,6 +69,10 @@ func Run(ctx context.Context, cfg Config) error {
 	certs.Track(id)
 	defer certs.Forget(id)
 
+	// Code that only start-up and configuration changes run need not stay
+	// mapped (pkg/exepages).
+	pages := exepages.NewReleaser(cfg.ReleasePagesAfter, exepages.Release, logs.Logger("waypoint"))
+	defer pages.Close()
 	handlers := map[string]xds.Handler{xds.AddressType: mesh, xds.AuthorizationType: mesh}
 	for _, t := range l7config.Types {
 		handlers[t] = l7
@@ -75,7 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 	xdsClient := xds.NewClient(xds.Config{
 		Address: cfg.XDSAddress, TLS: xdsTLS(cfg, roots), Node: nodeProto(cfg),
 		Types:       append([]string{xds.AddressType, xds.AuthorizationType}, l7config.Types...),
-		Handler:     dispatch{byType: handlers, metrics: metrics},
+		Handler:     dispatch{byType: handlers, metrics: metrics, l7Changed: pages.Changed},
 		Log:         logs.Logger("xds"),
 		DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(xds.TokenCredentials{File: cfg.TokenFile, ClusterID: cfg.ClusterID, Secure: !cfg.XDSPlaintext})},
 	})
@@ -174,6 +179,17 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	spawn("xds", func() error { return xdsClient.Run(runCtx) })
+	spawn("release start-up pages", func() error {
+		for _, done := range []<-chan struct{}{mesh.Synced(), l7.Synced()} {
+			select {
+			case <-done:
+			case <-runCtx.Done():
+				return nil
+			}
+		}
+		pages.Ready()
+		return nil
+	})
 	proxyDone := make(chan struct{})
 	spawn("hbone", func() error { defer close(proxyDone); return px.Serve(proxyCtx, hboneLn) })
 	for _, s := range servers {
@@ -212,7 +228,7 @@ func redacted(cfg Config) map[string]any {
 		"podNamespace": cfg.PodNamespace, "gatewayName": cfg.GatewayName, "serviceAccount": cfg.ServiceAccount,
 		"hboneAddress": cfg.HBONEAddr, "drainTimeout": cfg.DrainTimeout.String(),
 		"connectTimeout": cfg.ConnectTimeout.String(), "sniffTimeout": cfg.SniffTimeout.String(),
-		"otlpEndpoint": cfg.OTLPEndpoint,
+		"otlpEndpoint": cfg.OTLPEndpoint, "releasePagesAfter": cfg.ReleasePagesAfter.String(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -13,14 +14,18 @@ import (
 
 	"github.com/weftmesh/weft/pkg/identity"
 	"github.com/weftmesh/weft/pkg/xds"
+	"github.com/weftmesh/weft/waypoint/l7config"
 	"github.com/weftmesh/weft/waypoint/telemetry"
 )
 
 // dispatch hands each xDS response to the store that consumes its type and
-// counts it.
+// counts it. l7Changed, when set, hears of every L7 configuration change
+// (the page releaser: compiling routes and policies runs code the requests
+// never do).
 type dispatch struct {
-	byType  map[string]xds.Handler
-	metrics *telemetry.Metrics
+	byType    map[string]xds.Handler
+	metrics   *telemetry.Metrics
+	l7Changed func()
 }
 
 var _ xds.Handler = dispatch{}
@@ -30,6 +35,9 @@ func (d dispatch) Apply(typeURL string, resources []*discoveryv3.Resource, remov
 	h, ok := d.byType[typeURL]
 	if !ok {
 		return fmt.Errorf("unexpected type URL %s", typeURL)
+	}
+	if d.l7Changed != nil && slices.Contains(l7config.Types, typeURL) {
+		d.l7Changed()
 	}
 	return h.Apply(typeURL, resources, removed)
 }
