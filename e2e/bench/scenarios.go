@@ -162,14 +162,15 @@ func nanIfNone(count int, v float64) float64 {
 }
 
 // idleSettle is how long after the lab's pods are up the idle rows start:
-// past ztunnel's default RELEASE_PAGES_AFTER (10 s).
+// past ztunnel's and the waypoint's default RELEASE_PAGES_AFTER (10 s).
 const idleSettle = 15 * time.Second
 
 // idleScenario reads every proxy's CPU and memory with no traffic, from
 // idleSettle after the lab's pods came up.
 func (b *bench) idleScenario(ctx context.Context) error {
-	// As on a node whose pods have settled: ztunnel drops the mappings of
-	// its executable's start-up pages 10 s after its last pod enrollment.
+	// As on a node whose pods have settled: ztunnel and the waypoint drop
+	// the mappings of their executables' start-up pages 10 s after the
+	// last pod enrollment or L7 configuration change.
 	select {
 	case <-time.After(time.Until(b.deployed.Add(idleSettle))):
 	case <-ctx.Done():
