@@ -49,6 +49,19 @@ func (r *Releaser) Ready() {
 	r.armLocked()
 }
 
+// ReadyAfter waits until every channel in ready is closed and then calls
+// Ready; it returns without calling it when ctx ends first.
+func (r *Releaser) ReadyAfter(ctx context.Context, ready ...<-chan struct{}) {
+	for _, ch := range ready {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+	r.Ready()
+}
+
 // Changed restarts the wait after start-up-like work (a pod enrollment, a
 // configuration change). Before Ready it does nothing: the first wait has
 // not started.

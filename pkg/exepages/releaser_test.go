@@ -1,6 +1,7 @@
 package exepages
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync/atomic"
@@ -132,5 +133,24 @@ func TestReleaserReleasesDuringEndlessChanges(t *testing.T) {
 	c.wait(t)
 	if r.Changed(); !pending(r) {
 		t.Error("no wait pending after a change that followed the release")
+	}
+}
+
+func TestReleaserReadyAfter(t *testing.T) {
+	c := newCountingRelease()
+	r := NewReleaser(time.Hour, c.release, slog.New(slog.DiscardHandler))
+	defer r.Close()
+	a, b := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.ReadyAfter(ctx, a, b) // ends with ctx: not ready
+	if r.Changed(); pending(r) {
+		t.Fatal("ready although a readiness channel never closed")
+	}
+	close(a)
+	close(b)
+	r.ReadyAfter(context.Background(), a, b)
+	if !pending(r) {
+		t.Error("no wait pending once every readiness channel closed")
 	}
 }

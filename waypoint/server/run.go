@@ -179,17 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	spawn("xds", func() error { return xdsClient.Run(runCtx) })
-	spawn("release start-up pages", func() error {
-		for _, done := range []<-chan struct{}{mesh.Synced(), l7.Synced()} {
-			select {
-			case <-done:
-			case <-runCtx.Done():
-				return nil
-			}
-		}
-		pages.Ready()
-		return nil
-	})
+	spawn("release start-up pages", func() error { pages.ReadyAfter(runCtx, mesh.Synced(), l7.Synced()); return nil })
 	proxyDone := make(chan struct{})
 	spawn("hbone", func() error { defer close(proxyDone); return px.Serve(proxyCtx, hboneLn) })
 	for _, s := range servers {

@@ -187,17 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, s := range servers {
 		spawn(s.Name+" server", s.Serve)
 	}
-	spawn("release start-up pages", func() error {
-		for _, done := range []<-chan struct{}{pods.SnapshotDone(), store.Synced()} {
-			select {
-			case <-done:
-			case <-runCtx.Done():
-				return nil
-			}
-		}
-		pages.Ready()
-		return nil
-	})
+	spawn("release start-up pages", func() error { pages.ReadyAfter(runCtx, pods.SnapshotDone(), store.Synced()); return nil })
 	lg.Info("ztunnel started", "node", cfg.NodeName, "xds", cfg.XDSAddress, "zds", cfg.ZDSSocket)
 
 	var runErr error
