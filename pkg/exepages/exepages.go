@@ -16,10 +16,12 @@
 // the process runs again are mapped again on their next use, a minor fault
 // with no disk read while the page cache holds them. What stays resident
 // is what the process keeps using, and the rest is ordinary page cache the
-// kernel can reclaim (it keeps mapped code longer). Writable segments are
-// never touched: dropping them would lose the program's variables. A
-// Releaser calls Release a while after readiness and after the last burst
-// of such work.
+// kernel can reclaim (mapped code it protects from reclaim longer).
+// Writable segments are never touched: dropping them would lose the
+// program's variables. A Releaser calls Release a while after readiness
+// and after the last burst of such work. A debugger's breakpoints live in
+// private copies of code pages, which a release discards: debug with the
+// release off (RELEASE_PAGES_AFTER=0 in ztunnel and the waypoint).
 //
 // Only Linux is supported; elsewhere Release does nothing.
 package exepages
