@@ -3,55 +3,13 @@
 package mesh_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
-)
 
-// exePages sums pid's read-only mappings of its own executable from
-// /proc/PID/smaps: how much is resident and how much is mapped, in KiB.
-func exePages(pid int) (resident, mapped int, err error) {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer func() { _ = f.Close() }()
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") { // a mapping's header
-			in = len(fields) >= 6 && strings.Join(fields[5:], " ") == exe && !strings.Contains(fields[1], "w")
-			if in {
-				lo, hi, _ := strings.Cut(fields[0], "-")
-				a, err1 := strconv.ParseUint(lo, 16, 64)
-				b, err2 := strconv.ParseUint(hi, 16, 64)
-				if err1 != nil || err2 != nil {
-					return 0, 0, fmt.Errorf("smaps of %d: mapping %q", pid, fields[0])
-				}
-				mapped += int((b - a) >> 10)
-			}
-			continue
-		}
-		if in && len(fields) == 3 && fields[0] == "Rss:" {
-			kib, err := strconv.Atoi(fields[1])
-			if err != nil {
-				return 0, 0, fmt.Errorf("smaps of %d: %q: %w", pid, sc.Text(), err)
-			}
-			resident += kib
-		}
-	}
-	return resident, mapped, sc.Err()
-}
+	"github.com/weftmesh/weft/pkg/exepages"
+)
 
 // waitPagesReleased waits until process pid (a ztunnel or a waypoint) has
 // dropped its mappings of its executable's start-up pages and returns how
@@ -63,7 +21,7 @@ func waitPagesReleased(ctx context.Context, t *testing.T, pid int, what string) 
 	t.Helper()
 	var released int
 	eventually(ctx, t, 90*time.Second, what+"'s executable pages released", func() error {
-		resident, mapped, err := exePages(pid)
+		resident, mapped, err := exepages.Resident(pid)
 		if err != nil {
 			return err
 		}
@@ -93,7 +51,7 @@ func (w *wpEnv) testPageRelease(ctx context.Context, t *testing.T) {
 	if got := w.requests(ctx, t) - before; got < 10 {
 		t.Errorf("waypoint counted %v of 10 requests after the release", got)
 	}
-	resident, mapped, err := exePages(pids[0])
+	resident, mapped, err := exepages.Resident(pids[0])
 	if err != nil {
 		t.Fatalf("waypoint pid %d after the calls: %v", pids[0], err)
 	}
@@ -126,7 +84,7 @@ func TestZtunnelReleasesStartupPages(t *testing.T) {
 			t.Fatal("after the release, a call from the client was not counted as mTLS from its identity")
 		}
 	}
-	resident, mapped, err := exePages(pid)
+	resident, mapped, err := exepages.Resident(pid)
 	if err != nil {
 		t.Fatalf("ztunnel pid %d after the calls: %v", pid, err)
 	}

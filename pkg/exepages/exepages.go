@@ -28,6 +28,7 @@ package exepages
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -36,30 +37,65 @@ import (
 // exeRange is one read-only mapping of the executable.
 type exeRange struct{ start, end uintptr }
 
+// exeMapping parses one line of /proc/<pid>/maps (or a mapping's first
+// line in smaps) and reports whether it is a read-only, private mapping of
+// the file at exe.
+func exeMapping(line, exe string) (exeRange, bool) {
+	// address perms offset dev inode path
+	f := strings.Fields(line)
+	if len(f) < 6 || strings.Join(f[5:], " ") != exe {
+		return exeRange{}, false
+	}
+	if perms := f[1]; len(perms) != 4 || perms[0] != 'r' || perms[1] != '-' || perms[3] != 'p' {
+		return exeRange{}, false
+	}
+	lo, hi, ok := strings.Cut(f[0], "-")
+	if !ok {
+		return exeRange{}, false
+	}
+	start, err1 := strconv.ParseUint(lo, 16, 64)
+	end, err2 := strconv.ParseUint(hi, 16, 64)
+	if err1 != nil || err2 != nil || end <= start {
+		return exeRange{}, false
+	}
+	return exeRange{uintptr(start), uintptr(end)}, true
+}
+
 // exeRanges returns the read-only, private mappings of the file at exe in
 // a /proc/<pid>/maps listing.
 func exeRanges(maps io.Reader, exe string) ([]exeRange, error) {
 	var out []exeRange
 	sc := bufio.NewScanner(maps)
 	for sc.Scan() {
-		// address perms offset dev inode path
-		f := strings.Fields(sc.Text())
-		if len(f) < 6 || strings.Join(f[5:], " ") != exe {
-			continue
+		if r, ok := exeMapping(sc.Text(), exe); ok {
+			out = append(out, r)
 		}
-		if perms := f[1]; len(perms) != 4 || perms[0] != 'r' || perms[1] != '-' || perms[3] != 'p' {
-			continue
-		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		if !ok {
-			continue
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		out = append(out, exeRange{uintptr(start), uintptr(end)})
 	}
 	return out, sc.Err()
+}
+
+// exeResident sums the read-only, private mappings of the file at exe in
+// a /proc/<pid>/smaps listing: how much of them is resident and how much
+// is mapped, in KiB.
+func exeResident(smaps io.Reader, exe string) (resident, mapped int, err error) {
+	in := false
+	sc := bufio.NewScanner(smaps)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, isField := strings.Cut(line, ":")
+		if !isField || strings.ContainsAny(name, " -") { // a mapping's first line
+			var r exeRange
+			r, in = exeMapping(line, exe)
+			mapped += int((r.end - r.start) >> 10)
+			continue
+		}
+		if in && name == "Rss" {
+			kib, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")))
+			if err != nil {
+				return 0, 0, fmt.Errorf("smaps line %q: %w", line, err)
+			}
+			resident += kib
+		}
+	}
+	return resident, mapped, sc.Err()
 }

@@ -31,3 +31,31 @@ zzzz-7f0000004000 r--p 00000000 fd:00 1234                               /opt/we
 		t.Errorf("exeRanges (-want +got):\n%s", diff)
 	}
 }
+
+func TestExeResident(t *testing.T) {
+	const smaps = `00400000-00a8d000 r-xp 00000000 fd:00 1234                               /opt/weft/zt unnel
+Size:               6708 kB
+Rss:                3328 kB
+VmFlags: rd ex mr mw me
+00a8d000-0125d000 r--p 0068d000 fd:00 1234                               /opt/weft/zt unnel
+Size:               7999 kB
+Rss:                6212 kB
+0125d000-012dd000 rw-p 00e5d000 fd:00 1234                               /opt/weft/zt unnel
+Rss:                 448 kB
+3cbebdc00000-3cbebe400000 rw-p 00000000 00:00 0
+Rss:                3284 kB
+7f0000001000-7f0000002000 r--p 00000000 fd:00 99                         /opt/weft/other
+Rss:                   4 kB
+`
+	resident, mapped, err := exeResident(strings.NewReader(smaps), "/opt/weft/zt unnel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The code and the read-only data only.
+	if resident != 3328+6212 || mapped != (0xa8d000-0x400000+0x125d000-0xa8d000)>>10 {
+		t.Errorf("exeResident = %d resident, %d mapped KiB; want %d, %d", resident, mapped, 3328+6212, (0x125d000-0x400000)>>10)
+	}
+	if _, _, err := exeResident(strings.NewReader("00400000-00a8d000 r-xp 00000000 fd:00 1234 /x\nRss: many kB\n"), "/x"); err == nil {
+		t.Error("a malformed Rss line: no error")
+	}
+}

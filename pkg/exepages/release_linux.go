@@ -34,3 +34,23 @@ func Release() (int, error) {
 	}
 	return n, nil
 }
+
+// Resident reports how much of process pid's read-only mappings of its
+// executable is resident, and how much is mapped, in KiB (from
+// /proc/PID/smaps): what a release drops, and what comes back on use.
+func Resident(pid int) (resident, mapped int, err error) {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("resident pages of %d: %w", pid, err)
+	}
+	smaps, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("resident pages of %d: %w", pid, err)
+	}
+	defer func() { _ = smaps.Close() }()
+	resident, mapped, err = exeResident(smaps, exe)
+	if err != nil {
+		return 0, 0, fmt.Errorf("resident pages of %d: %w", pid, err)
+	}
+	return resident, mapped, nil
+}

@@ -1,49 +1,21 @@
 package exepages
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 )
 
 // exeResidentKiB is how much of the test binary's read-only mappings is
-// resident in this process, from /proc/self/smaps.
+// resident in this process.
 func exeResidentKiB(t *testing.T) int {
 	t.Helper()
-	exe, err := os.Readlink("/proc/self/exe")
+	resident, _, err := Resident(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	total, inExe := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		if len(fields) > 0 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
-			inExe = len(fields) >= 6 && strings.Join(fields[5:], " ") == exe && !strings.Contains(fields[1], "w")
-			continue
-		}
-		if inExe && len(fields) == 3 && fields[0] == "Rss:" {
-			kib, err := strconv.Atoi(fields[1])
-			if err != nil {
-				t.Fatalf("smaps line %q: %v", line, err)
-			}
-			total += kib
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return total
+	return resident
 }
 
 // TestRelease releases this test binary's own start-up pages: the
