@@ -6,9 +6,10 @@ import (
 	"io"
 	"net"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weftmesh/weft/pkg/tcpinq"
 )
 
 // copyBufSize is the size of the pooled buffers used while data flows.
@@ -22,66 +23,53 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // only until the bytes are written. An idle connection thus costs its
 // goroutine only, not io.Copy's 32 KiB, and a busy one reads up to 64 KiB
 // at a time without an extra system call.
+//
+// The whole copy is one RawConn.Read, writes included: the runtime forgets
+// a socket's readiness at the start of each RawConn.Read, and only while it
+// keeps it may a read that emptied the socket skip the read that would
+// find it empty (tcpinq) and wait for the poller at once.
 func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return io.Copy(dst, src)
 	}
-	var total int64
-	for {
-		var bp *[]byte
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			bp = copyBufs.Get().(*[]byte)
-			for {
-				n, rerr = rawRead(int(fd), *bp)
-				if rerr != unix.EINTR { // a bare Errno: compared, not unwrapped
-					break
+	var (
+		total int64
+		in    tcpinq.Reader
+		cerr  error
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			bp := copyBufs.Get().(*[]byte)
+			n, e := in.Read(int(fd), *bp)
+			if e != 0 || n == 0 {
+				copyBufs.Put(bp)
+				switch e {
+				case unix.EINTR:
+					continue
+				case unix.EAGAIN:
+					return false
+				case 0: // EOF
+				default:
+					cerr = e
 				}
+				return true
 			}
-			if rerr == unix.EAGAIN {
-				copyBufs.Put(bp)
-				bp = nil
-				return false
-			}
-			return true
-		})
-		if err != nil {
-			if bp != nil {
-				copyBufs.Put(bp)
-			}
-			return total, err
-		}
-		if rerr != nil {
+			w, werr := dst.Write((*bp)[:n])
 			copyBufs.Put(bp)
-			return total, rerr
+			total += int64(w)
+			switch {
+			case werr != nil:
+				cerr = werr
+				return true
+			case w != n:
+				cerr = io.ErrShortWrite
+				return true
+			}
 		}
-		if n <= 0 {
-			copyBufs.Put(bp)
-			return total, nil // EOF
-		}
-		w, werr := dst.Write((*bp)[:n])
-		copyBufs.Put(bp)
-		total += int64(w)
-		if werr != nil {
-			return total, werr
-		}
-		if w != n {
-			return total, io.ErrShortWrite
-		}
+	})
+	if err != nil {
+		return total, err
 	}
-}
-
-// rawRead is read(2) on a non-blocking socket without the runtime's
-// system-call bookkeeping: the call never blocks (the poller waits for
-// readiness), and skipping entersyscall keeps the first read after an idle
-// spell from waking the runtime's sysmon thread (see pkg/hbone's
-// rawio_unix.go, which does the same for the tunnel side).
-func rawRead(fd int, p []byte) (int, error) {
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
+	return total, cerr
 }
