@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/weftmesh/weft/pkg/rawsock"
 )
 
-// rawIO reads and writes a TCP socket through its RawConn with rawRead
-// and rawWrite: the runtime poller still parks the caller while the socket
+// rawIO reads and writes a TCP socket through its RawConn with rawsock.Read
+// and rawsock.Write: the runtime poller still parks the caller while the socket
 // is not ready, and deadlines still apply. Reads are serialised by the
 // caller (tls.Conn's input lock), writes by corkConn.mu; the closures are
 // built once so an I/O does not allocate.
@@ -46,7 +48,7 @@ func newRawIO(nc net.Conn) *rawIO {
 
 func (r *rawIO) readOnce(fd uintptr) bool {
 	for {
-		n, e := rawRead(int(fd), r.rp)
+		n, e := rawsock.Read(int(fd), r.rp)
 		switch e {
 		case syscall.EINTR:
 			continue
@@ -80,7 +82,7 @@ func (r *rawIO) read(p []byte) (int, error) {
 
 func (r *rawIO) writeAll(fd uintptr) bool {
 	for r.wn < len(r.wp) {
-		n, e := rawWrite(int(fd), r.wp[r.wn:])
+		n, e := rawsock.Write(int(fd), r.wp[r.wn:])
 		switch e {
 		case 0:
 			r.wn += n

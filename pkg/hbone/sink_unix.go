@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"syscall"
+
+	"github.com/weftmesh/weft/pkg/rawsock"
 )
 
 // sinkFor returns a non-blocking writer for w when it is a TCP
@@ -36,7 +38,7 @@ type rawSink struct {
 
 func (s *rawSink) write(fd uintptr) bool {
 	for {
-		n, e := rawWrite(int(fd), s.p)
+		n, e := rawsock.Write(int(fd), s.p)
 		if e == syscall.EINTR {
 			continue
 		}

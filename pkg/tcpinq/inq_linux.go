@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weftmesh/weft/pkg/rawsock"
 )
 
 // The control buffer holds one TCP_CM_INQ message: a header and an int.
@@ -48,7 +50,7 @@ func (r *Reader) Read(fd int, p []byte) (int, syscall.Errno) {
 		}
 	}
 	if r.state != stateOn {
-		return read(fd, p)
+		return rawsock.Read(fd, p)
 	}
 	r.iov.Base = &p[0]
 	r.iov.SetLen(len(p))
@@ -77,12 +79,4 @@ func queued(ctl []byte) int {
 		return -1
 	}
 	return int(*(*int32)(unsafe.Pointer(&ctl[unix.SizeofCmsghdr])))
-}
-
-func read(fd int, p []byte) (int, syscall.Errno) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), 0
 }
