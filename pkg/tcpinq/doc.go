@@ -14,11 +14,12 @@
 //
 // Reader.Read stands in for read(2) inside a syscall.RawConn.Read callback:
 // after a read that left the queue empty, the next Read returns EAGAIN at
-// once, the callback returns false and the poller waits. A Reader must
-// serve one RawConn.Read call only, for as long as it reads: the runtime
-// forgets the socket's readiness at the start of each call, so a new call
-// that waited without reading could miss bytes that arrived in between.
-// The caller handles its data inside the callback and returns true only
-// when it is done with the socket. Where the kernel refuses TCP_INQ
-// (another socket type, an old kernel), Read is a plain read(2).
+// once, the callback returns false and the poller waits. The skip is only
+// safe within one RawConn.Read call: the runtime forgets the socket's
+// readiness at the start of each call, so a new call that waited without
+// reading could miss bytes that arrived in between. The caller thus
+// handles its data inside the callback for as long as it can, and calls
+// Forget before it uses the Reader in another RawConn.Read. Where the
+// kernel refuses TCP_INQ (another socket type, an old kernel), Read is a
+// plain read(2).
 package tcpinq

@@ -69,6 +69,11 @@ func (r *Reader) Read(fd int, p []byte) (int, syscall.Errno) {
 	return int(n), 0
 }
 
+// Forget drops what r knows of the socket's queue, so that the next Read
+// asks the kernel. Call it before r serves a new RawConn.Read: the runtime
+// forgets the socket's readiness when that call begins.
+func (r *Reader) Forget() { r.drained = false }
+
 // queued returns the TCP_CM_INQ count in ctl, or -1 when there is none.
 func queued(ctl []byte) int {
 	if len(ctl) < unix.SizeofCmsghdr+4 {

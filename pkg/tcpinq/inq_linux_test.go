@@ -92,6 +92,24 @@ func TestReaderSkipsTheReadAfterEmptyingTheQueue(t *testing.T) {
 	}
 }
 
+// After Forget (a new RawConn.Read, whose start wiped the readiness the
+// skip relied on) the next Read asks the kernel again.
+func TestReaderForget(t *testing.T) {
+	send, _, fd := tcpPair(t)
+	var r Reader
+	buf := make([]byte, 64)
+	write(t, send, "one")
+	if n := readQueued(t, &r, fd, buf); string(buf[:n]) != "one" {
+		t.Fatalf("read %q", buf[:n])
+	}
+	write(t, send, "two")
+	time.Sleep(50 * time.Millisecond)
+	r.Forget()
+	if n, e := r.Read(fd, buf); e != 0 || string(buf[:n]) != "two" {
+		t.Fatalf("read after Forget: %q, %v; want \"two\"", buf[:n], e)
+	}
+}
+
 func TestReaderReadsOnWhileBytesAreQueued(t *testing.T) {
 	send, _, fd := tcpPair(t)
 	var r Reader

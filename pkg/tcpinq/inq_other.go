@@ -15,3 +15,6 @@ type Reader struct{}
 // system-call bookkeeping (it never blocks). It returns EAGAIN when
 // nothing is queued.
 func (r *Reader) Read(fd int, p []byte) (int, syscall.Errno) { return rawsock.Read(fd, p) }
+
+// Forget is a no-op: this Reader keeps nothing between reads.
+func (r *Reader) Forget() {}

@@ -17,6 +17,12 @@ const copyBufSize = 64 << 10
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
+// tryWriter is a destination that takes bytes without waiting on its peer
+// when it can (pkg/hbone's Stream).
+type tryWriter interface {
+	TryWrite(p []byte) (bool, error)
+}
+
 // copyFromTCP copies src to dst holding no buffer while src is idle: each
 // read borrows a pooled buffer inside the runtime poller's readiness
 // callback, gives it back when the socket has nothing to read, and keeps it
@@ -24,21 +30,29 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // goroutine only, not io.Copy's 32 KiB, and a busy one reads up to 64 KiB
 // at a time without an extra system call.
 //
-// The whole copy is one RawConn.Read, writes included: the runtime forgets
-// a socket's readiness at the start of each RawConn.Read, and only while it
-// keeps it may a read that emptied the socket skip the read that would
-// find it empty (tcpinq) and wait for the poller at once.
+// While dst takes bytes without waiting (TryWrite), the copy stays in one
+// RawConn.Read: the runtime forgets a socket's readiness at the start of
+// each RawConn.Read, and only while it keeps it may a read that emptied the
+// socket skip the read that would find it empty (tcpinq) and wait for the
+// poller at once. A write that would wait leaves the callback first and
+// waits outside it, because a RawConn.Read holds the socket's read lock
+// and src.Close waits for that lock: a peer that does not read must not
+// hang whoever closes the connection (a drain, a revoked policy, the other
+// direction's failure).
 func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return io.Copy(dst, src)
 	}
+	tw, _ := dst.(tryWriter)
 	var (
 		total int64
 		in    tcpinq.Reader
+		held  *[]byte // read but not written: the write would wait
+		heldN int
 		cerr  error
 	)
-	err = rc.Read(func(fd uintptr) bool {
+	read := func(fd uintptr) bool {
 		for {
 			bp := copyBufs.Get().(*[]byte)
 			n, e := in.Read(int(fd), *bp)
@@ -55,21 +69,44 @@ func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 				}
 				return true
 			}
-			w, werr := dst.Write((*bp)[:n])
-			copyBufs.Put(bp)
-			total += int64(w)
-			switch {
-			case werr != nil:
-				cerr = werr
-				return true
-			case w != n:
-				cerr = io.ErrShortWrite
+			if tw == nil {
+				held, heldN = bp, n
 				return true
 			}
+			ok, werr := tw.TryWrite((*bp)[:n])
+			switch {
+			case werr != nil:
+				copyBufs.Put(bp)
+				cerr = werr
+				return true
+			case !ok:
+				held, heldN = bp, n
+				return true
+			}
+			copyBufs.Put(bp)
+			total += int64(n)
 		}
-	})
-	if err != nil {
-		return total, err
 	}
-	return total, cerr
+	for {
+		if err := rc.Read(read); err != nil {
+			if held != nil {
+				copyBufs.Put(held)
+			}
+			return total, err
+		}
+		if held == nil {
+			return total, cerr
+		}
+		w, werr := dst.Write((*held)[:heldN])
+		copyBufs.Put(held)
+		held = nil
+		total += int64(w)
+		switch {
+		case werr != nil:
+			return total, werr
+		case w != heldN:
+			return total, io.ErrShortWrite
+		}
+		in.Forget()
+	}
 }
