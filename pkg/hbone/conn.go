@@ -448,12 +448,16 @@ func (c *conn) reserveSend(s *Stream, want int) (int, error) {
 }
 
 // unreserveSend gives back n bytes of connection window that reserveSend
-// granted for a frame that was then not sent (the stream was reset or
-// closed meanwhile). Without it each such race would shrink the
-// connection's send window for good, until no stream could send. The
-// stream's own window is not given back: the stream cannot send again.
-func (c *conn) unreserveSend(n int) {
+// or tryReserveSend granted for a frame that was then not sent. Without it
+// each such race would shrink the connection's send window for good, until
+// no stream could send. s's own window is given back too when s is not
+// nil: a stream whose write was only put off may still send; one that was
+// reset or closed meanwhile (s nil) cannot send again.
+func (c *conn) unreserveSend(s *Stream, n int) {
 	c.mu.Lock()
+	if s != nil {
+		s.sendWindow += int64(n)
+	}
 	c.sendWindow += int64(n)
 	c.sendCond.Broadcast()
 	c.mu.Unlock()

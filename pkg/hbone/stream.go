@@ -331,7 +331,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 			return total, err
 		}
 		if err := s.writeFrame(p[:n], false); err != nil {
-			s.c.unreserveSend(n)
+			s.c.unreserveSend(nil, n)
 			return total, err
 		}
 		total += n
@@ -347,10 +347,7 @@ func (s *Stream) writeFrame(p []byte, end bool) error {
 	if s.wstate != wOpen {
 		state := s.wstate
 		s.c.wmu.Unlock()
-		if state == wEnded {
-			return errWriteAfterClose
-		}
-		return s.writeErr()
+		return s.closedErr(state)
 	}
 	if !end && len(p) >= directMin && s.c.cork != nil && !s.c.flushing {
 		s.c.writeDataDirect(s.id, p)
@@ -365,6 +362,16 @@ func (s *Stream) writeFrame(p []byte, end bool) error {
 }
 
 var errWriteAfterClose = errors.New("hbone: write after CloseWrite")
+
+// closedErr is the error of a write to s once its write side left wOpen
+// (state): after CloseWrite, or after a reset or the connection's end.
+// c.wmu must not be held.
+func (s *Stream) closedErr(state uint8) error {
+	if state == wEnded {
+		return errWriteAfterClose
+	}
+	return s.writeErr()
+}
 
 func (s *Stream) writeErr() error {
 	s.c.mu.Lock()

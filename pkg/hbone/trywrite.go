@@ -31,20 +31,17 @@ func (s *Stream) TryWrite(p []byte) (bool, error) {
 	c.wmu.Lock()
 	if c.werr == nil && c.flushing && len(c.wbuf) >= wbufLimit {
 		c.wmu.Unlock()
-		c.giveBackSend(s, len(p))
+		c.unreserveSend(s, len(p))
 		return false, nil
 	}
 	if c.werr != nil || s.wstate != wOpen {
 		werr, state := c.werr, s.wstate
 		c.wmu.Unlock()
-		c.unreserveSend(len(p))
-		switch {
-		case werr != nil:
+		c.unreserveSend(nil, len(p))
+		if werr != nil {
 			return false, werr
-		case state == wEnded:
-			return false, errWriteAfterClose
 		}
-		return false, s.writeErr()
+		return false, s.closedErr(state)
 	}
 	for len(p) > 0 {
 		k := min(len(p), frame)
@@ -73,14 +70,4 @@ func (c *conn) tryReserveSend(s *Stream, n int) (frame int, ok bool, err error) 
 	s.sendWindow -= int64(n)
 	c.sendWindow -= int64(n)
 	return min(int(c.peerMaxFrame), maxSendFrame), true, nil
-}
-
-// giveBackSend returns n bytes that tryReserveSend took for a write that
-// did not happen to both windows: the stream may still send.
-func (c *conn) giveBackSend(s *Stream, n int) {
-	c.mu.Lock()
-	s.sendWindow += int64(n)
-	c.sendWindow += int64(n)
-	c.sendCond.Broadcast()
-	c.mu.Unlock()
 }
