@@ -24,9 +24,9 @@ type tryWriter interface {
 }
 
 // copyFromTCP copies src to dst holding no buffer while src is idle: each
-// read borrows a pooled buffer inside the runtime poller's readiness
-// callback, gives it back when the socket has nothing to read, and keeps it
-// only until the bytes are written. An idle connection thus costs its
+// of the runtime poller's readiness callbacks borrows a pooled buffer,
+// gives it back when the socket has nothing to read, and keeps it only
+// until the bytes are written. An idle connection thus costs its
 // goroutine only, not io.Copy's 32 KiB, and a busy one reads up to 64 KiB
 // at a time without an extra system call.
 //
@@ -53,14 +53,18 @@ func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 		cerr  error
 	)
 	read := func(fd uintptr) bool {
+		// One buffer serves the whole callback: it goes back to the pool
+		// when the socket has nothing more, or leaves with the bytes a
+		// write must wait for.
+		bp := copyBufs.Get().(*[]byte)
 		for {
-			bp := copyBufs.Get().(*[]byte)
 			n, e := in.Read(int(fd), *bp)
+			if e == unix.EINTR {
+				continue
+			}
 			if e != 0 || n == 0 {
 				copyBufs.Put(bp)
 				switch e {
-				case unix.EINTR:
-					continue
 				case unix.EAGAIN:
 					return false
 				case 0: // EOF
@@ -83,7 +87,6 @@ func copyFromTCP(dst io.Writer, src *net.TCPConn) (int64, error) {
 				held, heldN = bp, n
 				return true
 			}
-			copyBufs.Put(bp)
 			total += int64(n)
 		}
 	}

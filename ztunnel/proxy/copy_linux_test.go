@@ -34,8 +34,7 @@ func loopbackPair(t *testing.T) (send, recv *net.TCPConn) {
 }
 
 // stuckWriter's Write blocks until release is closed, as a tunnel's does
-// while the peer's application does not read. With try, it also has a
-// TryWrite that never takes anything.
+// while the peer's application does not read.
 type stuckWriter struct {
 	entered chan struct{}
 	release chan struct{}
@@ -48,6 +47,8 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// stuckTryWriter is a stuckWriter with a TryWrite that never takes
+// anything.
 type stuckTryWriter struct{ *stuckWriter }
 
 func (stuckTryWriter) TryWrite([]byte) (bool, error) { return false, nil }
