@@ -27,6 +27,7 @@ type Releaser struct {
 	ready    bool
 	closed   bool
 	timer    *time.Timer
+	gen      uint64    // the pending wait's timer; an earlier one that fires does nothing
 	first    time.Time // when the pending wait began; zero when none is pending
 	releases int
 }
@@ -82,11 +83,15 @@ func (r *Releaser) armLocked() {
 		r.first = now
 	}
 	wait := nextWait(r.first, now, r.after)
-	if r.timer == nil {
-		r.timer = time.AfterFunc(wait, r.fire)
-		return
+	// A new timer per wait, not Reset: a timer that already went off (its
+	// fire waiting for mu) would go off again once Reset, and its first
+	// firing would end the new wait early. The generation tells them apart.
+	if r.timer != nil {
+		r.timer.Stop()
 	}
-	r.timer.Reset(wait)
+	r.gen++
+	gen := r.gen
+	r.timer = time.AfterFunc(wait, func() { r.fire(gen) })
 }
 
 // nextWait is how long to wait at now for a wait that began at first: a
@@ -95,10 +100,12 @@ func nextWait(first, now time.Time, after time.Duration) time.Duration {
 	return min(after, first.Add(maxWaits*after).Sub(now))
 }
 
-func (r *Releaser) fire() {
+// fire releases at the end of the wait armed as gen; the timer of a wait
+// since re-armed or closed does nothing.
+func (r *Releaser) fire(gen uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed || gen != r.gen {
 		return
 	}
 	r.first = time.Time{}

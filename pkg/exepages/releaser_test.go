@@ -80,11 +80,26 @@ func TestReleaserDisabledAndClosed(t *testing.T) {
 	r := NewReleaser(time.Hour, c.release, slog.New(slog.DiscardHandler))
 	r.Ready()
 	r.Close()
-	r.Close() // idempotent
-	r.fire()  // a timer that fired as Close ran
+	r.Close()     // idempotent
+	r.fire(r.gen) // a timer that fired as Close ran
 	r.Changed()
 	if c.calls.Load() != 0 {
 		t.Errorf("released %d times after Close", c.calls.Load())
+	}
+}
+
+// The timer of a wait that a change re-armed, gone off just before,
+// neither releases nor ends the new wait.
+func TestReleaserIgnoresAnEarlierWaitsTimer(t *testing.T) {
+	c := newCountingRelease()
+	r := NewReleaser(time.Hour, c.release, slog.New(slog.DiscardHandler))
+	defer r.Close()
+	r.Ready()
+	stale := r.gen
+	r.Changed()
+	r.fire(stale)
+	if c.calls.Load() != 0 || !pending(r) {
+		t.Errorf("after an earlier wait's timer: released %d times, pending %v; want 0 and the new wait pending", c.calls.Load(), pending(r))
 	}
 }
 
@@ -93,7 +108,7 @@ func TestReleaserKeepsGoingAfterAFailure(t *testing.T) {
 	r := NewReleaser(time.Hour, func() (int, error) { fails++; return 0, errors.New("madvise: invalid argument") }, slog.New(slog.DiscardHandler))
 	defer r.Close()
 	r.Ready()
-	r.fire()
+	r.fire(r.gen)
 	r.Changed()
 	if fails != 1 || !pending(r) {
 		t.Errorf("release calls %d, pending %v after a failed release: want 1 and a new wait", fails, pending(r))
