@@ -100,8 +100,9 @@ func network(a netip.Addr) string {
 	return "tcp6"
 }
 
-// control sets SO_MARK on every socket, SO_REUSEPORT on listeners and
-// IP_TRANSPARENT on sockets bound to a foreign source address.
+// control sets SO_MARK on every socket, SO_REUSEPORT on listeners, and
+// IP_TRANSPARENT and bindNoPort on sockets bound to a foreign source
+// address.
 func control(reusePort, transparent bool) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
 		var serr error
@@ -124,7 +125,9 @@ func control(reusePort, transparent bool) func(network, address string, c syscal
 				}
 				if serr != nil {
 					serr = fmt.Errorf("set IP_TRANSPARENT: %w", serr)
+					return
 				}
+				bindNoPort(int(fd))
 			}
 		})
 		if err != nil {
@@ -132,6 +135,20 @@ func control(reusePort, transparent bool) func(network, address string, c syscal
 		}
 		return serr
 	}
+}
+
+// bindNoPort has a socket about to be bound to a client's address with
+// port 0 and then connected take its port at connect, as a plain connect
+// does, not at bind (IP_BIND_ADDRESS_NO_PORT). A port taken at bind is
+// reserved on that address whatever the destination, and stays so through
+// TIME_WAIT, which an inbound connection enters here whenever its client
+// closes first: every client's connections to every app of the pod then
+// share one port range, and a client opening and closing connections fast
+// exhausts it. Taken at connect, a port need only be unique per
+// destination. A kernel without the option (before 4.2) keeps taking the
+// port at bind.
+func bindNoPort(fd int) {
+	_ = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 }
 
 // SocketMark returns the SO_MARK of a connection or listener, for tests and
