@@ -108,16 +108,14 @@ func newMarkedSocket(family int) (int, error) {
 	return fd, nil
 }
 
-// connectFD binds fd to src (IP_TRANSPARENT, the port left to connect:
-// bindNoPort) when src is valid, connects it to dst honouring ctx, and
-// returns it as a net.Conn. fd is consumed.
+// connectFD binds fd to src (clientSource) when src is valid, connects it
+// to dst honouring ctx, and returns it as a net.Conn. fd is consumed.
 func connectFD(ctx context.Context, fd int, src netip.Addr, dst netip.AddrPort) (net.Conn, error) {
 	if src.IsValid() {
-		if err := unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, 1); err != nil {
+		if err := clientSource(fd, false); err != nil {
 			_ = unix.Close(fd)
-			return nil, fmt.Errorf("set IP_TRANSPARENT: %w", err)
+			return nil, err
 		}
-		bindNoPort(fd)
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.Unmap().As4()}); err != nil {
 			_ = unix.Close(fd)
 			return nil, fmt.Errorf("bind %s: %w", src, err)

@@ -101,8 +101,7 @@ func network(a netip.Addr) string {
 }
 
 // control sets SO_MARK on every socket, SO_REUSEPORT on listeners, and
-// IP_TRANSPARENT and bindNoPort on sockets bound to a foreign source
-// address.
+// clientSource's options on sockets bound to a client's address.
 func control(reusePort, transparent bool) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
 		var serr error
@@ -118,16 +117,7 @@ func control(reusePort, transparent bool) func(network, address string, c syscal
 				}
 			}
 			if transparent {
-				if network == "tcp6" {
-					serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1)
-				} else {
-					serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_TRANSPARENT, 1)
-				}
-				if serr != nil {
-					serr = fmt.Errorf("set IP_TRANSPARENT: %w", serr)
-					return
-				}
-				bindNoPort(int(fd))
+				serr = clientSource(int(fd), network == "tcp6")
 			}
 		})
 		if err != nil {
@@ -137,18 +127,28 @@ func control(reusePort, transparent bool) func(network, address string, c syscal
 	}
 }
 
-// bindNoPort has a socket about to be bound to a client's address with
-// port 0 and then connected take its port at connect, as a plain connect
-// does, not at bind (IP_BIND_ADDRESS_NO_PORT). A port taken at bind is
-// reserved on that address whatever the destination, and stays so through
-// TIME_WAIT, which an inbound connection enters here whenever its client
-// closes first: every client's connections to every app of the pod then
-// share one port range, and a client opening and closing connections fast
-// exhausts it. Taken at connect, a port need only be unique per
-// destination. A kernel without the option (before 4.2) keeps taking the
-// port at bind.
-func bindNoPort(fd int) {
+// clientSource readies fd, before it is bound to a client's address with
+// port 0 and connected, for that foreign source: IP_TRANSPARENT (IPv6's
+// for v6), and the port taken at connect, as a plain connect does, not at
+// bind (IP_BIND_ADDRESS_NO_PORT). A port taken at bind is reserved on that
+// address whatever the destination, and stays so through TIME_WAIT, which
+// an inbound connection enters here whenever its client closes first:
+// every client's connections to every app of the pod then share one port
+// range, and a client opening and closing connections fast exhausts it.
+// Taken at connect, a port need only be unique per destination. A kernel
+// without that option (before 4.2) keeps taking the port at bind.
+func clientSource(fd int, v6 bool) error {
+	var err error
+	if v6 {
+		err = unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1)
+	} else {
+		err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, 1)
+	}
+	if err != nil {
+		return fmt.Errorf("set IP_TRANSPARENT: %w", err)
+	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+	return nil
 }
 
 // SocketMark returns the SO_MARK of a connection or listener, for tests and
